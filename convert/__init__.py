@@ -1,0 +1,1 @@
+"""Hugging Face checkpoints to GGUF (gguf-py), tokenizer export, and quantization through llama.cpp."""

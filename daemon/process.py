@@ -1,0 +1,124 @@
+"""Start `twin serve` as a child process and wait until it answers: for the demo, evaluation and the tests."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from twin.errors import UserError
+
+_URL_RE = re.compile(r"listening on (http://\S+/v1)")
+
+
+class DaemonProcess:
+    """`with DaemonProcess(["--model", "default"]) as d: d.url` — a real daemon on a free loopback port.
+
+    `env` replaces the inherited environment when given. The daemon's log (stderr)
+    goes to `log_path`; leaving the block sends SIGTERM and waits for exit.
+    """
+
+    def __init__(
+        self,
+        args: list[str] | None = None,
+        *,
+        env: dict[str, str] | None = None,
+        log_path: Path | None = None,
+        timeout: float = 180.0,
+    ) -> None:
+        self.args = ["--port", "0", *(args or [])]
+        self.env = {**(os.environ if env is None else env), "PYTHONUNBUFFERED": "1"}
+        self.log_path = log_path
+        self.timeout = timeout
+        self.proc: subprocess.Popen[str] | None = None
+        self.url = ""
+        self.stdout_lines: list[str] = []
+        self._log_file = None
+
+    @property
+    def root(self) -> str:
+        """The server's address without `/v1`, for /health and /metrics."""
+        return self.url[: -len("/v1")]
+
+    def start(self) -> DaemonProcess:
+        stderr = subprocess.DEVNULL
+        if self.log_path is not None:
+            self._log_file = open(self.log_path, "a", encoding="utf-8")
+            stderr = self._log_file
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "twin", "serve", *self.args],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            env=self.env,
+        )
+        deadline = time.monotonic() + self.timeout
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.stdout_lines.append(line)
+            match = _URL_RE.search(line)
+            if match:
+                self.url = match.group(1)
+                break
+        if not self.url:
+            code = self.proc.wait()
+            raise UserError(f"the daemon did not start (exit code {code}){self._log_hint()}")
+        # Keep draining stdout so the child never blocks on a full pipe.
+        threading.Thread(target=self._drain, daemon=True).start()
+        self.wait_healthy(deadline)
+        return self
+
+    def _drain(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.stdout_lines.append(line)
+
+    def _log_hint(self) -> str:
+        if self.log_path is None or not self.log_path.exists():
+            return ""
+        lines = self.log_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+        return f": {lines[-1]}" if lines else ""
+
+    def wait_healthy(self, deadline: float) -> None:
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise UserError(f"the daemon exited with code {self.proc.returncode} while loading{self._log_hint()}")
+            try:
+                with urllib.request.urlopen(self.root + "/health", timeout=5) as r:
+                    if r.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.1)
+        raise UserError(f"the daemon did not become healthy within {self.timeout:.0f}s{self._log_hint()}")
+
+    def stop(self, timeout: float = 60.0) -> int:
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self._log_file is not None:
+            self._log_file.close()
+        return self.proc.returncode
+
+    def __enter__(self) -> DaemonProcess:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

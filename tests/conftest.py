@@ -1,0 +1,66 @@
+"""Test isolation: a temporary TWIN_HOME for every test, no network beyond loopback, one shared daemon."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ["TOKENIZERS_PARALLELISM"] = "false"
+
+_real_connect = socket.socket.connect
+
+
+def _is_local(address: object) -> bool:
+    if not isinstance(address, tuple):
+        return True  # AF_UNIX
+    host = address[0]
+    if host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _guarded_connect(self: socket.socket, address: object) -> None:
+    if not _is_local(address):
+        raise AssertionError(f"test tried to reach the network: {address!r}")
+    return _real_connect(self, address)
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(socket.socket, "connect", _guarded_connect)
+
+
+@pytest.fixture(autouse=True)
+def twin_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own data, config and cache directories; the user's files are never touched."""
+    home = tmp_path / "twin-home"
+    for var in list(os.environ):
+        if var.startswith("TWIN_"):
+            monkeypatch.delenv(var)
+    monkeypatch.setenv("TWIN_HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+    return home
+
+
+@pytest.fixture(scope="session")
+def daemon(tmp_path_factory: pytest.TempPathFactory):
+    """The real daemon on the embedded model, on a free loopback port, shared by the whole session."""
+    from daemon.process import DaemonProcess
+
+    home = tmp_path_factory.mktemp("daemon-home")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TWIN_")}
+    env["TWIN_HOME"] = str(home)
+    with DaemonProcess(["--model", "default", "--n-ctx", "1024"], env=env, log_path=home / "serve.log") as proc:
+        yield proc

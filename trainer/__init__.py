@@ -1,0 +1,1 @@
+"""Chat exports to datasets, LoRA training, the prompt-only persona, merging and evaluation."""

@@ -1,0 +1,1 @@
+"""The Textual chat client: talks to the daemon over HTTP, never loads a model."""

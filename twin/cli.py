@@ -1,0 +1,154 @@
+"""The `twin` command: a thin typer layer over the typed functions of each package.
+
+Heavy imports (torch, llama.cpp) happen inside the commands, so `twin --help` is instant.
+A `UserError` anywhere ends in one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Annotated, Optional
+
+import click
+import typer
+
+from twin import __version__, paths
+from twin.errors import UserError
+
+app = typer.Typer(
+    name="twin",
+    help="Learn how you write from your chat exports and serve a local model that answers like you.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,  # locals can hold private messages
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+service_app = typer.Typer(help="Run the daemon as a systemd user service.", no_args_is_help=True)
+app.add_typer(service_app, name="service")
+
+
+def setup_logging(verbose: bool = False) -> None:
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for noisy in ("httpx", "httpx2", "httpcore", "openai"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@app.command("version")
+def version_cmd() -> None:
+    """Print twin's version."""
+    print(__version__)
+
+
+@app.command("paths")
+def paths_cmd() -> None:
+    """Print the data, config and cache directories (XDG; TWIN_HOME moves them all)."""
+    print(f"data    {paths.data_dir()}")
+    print(f"config  {paths.config_file()}")
+    print(f"cache   {paths.cache_dir()}")
+    print(f"twins   {paths.twins_dir()}")
+
+
+@app.command("serve")
+def serve_cmd(
+    model: Annotated[Optional[str], typer.Option(help="`default` (embedded SmolLM2-135M-Instruct) or a .gguf path.")] = None,
+    host: Annotated[Optional[str], typer.Option(help="Address to bind; non-loopback needs an API key.")] = None,
+    port: Annotated[Optional[int], typer.Option(help="TCP port (0 picks a free one). [default: 8642]")] = None,
+    api_key: Annotated[Optional[str], typer.Option(help="Require 'Authorization: Bearer KEY' (or TWIN_API_KEY).")] = None,
+    queue_size: Annotated[Optional[int], typer.Option(help="Requests that may wait for the model before 429.")] = None,
+    max_loaded: Annotated[Optional[int], typer.Option(help="Models kept in memory at once; others load on demand.")] = None,
+    n_ctx: Annotated[Optional[int], typer.Option(help="Context window per model (capped by the model's own).")] = None,
+    threads: Annotated[Optional[int], typer.Option(help="llama.cpp threads (0 = all cores).")] = None,
+    max_body_bytes: Annotated[Optional[int], typer.Option(help="Largest request body accepted (413 beyond).")] = None,
+    grace_seconds: Annotated[Optional[float], typer.Option(help="On SIGTERM, how long in-flight requests may finish.")] = None,
+    cors_origin: Annotated[Optional[list[str]], typer.Option(help="Allow browser requests from this origin (repeatable).")] = None,
+    log_content: Annotated[Optional[bool], typer.Option("--log-content", help="Log message text (off: it is private).")] = None,
+) -> None:
+    """Serve models on an OpenAI-compatible API (http://127.0.0.1:8642/v1 by default)."""
+    import asyncio
+
+    from daemon.catalog import build_catalog
+    from daemon.server import run_server
+    from twin.config import ServeSettings, load
+
+    settings = load(
+        ServeSettings,
+        {
+            "model": model,
+            "host": host,
+            "port": port,
+            "api_key": api_key,
+            "queue_size": queue_size,
+            "max_loaded": max_loaded,
+            "n_ctx": n_ctx,
+            "threads": threads,
+            "max_body_bytes": max_body_bytes,
+            "grace_seconds": grace_seconds,
+            "cors_origins": cors_origin or None,
+            "log_content": log_content,
+        },
+    )
+    setup_logging()
+    catalog, primary = build_catalog(settings.model)
+
+    def ready(url: str) -> None:
+        print(f"twin serve: listening on {url} (models: {', '.join(sorted(catalog))})", flush=True)
+
+    raise typer.Exit(asyncio.run(run_server(settings, catalog, primary, ready)))
+
+
+@service_app.command("install")
+def service_install() -> None:
+    """Write the user unit to ~/.config/systemd/user/ and enable it (or print the steps without systemd)."""
+    from daemon import service
+
+    service.install()
+
+
+@service_app.command("uninstall")
+def service_uninstall() -> None:
+    """Stop, disable and remove the user unit."""
+    from daemon import service
+
+    service.uninstall()
+
+
+@service_app.command("status")
+def service_status() -> None:
+    """Show whether the unit is installed and running."""
+    from daemon import service
+
+    raise typer.Exit(service.status())
+
+
+@app.command("demo")
+def demo_cmd() -> None:
+    """Start the daemon on the embedded model, ask it one question through the OpenAI SDK, stop."""
+    from twin.demo import run_demo
+
+    setup_logging()
+    run_demo()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the `twin` script: user errors become one line and exit code 2."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except UserError as e:
+        print(f"twin: error: {e}", file=sys.stderr)
+        sys.exit(e.exit_code)
+    except click.exceptions.Abort:
+        print("twin: aborted", file=sys.stderr)
+        sys.exit(130)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        print("twin: interrupted", file=sys.stderr)
+        sys.exit(130)

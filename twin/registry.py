@@ -1,0 +1,63 @@
+"""The registry of built twins: each `twins/<name>/twin.toml` says what the twin is made of.
+
+Each stage owns one table and writes only that one: `[dataset]` (ingest),
+`[train]` (train), `[persona]` (persona), `[model]` (convert: the GGUF the daemon
+serves). Reads tolerate missing tables: a twin is built step by step.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from twin import paths
+from twin.errors import UserError
+from twin.files import write_text
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+TWIN_TOML = "twin.toml"
+
+
+def toml_path(name: str) -> Path:
+    return paths.twin_dir(name) / TWIN_TOML
+
+
+def read(name: str) -> dict[str, Any]:
+    """The twin's twin.toml as a dict ({} when the twin has none yet)."""
+    path = toml_path(name)
+    if not path.is_file():
+        return {}
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as e:
+        raise UserError(f"{path}: not valid TOML ({e}): fix it or rebuild the twin") from None
+
+
+def update(name: str, table: str, values: dict[str, Any]) -> None:
+    """Replace one table of the twin's twin.toml (atomically), stamping when it was written."""
+    data = read(name)
+    data.setdefault("twin", {"name": name, "created": _now()})
+    data[table] = {**values, "updated": _now()}
+    paths.private_dir(paths.twin_dir(name))
+    write_text(toml_path(name), tomli_w.dumps(data))
+
+
+def names() -> list[str]:
+    """Names of the twins that have a twin.toml, sorted."""
+    root = paths.twins_dir()
+    if not root.is_dir():
+        return []
+    return sorted(p.parent.name for p in root.glob(f"*/{TWIN_TOML}"))
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
