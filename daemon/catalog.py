@@ -1,12 +1,24 @@
-"""Which models the daemon serves, by id: the `--model` it was started with (the embedded default or a GGUF path)."""
+"""Which models the daemon serves, by id.
+
+- the `--model` it was started with: the embedded default (`smollm2-135m-instruct`),
+  a GGUF path (id = file stem), or a built twin's name;
+- every built twin in the registry: `<name>` for its GGUF (twin.toml `[model] gguf`,
+  a file name inside the twin's directory) and `<name>-prompt` for its prompt-only
+  persona variant (`[persona] file`, JSON with `system_prompt`, served on the GGUF
+  of `[persona] base`: `default` for the embedded model, or a GGUF path).
+"""
 
 from __future__ import annotations
 
+import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from twin import embedded
+from twin import embedded, paths, registry
 from twin.errors import UserError
+
+log = logging.getLogger("twin.daemon")
 
 
 @dataclass(frozen=True)
@@ -35,15 +47,68 @@ def check_gguf(path: Path) -> Path:
     return path
 
 
+def base_spec() -> ModelSpec:
+    return ModelSpec(embedded.MODEL_ID, embedded.embedded_gguf(), owned_by="twin (embedded)")
+
+
+def _base_gguf(base: str) -> Path:
+    if base in embedded.ALIASES:
+        return embedded.embedded_gguf()
+    return check_gguf(Path(base).expanduser())
+
+
+def twin_specs(name: str) -> list[ModelSpec]:
+    """The model ids one built twin contributes: `<name>` (its GGUF) and `<name>-prompt` (its persona)."""
+    data = registry.read(name)
+    folder = paths.twin_dir(name)
+    specs = []
+    gguf = data.get("model", {}).get("gguf")
+    if gguf:
+        specs.append(ModelSpec(name, check_gguf(folder / gguf), owned_by="twin"))
+    persona = data.get("persona", {})
+    if persona.get("file"):
+        try:
+            prompt = json.loads((folder / persona["file"]).read_text(encoding="utf-8"))["system_prompt"]
+        except (OSError, ValueError, KeyError) as e:
+            raise UserError(f"twin {name!r}: cannot read its persona ({e}): rebuild it with `twin persona --name {name}`") from None
+        specs.append(ModelSpec(f"{name}-prompt", _base_gguf(persona.get("base", "default")), prompt, owned_by="twin (persona)"))
+    return specs
+
+
+def registry_specs() -> dict[str, ModelSpec]:
+    """Every built twin's models; a twin that is broken is logged and left out, never fatal for the others."""
+    out: dict[str, ModelSpec] = {}
+    for name in registry.names():
+        try:
+            for spec in twin_specs(name):
+                out[spec.id] = spec
+        except UserError as e:
+            log.warning("not serving twin %s: %s", name, e)
+    return out
+
+
 def primary_spec(model: str) -> ModelSpec:
-    """The spec for `--model`: `default` (the embedded SmolLM2) or a GGUF path, whose id is the file stem."""
+    """The spec for `--model`: `default` (the embedded SmolLM2), a built twin's name, or a GGUF path (id = stem)."""
     if model in embedded.ALIASES:
-        return ModelSpec(embedded.MODEL_ID, embedded.embedded_gguf(), owned_by="twin (embedded)")
-    path = check_gguf(Path(model).expanduser())
+        return base_spec()
+    if model in registry.names():
+        specs = twin_specs(model)
+        if not specs:
+            raise UserError(f"twin {model!r} has no model yet: build it with `twin build` or `twin convert --name {model}`")
+        return specs[0]
+    path = Path(model).expanduser()
+    if path.suffix != ".gguf" and not path.exists():
+        raise UserError(f"no twin named {model!r} and no such file: pass `default`, a twin's name or a .gguf path")
+    path = check_gguf(path)
     return ModelSpec(path.stem, path.resolve())
 
 
 def build_catalog(model: str) -> tuple[dict[str, ModelSpec], str]:
-    """All models this daemon serves and the id of the one loaded at start."""
+    """All models this daemon serves (the primary, the embedded base, every built twin) and the primary's id."""
     primary = primary_spec(model)
-    return {primary.id: primary}, primary.id
+    catalog = {primary.id: primary}
+    base = base_spec()
+    catalog.setdefault(base.id, base)
+    for spec in registry_specs().values():
+        catalog.setdefault(spec.id, spec)
+    return catalog, primary.id
