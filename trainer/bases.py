@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import re
 from pathlib import Path
@@ -56,12 +57,12 @@ def embedded_hf_dir() -> Path:
 
 def _dequantize(gguf: Path, out: Path) -> None:
     import torch
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     loaded = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
     # The GGUF-loaded model is marked quantized and refuses save_pretrained: rebuild it from a clean config.
-    config = AutoConfig.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    config = copy.deepcopy(loaded.config)
     if hasattr(config, "quantization_config"):
         del config.quantization_config
     config.dtype = torch.float32
