@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from math import prod
@@ -98,6 +99,7 @@ def write_gguf(
     vocab.write(w)
     for t in plan:
         w.add_tensor_info(t.gguf_name, t.shape, np.dtype(t.dtype), t.nbytes)
+    remaining = sum(t.nbytes for t in plan)
     try:
         w.open_output_file(out)
         w.write_header_to_file()
@@ -110,22 +112,35 @@ def write_gguf(
             if t.dtype is np.float16 and not np.isfinite(array).all():
                 raise UserError(f"tensor {t.hf_name!r} overflows f16: convert with `--quant f32`")
             w.write_tensor_data(np.ascontiguousarray(array))
+            remaining -= t.nbytes
             advance(t.nbytes)
         assert w.fout is not None
         for f in w.fout:
             f.flush()
             os.fsync(f.fileno())
     except OSError as e:
-        raise disk_error(e, out) from None
+        raise disk_error(e, out, remaining) from None
     finally:
         w.close()
     return plan
 
 
-def disk_error(e: OSError, path: Path) -> UserError:
-    """A write that failed for a reason the user can fix, as one line."""
-    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+def disk_error(e: OSError, path: Path, needed: int = 1) -> UserError:
+    """A write that failed for a reason the user can fix, as one line.
+
+    numpy's tofile reports a short write as an OSError without errno: then a disk
+    with less room than what was left to write is the cause.
+    """
+    full = e.errno in (errno.ENOSPC, errno.EDQUOT) or (e.errno is None and _free_bytes(path.parent) < needed)
+    if full:
         return UserError(f"no space left on the disk of {path.parent}: free some space or write elsewhere with -o FILE")
     if e.errno == errno.EFBIG:
         return UserError(f"{path}: file too large for this filesystem or your file-size limit: write elsewhere with -o FILE")
-    return UserError(f"cannot write {path} ({e.strerror}): check the folder's permissions or pass -o FILE")
+    return UserError(f"cannot write {path} ({e.strerror or e}): check the folder's permissions and free space, or pass -o FILE")
+
+
+def _free_bytes(folder: Path) -> int:
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return 0

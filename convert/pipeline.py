@@ -22,7 +22,7 @@ from convert.hf_to_gguf import disk_error, embedding_rows, plan_tensors, write_g
 from convert.perplexity import Perplexity, load_conversations, reply_perplexity
 from convert.quantize import FOUR_BIT, check_quant, quantize
 from convert.verify import Verification, verify
-from convert.vocab import load_hf_tokenizer, read_vocabulary
+from convert.vocab import load_hf_tokenizer, model_name, read_vocabulary
 from twin import paths, registry
 from twin.errors import UserError
 from twin.files import atomic_path
@@ -166,7 +166,7 @@ def _convert(cfg: ConvertConfig) -> ConvertResult:
         folder = _output_path(cfg, source, "any").parent
         if not folder.is_dir():
             paths.private_dir(folder)
-        title = cfg.name or source.name
+        title = model_name(cfg.name or source.name, tokenizer)
 
         with _progress() as bars:
             task = bars.add_task(f"writing {float_type} GGUF", total=total)
@@ -174,7 +174,7 @@ def _convert(cfg: ConvertConfig) -> ConvertResult:
             def write_and_verify(path: Path) -> Verification:
                 write_gguf(ckpt, arch, vocab, path, float_type, title, lambda n: bars.advance(task, n))
                 check = bars.add_task("verifying against transformers", total=None)
-                result = verify(path, source, tokenizer, float_type, cfg.threads)
+                result = verify(path, source, tokenizer, float_type, vocab.model == "llama", cfg.threads)
                 bars.update(check, total=1, completed=1)
                 return result
 
@@ -256,7 +256,7 @@ def _register(name: str, result: ConvertResult) -> None:
 
 def report(result: ConvertResult) -> str:
     """What `twin convert` prints on stdout."""
-    lines = [result.verification.summary()]
+    lines = [result.verification.summary(), *(f"note: {n}" for n in result.verification.notes + result.notes)]
     if result.measures:
         lines.append(result.table())
     lines.append(f"wrote {result.path} ({result.quant}, {result.size_bytes / 2**20:.1f} MB)")

@@ -247,3 +247,23 @@ def bpe_pre_name(spec: dict[str, Any], path: Path) -> str:
         f"{path}: its byte-level BPE pre-tokenizer ({'+'.join(str(s) for s in shape) or 'none'}) is not one llama.cpp "
         "is known to reproduce (GPT-2, SmolLM, Qwen2, Llama-3 style): convert a model with one of those tokenizers"
     )
+
+
+_PHI3_NAME = re.compile(r"phi-?3", re.IGNORECASE)
+
+
+def model_name(name: str, tokenizer: Any) -> str:
+    """general.name for the GGUF, adjusted so llama.cpp strips whitespace after special tokens exactly when HF does.
+
+    llama.cpp has no per-token strip flags in GGUF: it right-strips special tokens
+    (Phi-3's rule) when general.name contains "phi3"/"phi-3", and never otherwise.
+    HF keeps the flag on each added token. So the name gets the marker when the
+    tokenizer right-strips its special tokens, and loses it when it does not.
+    """
+    rstrip = any(getattr(t, "special", False) and getattr(t, "rstrip", False) for t in tokenizer.added_tokens_decoder.values())
+    marked = _PHI3_NAME.search(name) is not None
+    if rstrip and not marked:
+        return f"{name} (phi3)"
+    if marked and not rstrip:
+        return _PHI3_NAME.sub(lambda m: m.group(0)[:3] + "_" + m.group(0)[3:], name)
+    return name
