@@ -125,7 +125,7 @@ def write_gguf(
     return plan
 
 
-def disk_error(e: OSError, path: Path, needed: int = 1) -> UserError:
+def disk_error(e: OSError, path: Path, needed: int = 1, doing: str = "writing the GGUF") -> UserError:
     """A write that failed for a reason the user can fix, as one line.
 
     numpy's tofile reports a short write as an OSError without errno: then a disk
@@ -133,7 +133,7 @@ def disk_error(e: OSError, path: Path, needed: int = 1) -> UserError:
     """
     full = e.errno in (errno.ENOSPC, errno.EDQUOT) or (e.errno is None and _free_bytes(path.parent) < needed)
     if full:
-        return UserError(f"no space left on the disk of {path.parent}: free some space or write elsewhere with -o FILE")
+        return UserError(f"no space left on the disk of {path.parent} while {doing}: free some space or write elsewhere with -o FILE")
     if e.errno == errno.EFBIG:
         return UserError(f"{path}: file too large for this filesystem or your file-size limit: write elsewhere with -o FILE")
     return UserError(f"cannot write {path} ({e.strerror or e}): check the folder's permissions and free space, or pass -o FILE")

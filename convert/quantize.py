@@ -46,6 +46,8 @@ def quantize(src: Path, dst: Path, quant: str, threads: int = 0) -> None:
     # llama.cpp reports a failed write as "iostream error" whatever the cause; a disk left (almost) full says which.
     nearly_full = max(src.stat().st_size // 100, 2**20) if src.exists() else 2**20
     if shutil.disk_usage(dst.parent).free < nearly_full:
-        raise UserError(f"no space left on the disk of {dst.parent}: free some space or write elsewhere with -o FILE")
+        raise UserError(
+            f"no space left on the disk of {dst.parent} while quantizing to {quant}: free some space or write elsewhere with -o FILE"
+        )
     last = next((line.strip() for line in reversed(log) if line.strip()), "no message")
     raise RuntimeError(f"llama.cpp could not quantize {src.name} to {quant}: {last}")
