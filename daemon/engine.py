@@ -277,6 +277,15 @@ class Generation:
                 raise event
             yield event
 
+    def remaining(self) -> list[Any]:
+        """After the block: the events nobody consumed (a generation cut short still reports its token count)."""
+        out = []
+        while not self._queue.empty():
+            event = self._queue.get_nowait()
+            if event is not _END and not isinstance(event, APIError):
+                out.append(event)
+        return out
+
     async def __aexit__(self, *exc: object) -> None:
         self.cancel.set()
         try:

@@ -223,7 +223,10 @@ class _Run:
             self.completion_tokens += event.completion_tokens
             self.seconds += event.decode_seconds
 
-    def record(self) -> None:
+    def finish_with(self, gen: Generation) -> None:
+        """Count what the generation did after we stopped listening, then record the request."""
+        for event in gen.remaining():
+            self.take(event)
         state = self.request.app[STATE]
         state.metrics.record_generation(self.model, self.prompt_tokens, self.completion_tokens, self.seconds)
         self.request["model"] = self.model
@@ -245,7 +248,7 @@ async def _collect(run: _Run, gen: Generation) -> None:
                 if run.client_gone():
                     break
     finally:
-        run.record()
+        run.finish_with(gen)
 
 
 async def _stream(
@@ -287,7 +290,7 @@ async def _stream(
             except ConnectionError:  # the client went away: leaving the block stops the generation
                 request["disconnected"] = True
     finally:
-        run.record()
+        run.finish_with(gen)
     return response
 
 

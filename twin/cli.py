@@ -10,7 +10,6 @@ import logging
 import sys
 from typing import Annotated, Optional
 
-import click
 import typer
 
 from twin import __version__, paths
@@ -135,19 +134,14 @@ def demo_cmd() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the `twin` script: user errors become one line and exit code 2."""
+    """Entry point of the `twin` script: user errors become one line and exit code 2.
+
+    Usage errors (unknown option, bad value) are typer's: a short message and exit code 2.
+    """
     try:
-        app(args=argv, standalone_mode=False)
+        app(args=argv)
     except UserError as e:
         print(f"twin: error: {e}", file=sys.stderr)
-        sys.exit(e.exit_code)
-    except click.exceptions.Abort:
-        print("twin: aborted", file=sys.stderr)
-        sys.exit(130)
-    except click.exceptions.Exit as e:
-        sys.exit(e.exit_code)
-    except click.ClickException as e:
-        e.show()
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         print("twin: interrupted", file=sys.stderr)
