@@ -19,7 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from daemon import schema
-from daemon.catalog import ModelSpec
+from daemon.catalog import ModelSpec, build_catalog
 from daemon.engine import ChoiceDone, Delta, Engine, Generation, Started
 from daemon.metrics import Metrics
 from daemon.schema import APIError
@@ -179,6 +179,7 @@ def _model_object(spec: ModelSpec, created: int) -> dict[str, Any]:
 
 async def list_models(request: web.Request) -> web.Response:
     state = request.app[STATE]
+    state.engine.refresh()
     data = [_model_object(s, state.started) for s in state.engine.catalog.values()]
     return web.json_response({"object": "list", "data": data}, dumps=_dumps)
 
@@ -379,7 +380,12 @@ def build_app(state: State) -> web.Application:
 async def run_server(settings: ServeSettings, catalog: dict[str, ModelSpec], primary: str, ready: Any = None) -> int:
     """Listen, load the primary model in the background, serve until SIGTERM/SIGINT, then drain and exit 0."""
     engine = Engine(
-        catalog, queue_size=settings.queue_size, max_loaded=settings.max_loaded, n_ctx=settings.n_ctx, threads=settings.threads
+        catalog,
+        queue_size=settings.queue_size,
+        max_loaded=settings.max_loaded,
+        n_ctx=settings.n_ctx,
+        threads=settings.threads,
+        rescan=lambda: build_catalog(settings.model)[0],
     )
     state = State(settings, engine)
     # In-flight requests already had their grace period before cleanup: close what is left quickly.
