@@ -28,8 +28,9 @@ _PATTERN = re.compile(
     r"|(?P<digits>(?<![\w+])\+?\(?\d(?:[ \-().]{0,2}\d){6,18}(?!\w))",
     re.IGNORECASE,
 )
-# Only a character that can start one of the patterns above makes a text worth scanning.
-_MAYBE = re.compile(r"[\d@:.]")
+# Scanning with _PATTERN costs ~0.5 µs a character; these cheap hints pick the few texts that need it.
+_TLD_HINT = re.compile(rf"\.(?:{_TLDS})(?![\w-])")
+_DIGITS_HINT = re.compile(r"[0-9][0-9 ().\-]{5,}[0-9]")
 _NON_DIGITS = re.compile(r"\D")
 _GROUPS = re.compile(r"\d+")
 _THOUSANDS = re.compile(r"^\d{1,3}(?:[ .,]\d{3})+$")
@@ -59,7 +60,7 @@ class Cleaner:
 
     def __call__(self, text: str) -> str:
         """The cleaned text ('' when nothing is left)."""
-        if self.replace and _MAYBE.search(text):
+        if self.replace and _worth_scanning(text):
             text = _PATTERN.sub(self._sub, text)
         if self.strip_emoji and text and max(text) >= _FIRST_EMOJI:
             stripped = EMOJI.sub("", text)
@@ -107,6 +108,18 @@ class Cleaner:
             return found
         self.counts[kind] += 1
         return PLACEHOLDERS[kind]
+
+
+def _worth_scanning(text: str) -> bool:
+    return (
+        "@" in text
+        or "://" in text
+        or "www." in text
+        or "::" in text
+        or _DIGITS_HINT.search(text) is not None
+        or _TLD_HINT.search(text) is not None
+        or (":" in text and text.count(":") >= 7)
+    )
 
 
 def _phone_like(found: str, n: int) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from array import array
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 from trainer.messages import Chat, Sample
@@ -27,8 +28,11 @@ _SCRATCH = ".samples.tmp"
 class DatasetBuilder:
     """Receives samples (from conversations or ready-made), keeps what passes, and writes the split."""
 
-    def __init__(self, out_dir: Path, settings: SessionSettings, max_reply_chars: int, dedupe: bool) -> None:
+    def __init__(
+        self, out_dir: Path, settings: SessionSettings, clean: Callable[[str], str], max_reply_chars: int, dedupe: bool
+    ) -> None:
         self.out_dir = out_dir
+        self.clean = clean
         self.settings = settings
         self.max_reply_chars = max_reply_chars
         self.dedupe = dedupe
@@ -56,7 +60,7 @@ class DatasetBuilder:
         def emit(session: object, time: float, context: list[str], reply: str) -> None:
             self._add((serial, session), time, context, reply, chat.name)
 
-        return Conversation(chat, self.settings, emit, self._skip)
+        return Conversation(chat, self.settings, self.clean, emit, self._skip)
 
     def finish_conversation(self, conv: Conversation) -> None:
         conv.close()

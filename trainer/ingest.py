@@ -123,7 +123,7 @@ def ingest(config: IngestConfig) -> IngestResult:
     total = sum(p.stat().st_size for p in files)
     try:
         with atomic_dir(final) as tmp:
-            builder = DatasetBuilder(tmp, settings, config.max_reply_chars, config.dedupe)
+            builder = DatasetBuilder(tmp, settings, cleaner, config.max_reply_chars, config.dedupe)
             try:
                 inputs = []
                 with ReadProgress(total, config.progress) as progress:
@@ -165,7 +165,7 @@ def _read(
                     JsonStream(f, progress.advance), tally, cleaner.entity, config.include_channels, config.include_bots
                 )
                 try:
-                    _feed(export.messages(), senders, builder, cleaner, tally, lambda: senders.set_owner(export.owner_id))
+                    _feed(export.messages(), senders, builder, tally, lambda: senders.set_owner(export.owner_id))
                 except JsonSyntaxError as e:
                     raise formats.syntax_error(path, e, export.position) from None
             senders.check(needs_me=True)
@@ -176,7 +176,7 @@ def _read(
             with formats.text_lines(path) as f:
                 lines = _tracked(f, progress)
                 try:
-                    _feed(whatsapp.read_whatsapp(lines, layout, whatsapp.chat_name(path), tally), senders, builder, cleaner, tally)
+                    _feed(whatsapp.read_whatsapp(lines, layout, whatsapp.chat_name(path), tally), senders, builder, tally)
                 except whatsapp.WhatsAppError as e:
                     raise UserError(
                         f"{formats.where(path, f'line {e.line}')}: {e.problem}: fix that line or export the chat again"
@@ -217,12 +217,12 @@ def _feed(
     messages: Iterator[Message],
     senders: Senders,
     builder: DatasetBuilder,
-    cleaner: Cleaner,
     tally: Tally,
     on_chat=None,
 ) -> None:
     """Messages of one file, chat after chat, into conversations."""
     skipped = tally.skipped
+    is_me = senders.is_me
     conv = None
     chat = None
     for msg in messages:
@@ -233,15 +233,11 @@ def _feed(
                 on_chat()
             chat = msg.chat
             conv = builder.conversation(chat)
-        mine = senders.is_me(msg.sender_id, msg.sender)
+        mine = is_me(msg.sender_id, msg.sender)
         if mine and msg.forwarded:
             skipped["forwarded by me"] += 1
             continue
-        text = cleaner(msg.text).strip()
-        if not text:
-            skipped["empty after cleaning"] += 1
-            continue
-        conv.add(msg, text, mine)
+        conv.add(msg, mine)
     if conv is not None:
         builder.finish_conversation(conv)
 
@@ -249,7 +245,7 @@ def _feed(
 def _add_sample(sample: Sample, builder: DatasetBuilder, cleaner: Cleaner, tally: Tally, source: str) -> None:
     cleaned = [(role, cleaner(content).strip()) for role, content in sample.messages]
     if not cleaned[-1][1]:
-        tally.skipped["empty after cleaning"] += 1
+        builder.dropped["empty after cleaning"] += 1
         return
     context = [(r, c) for r, c in cleaned[:-1] if c]
     builder.add_sample(Sample(context + [cleaned[-1]], sample.where), source)

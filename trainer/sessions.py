@@ -57,10 +57,14 @@ class Turn:
     def text(self) -> str:
         return "\n".join(self.texts)
 
-    def fragment(self) -> str:
+    def fragment(self, clean: Callable[[str], str]) -> str:
+        """The turn as a sample message, cleaned; '' when cleaning left nothing."""
         if self._fragment is None:
-            content = self.text()
-            self._fragment = fragment("assistant" if self.mine else "user", f"{self.label}: {content}" if self.label else content)
+            content = clean(self.text()).strip()
+            if not content:
+                self._fragment = ""
+            else:
+                self._fragment = fragment("assistant" if self.mine else "user", f"{self.label}: {content}" if self.label else content)
         return self._fragment
 
 
@@ -72,8 +76,16 @@ Emit = Callable[[object, float, list[str], str], None]
 class Conversation:
     """Turns one chat's messages (in order) into samples, handed to `emit` as my turns close."""
 
-    def __init__(self, chat: Chat, settings: SessionSettings, emit: Emit, on_skip: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        chat: Chat,
+        settings: SessionSettings,
+        clean: Callable[[str], str],
+        emit: Emit,
+        on_skip: Callable[[str], None],
+    ) -> None:
         self.chat = chat
+        self.clean = clean
         self.settings = settings
         self.emit = emit
         self.on_skip = on_skip
@@ -85,8 +97,8 @@ class Conversation:
         self._recent: dict[int, tuple[bool, str, str]] = {}
         self._older: dict[int, tuple[bool, str, str]] = {}
 
-    def add(self, msg: Message, text: str, mine: bool) -> None:
-        """Take the next message of the chat; `text` is its cleaned text."""
+    def add(self, msg: Message, mine: bool) -> None:
+        """Take the next message of the chat (cleaning waits until a turn lands in a sample)."""
         s = self.settings
         t = msg.time
         open_ = self.open
@@ -97,13 +109,13 @@ class Conversation:
             open_ = None
         label = msg.sender if self.chat.group and not mine else ""
         if open_ is not None and open_.sender_id == msg.sender_id and t - open_.end <= s.merge:
-            open_.add(msg, text)
+            open_.add(msg, msg.text)
         else:
             self._close_turn()
-            self.open = Turn(msg, text, mine, label)
+            self.open = Turn(msg, msg.text, mine, label)
         self.last_time = t
         if msg.id is not None:
-            self._remember(msg.id, (mine, label, text))
+            self._remember(msg.id, (mine, label, msg.text))
 
     def close(self) -> None:
         """The chat ended: emit the last turn if it is mine."""
@@ -120,23 +132,31 @@ class Conversation:
         self.window.append(turn)
 
     def _sample(self, turn: Turn) -> None:
+        clean = self.clean
+        reply = clean(turn.text()).strip()
+        if not reply:
+            self.on_skip("empty after cleaning")
+            return
         window = self.window
-        entries = [(t.mine, t.fragment()) for t in window]
+        entries = [(t.mine, t.fragment(clean)) for t in window]
         target = turn.reply_to
         if target is not None and target not in turn.ids and not any(target in t.ids for t in window):
             found = self._recent.get(target) or self._older.get(target)
             if found is not None:
                 mine, label, text = found
-                thread = (mine, fragment("assistant" if mine else "user", f"{label}: {text}" if label else text))
-                keep = self.settings.context - 1
-                entries = [thread] + (entries[-keep:] if keep else [])
+                text = clean(text).strip()
+                if text:
+                    thread = (mine, fragment("assistant" if mine else "user", f"{label}: {text}" if label else text))
+                    keep = self.settings.context - 1
+                    entries = [thread] + (entries[-keep:] if keep else [])
+        entries = [e for e in entries if e[1]]
         first_other = 0
         while first_other < len(entries) and entries[first_other][0]:
             first_other += 1
         if first_other == len(entries):
             self.on_skip("no context")
             return
-        self.emit(self.session, turn.end, [f for _, f in entries[first_other:]], turn.text())
+        self.emit(self.session, turn.end, [f for _, f in entries[first_other:]], reply)
 
     def _remember(self, mid: int, entry: tuple[bool, str, str]) -> None:
         recent = self._recent

@@ -53,6 +53,8 @@ class Senders:
         if sender_id in self.ids:
             self.mine += 1
             return True
+        if not self.names:
+            return False
         folded = sender.casefold()
         if folded in self.names:
             self.matched_by_name.setdefault(folded, set()).add(sender_id)

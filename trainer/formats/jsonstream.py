@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
 _WS = re.compile(r"[ \t\n\r]*")
+_SEP = re.compile(r"[ \t\n\r]*([,\]])[ \t\n\r]*")
 _CHUNK = 1 << 20
 # raw_decode reports an incomplete value at (or just before) the end of the buffer,
 # except an unterminated string, which it reports where the string starts.
@@ -169,6 +170,44 @@ class JsonStream:
         while True:
             yield index
             index += 1
+            ch = self.peek()
+            if ch == ",":
+                self.pos += 1
+            elif ch == "]":
+                self.pos += 1
+                return
+            elif not ch:
+                raise self.error("the file ends inside a list", truncated=True)
+            else:
+                raise self.error(f"expected ',' or ']' but found {ch!r}")
+
+    def values(self) -> Iterator[Any]:
+        """Walk an array, yielding each element decoded: the hot loop over a chat's messages."""
+        self.expect("[")
+        if self.peek() == "]":
+            self.pos += 1
+            return
+        decode = self._raw_decode
+        sep = _SEP.match
+        while True:
+            buf, pos = self.buf, self.pos
+            try:
+                obj, end = decode(buf, pos)
+            except (json.JSONDecodeError, RecursionError):
+                end = len(buf)
+            if end >= len(buf):
+                # Incomplete here (or invalid): the careful path refills, retries and reports.
+                obj = self.value()
+                buf, end = self.buf, self.pos
+            m = sep(buf, end)
+            if m is not None and m.end() < len(buf):
+                self.pos = m.end()
+                yield obj
+                if m.group(1) == "]":
+                    return
+                continue
+            self.pos = end
+            yield obj
             ch = self.peek()
             if ch == ",":
                 self.pos += 1

@@ -135,9 +135,13 @@ class TelegramExport:
         chat = Chat(name=name, group="group" in kind or "channel" in kind, kind=kind or "chat")
         tally = self.tally
         skipped = tally.skipped
-        for index in s.elements():
+        known = KNOWN_FIELDS.issuperset
+        text_of = self._text
+        index = -1
+        # One loop, locals only: this runs once per message of exports that can hold millions.
+        for m in s.values():
+            index += 1
             self._index = index
-            m = s.value()
             tally.read += 1
             if type(m) is not dict:
                 skipped["malformed"] += 1
@@ -146,53 +150,44 @@ class TelegramExport:
             if kind_m != "message":
                 skipped["service" if kind_m == "service" else "unsupported" if kind_m == "unsupported" else "unknown type"] += 1
                 continue
-            unknown = m.keys() - KNOWN_FIELDS
-            if unknown:
-                tally.unknown_fields.update(unknown)
+            if not known(m):
+                tally.unknown_fields.update(m.keys() - KNOWN_FIELDS)
             try:
-                msg = self._message(m, chat)
+                text = m.get("text", "")
+                # A plain string `text` says the same as its text_entities; only the list form needs them.
+                if type(text) is not str:
+                    text = text_of(m["text_entities"] if "text_entities" in m else text)
+                if "media_type" in m and m["media_type"] == "sticker":
+                    text = m.get("sticker_emoji")
+                    if type(text) is not str or not text:
+                        skipped["sticker without emoji"] += 1
+                        continue
+                if not text or text.isspace():
+                    skipped["media without text" if any(f in m for f in MEDIA_FIELDS) else "empty"] += 1
+                    continue
+                stamp = m.get("date_unixtime")
+                time = float(stamp) if type(stamp) is str and stamp.isdigit() else _iso_time(m.get("date"))
             except _Malformed:
                 skipped["malformed"] += 1
                 continue
-            if msg is not None:
-                yield msg
-
-    def _message(self, m: dict, chat: Chat) -> Message | None:
-        ents = m.get("text_entities")
-        text = self._text(ents) if ents is not None else self._text(m.get("text", ""))
-        if m.get("media_type") == "sticker":
-            emoji = m.get("sticker_emoji")
-            text = emoji if isinstance(emoji, str) else ""
-            if not text:
-                self.tally.skipped["sticker without emoji"] += 1
-                return None
-        if not text or text.isspace():
-            media = any(f in m for f in MEDIA_FIELDS)
-            self.tally.skipped["media without text" if media else "empty"] += 1
-            return None
-        stamp = m.get("date_unixtime")
-        if type(stamp) is str and stamp.isdigit():
-            time = float(stamp)
-        else:
-            time = _iso_time(m.get("date"))
-        mid = m.get("id")
-        reply = m.get("reply_to_message_id")
-        sender_id = m.get("from_id")
-        sender = m.get("from")
-        if type(sender_id) is not str:
-            sender_id = ""
-        if type(sender) is not str:
-            sender = ""
-        return Message(
-            chat=chat,
-            id=mid if type(mid) is int else None,
-            time=time,
-            sender_id=sender_id or sender or "unknown",
-            sender=sender or sender_id or "unknown",
-            text=text,
-            reply_to=reply if type(reply) is int else None,
-            forwarded="forwarded_from" in m or "saved_from" in m,
-        )
+            mid = m.get("id")
+            reply = m.get("reply_to_message_id")
+            sender_id = m.get("from_id")
+            sender = m.get("from")
+            if type(sender_id) is not str:
+                sender_id = ""
+            if type(sender) is not str:
+                sender = ""
+            yield Message(
+                chat,
+                mid if type(mid) is int else None,
+                time,
+                sender_id or sender or "unknown",
+                sender or sender_id or "unknown",
+                text,
+                reply if type(reply) is int else None,
+                "forwarded_from" in m or "saved_from" in m,
+            )
 
     def _text(self, value: object) -> str:
         """`text` (a string, or a list of strings and entity objects) or `text_entities`, as one string."""
