@@ -25,7 +25,7 @@ _PATTERN = re.compile(
     r"|(?P<iban>\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b)"
     rf"|(?P<ip4>(?<![\w.]){_OCTET}(?:\.{_OCTET}){{3}}(?!\.?\d)(?!\w))"
     r"|(?P<ip6>(?<![\w:])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?![\w:]))"
-    r"|(?P<digits>(?<![\w+])\+?\(?\d(?:[ \-().]{0,2}\d){6,18}(?!\w))",
+    r"|(?P<digits>(?<![\w+])\+?\(?\d(?:[ \-().]{0,2}\d){6,60}(?!\w))",
     re.IGNORECASE,
 )
 # Scanning with _PATTERN costs ~0.5 µs a character; these cheap hints pick the few texts that need it.
@@ -95,13 +95,28 @@ class Cleaner:
         return self._digits(found)
 
     def _digits(self, found: str) -> str:
-        digits = _NON_DIGITS.sub("", found)
-        n = len(digits)
-        if 13 <= n <= 19 and "." not in found and "(" not in found and _luhn_ok(digits):
-            return self._placeholder("card", found)
-        if _phone_like(found, n):
-            return self._placeholder("phone", found)
-        return found
+        kind = _number_kind(found)
+        if kind is not None:
+            return self._placeholder(kind, found)
+        # Several numbers in a row ("+7 916 123-45-67 4111 1111 1111 1111"): cards first, then phones,
+        # each time the longest run of space-separated pieces that forms one.
+        items = [(word, False) for word in found.split(" ")]
+        for wanted in ("card", "phone"):
+            out: list[tuple[str, bool]] = []
+            i = 0
+            while i < len(items):
+                for j in range(len(items), i, -1):
+                    run = items[i:j]
+                    piece = " ".join(w for w, _ in run)
+                    if not any(done for _, done in run) and _number_kind(piece) == wanted:
+                        out.append((self._placeholder(wanted, piece), True))
+                        i = j
+                        break
+                else:
+                    out.append(items[i])
+                    i += 1
+            items = out
+        return " ".join(w for w, _ in items)
 
     def _placeholder(self, kind: str, found: str) -> str:
         if kind not in self.replace:
@@ -120,6 +135,25 @@ def _worth_scanning(text: str) -> bool:
         or _TLD_HINT.search(text) is not None
         or (":" in text and text.count(":") >= 7)
     )
+
+
+def _number_kind(found: str) -> str | None:
+    """'card' (13–19 digits passing Luhn), 'phone', or None for other numbers."""
+    digits = _NON_DIGITS.sub("", found)
+    n = len(digits)
+    if 13 <= n <= 19 and _card_shape(found) and _luhn_ok(digits):
+        return "card"
+    if _phone_like(found, n):
+        return "phone"
+    return None
+
+
+def _card_shape(found: str) -> bool:
+    """Written as cards are: one block, or groups of 4 (Amex 4-6-5), joined by spaces or dashes."""
+    if found[0] == "+" or "." in found or "(" in found:
+        return False
+    groups = _GROUPS.findall(found)
+    return len(groups) == 1 or (len(groups[0]) == 4 and all(3 <= len(g) <= 6 for g in groups))
 
 
 def _phone_like(found: str, n: int) -> bool:

@@ -14,7 +14,7 @@ MIN_BYTES = 8 << 20
 class ReadProgress:
     """Counts bytes read across all inputs; shows a bar only when enabled and the inputs are large."""
 
-    def __init__(self, total: int, enabled: bool = True) -> None:
+    def __init__(self, total: int, enabled: bool = True, console: Console | None = None) -> None:
         self.total = total
         self._progress: Progress | None = None
         if enabled and total >= MIN_BYTES:
@@ -24,7 +24,7 @@ class ReadProgress:
                 DownloadColumn(),
                 TransferSpeedColumn(),
                 TimeRemainingColumn(),
-                console=Console(stderr=True),
+                console=console or Console(stderr=True),
                 transient=True,
             )
             self._task = self._progress.add_task("reading", total=total)

@@ -82,7 +82,7 @@ def _jsonl_line(line: str) -> bool:
 
 def _json_kind(path: Path) -> str:
     """Walk the top-level keys until they tell the format; values are skipped, not loaded."""
-    header = set()
+    header: dict = {}
     try:
         with open(path, "rb") as f:
             s = JsonStream(f)
@@ -91,8 +91,10 @@ def _json_kind(path: Path) -> str:
                     return "telegram-account"
                 if key == "messages":
                     return _messages_kind(s, header, path)
-                header.add(key)
-                s.skip()
+                if key in ("name", "type", "id"):
+                    header[key] = s.value()
+                else:
+                    s.skip()
     except JsonSyntaxError as e:
         raise syntax_error(path, e, "") from None
     except OSError as e:
@@ -102,11 +104,15 @@ def _json_kind(path: Path) -> str:
     )
 
 
-def _messages_kind(s: JsonStream, header: set, path: Path) -> str:
+def _messages_kind(s: JsonStream, header: dict, path: Path) -> str:
     if s.peek() != "[":
         raise UserError(f"{where(path, f'line {s.line()}')}: \"messages\" is not a list: {TELEGRAM_FIX}")
     for _ in s.elements():
-        first = s.value()
+        try:
+            first = s.value()
+        except JsonSyntaxError as e:
+            name = header.get("name")
+            raise syntax_error(path, e, f"chat {name!r}, message #1" if isinstance(name, str) else "message #1") from None
         if isinstance(first, dict):
             if "bot" in first or "user" in first:
                 return "plain"
@@ -121,7 +127,7 @@ def _messages_kind(s: JsonStream, header: set, path: Path) -> str:
             f"{where(path, 'message #1')}: neither a Telegram message nor a {{\"user\", \"bot\"}} pair: "
             f"{TELEGRAM_FIX}"
         )
-    return "telegram-chat" if {"type", "id"} & header else "plain"
+    return "telegram-chat" if {"type", "id"} & header.keys() else "plain"
 
 
 def syntax_error(path: Path, e: JsonSyntaxError, position: str) -> UserError:

@@ -17,11 +17,21 @@ from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
 _WS = re.compile(r"[ \t\n\r]*")
+_PARTIAL = re.compile(r'-?[0-9.eE+-]*|"(?:[^"\\]|\\.)*\\(?:u[0-9a-fA-F]{0,3})?')
 _SEP = re.compile(r"[ \t\n\r]*([,\]])[ \t\n\r]*")
 _CHUNK = 1 << 20
 # raw_decode reports an incomplete value at (or just before) the end of the buffer,
 # except an unterminated string, which it reports where the string starts.
 _NEAR_END = 8
+
+
+def _cut_short(tail: str) -> bool:
+    """Whether the text left where decoding failed is the start of a value the file never finished."""
+    if not tail:
+        return True
+    if len(tail) <= 5 and any(word.startswith(tail) for word in ("true", "false", "null")):
+        return True
+    return _PARTIAL.fullmatch(tail) is not None
 
 
 class JsonSyntaxError(Exception):
@@ -108,7 +118,7 @@ class JsonStream:
                 if not self.eof and (unterminated or e.pos >= len(self.buf) - _NEAR_END):
                     self._fill(len(self.buf) - self.pos)
                     continue
-                if unterminated or e.pos >= len(self.buf.rstrip()) - _NEAR_END:
+                if unterminated or _cut_short(self.buf[e.pos :].rstrip()):
                     self.pos = len(self.buf)
                     raise self.error("the file ends in the middle of a value", truncated=True) from None
                 self.pos = e.pos

@@ -166,7 +166,7 @@ class TelegramExport:
                     skipped["media without text" if any(f in m for f in MEDIA_FIELDS) else "empty"] += 1
                     continue
                 stamp = m.get("date_unixtime")
-                time = float(stamp) if type(stamp) is str and stamp.isdigit() else _iso_time(m.get("date"))
+                time = float(stamp) if type(stamp) is str and stamp.isdecimal() else _iso_time(m.get("date"))
             except _Malformed:
                 skipped["malformed"] += 1
                 continue
