@@ -43,8 +43,8 @@ EMOJI_CLUSTER = regex.compile(
     r"|\p{Extended_Pictographic}[\uFE0F\p{Emoji_Modifier}]*(?:\u200D\p{Extended_Pictographic}[\uFE0F\p{Emoji_Modifier}]*)*"
 )
 _SPACES = re.compile(r"[ \t]{2,}")
-# Every pictograph lies above this; ordinary text (Latin, Cyrillic) lies below and skips the emoji scan.
-_FIRST_EMOJI = "\u203c"
+# Every pictograph lies at or above U+203C; ordinary text (Latin, Cyrillic) lies below and skips the emoji scan.
+_HIGH = re.compile("[\u203c-\U0010ffff]")
 
 
 class Cleaner:
@@ -62,7 +62,7 @@ class Cleaner:
         """The cleaned text ('' when nothing is left)."""
         if self.replace and _worth_scanning(text):
             text = _PATTERN.sub(self._sub, text)
-        if self.strip_emoji and text and max(text) >= _FIRST_EMOJI:
+        if self.strip_emoji and _HIGH.search(text):
             stripped = EMOJI.sub("", text)
             if stripped != text:
                 text = "\n".join(_SPACES.sub(" ", line).strip() for line in stripped.split("\n")).strip()
@@ -202,6 +202,6 @@ def _ipv6_ok(found: str) -> bool:
 
 def emoji_in(text: str) -> list[str]:
     """The emoji of a text, each as one cluster (👍🏽, 👨‍👩‍👧, 🇷🇺 count once)."""
-    if not text or max(text) < _FIRST_EMOJI:
+    if _HIGH.search(text) is None:
         return []
     return EMOJI_CLUSTER.findall(text)

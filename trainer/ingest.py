@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
+import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,6 +116,7 @@ def ingest(config: IngestConfig) -> IngestResult:
     """Read every export into twins/<name>/dataset/; nothing changes there unless all of it succeeds."""
     files = [formats.resolve(p) for p in config.exports]
     kinds = [formats.detect(p) for p in files]
+    registry.read(config.name)  # a broken twin.toml fails here, before the dataset is replaced
     cleaner = Cleaner(frozenset(KINDS) - config.keep, config.strip_emoji)
     settings = SessionSettings(gap=config.gap, merge=config.merge, context=config.context)
     tally = Tally()
@@ -174,7 +176,7 @@ def _read(
             with formats.text_lines(path) as f:
                 layout = whatsapp.survey(f)
             with formats.text_lines(path) as f:
-                lines = _tracked(f, progress)
+                lines = _tracked(f, progress, path)
                 try:
                     _feed(whatsapp.read_whatsapp(lines, layout, whatsapp.chat_name(path), tally), senders, builder, tally)
                 except whatsapp.WhatsAppError as e:
@@ -197,7 +199,7 @@ def _read(
         else:
             with formats.text_lines(path) as f:
                 try:
-                    for sample in read_jsonl(_tracked(f, progress), tally):
+                    for sample in read_jsonl(_tracked(f, progress, path), tally):
                         _add_sample(sample, builder, cleaner, tally, path.name)
                 except JsonlError as e:
                     raise UserError(
@@ -206,6 +208,8 @@ def _read(
             mine = tally.read - read_before
     except UnicodeDecodeError as e:
         raise UserError(f"{path}: not UTF-8 text ({e.reason}): export it again or save it as UTF-8") from None
+    except (zipfile.BadZipFile, zlib.error, EOFError) as e:
+        raise UserError(f"{path}: a broken zip ({e}): unzip it and pass the chat's .txt file") from None
     except OSError as e:
         raise UserError(f"{path}: cannot read it ({e.strerror or e}): check the file and its permissions") from None
     shown = str(path).encode("utf-8", "replace").decode("utf-8")
@@ -251,16 +255,17 @@ def _add_sample(sample: Sample, builder: DatasetBuilder, cleaner: Cleaner, tally
     builder.add_sample(Sample(context + [cleaned[-1]], sample.where), source)
 
 
-def _tracked(f, progress: ReadProgress) -> Iterator[str]:
-    """The lines of a text file, advancing the progress bar by the bytes they took."""
+def _tracked(f, progress: ReadProgress, path: Path) -> Iterator[str]:
+    """The lines of a text file, advancing the progress bar by about the bytes they took."""
+    size = path.stat().st_size
     done = 0
     for i, line in enumerate(f):
         if i % 4096 == 0:
-            pos = f.buffer.tell()
+            pos = min(f.buffer.tell(), size)  # inside a zip: uncompressed bytes, capped at the file
             progress.advance(pos - done)
             done = pos
         yield line
-    progress.advance(os.fstat(f.fileno()).st_size - done)
+    progress.advance(size - done)
 
 
 def _no_samples(files: list[Path], builder: DatasetBuilder, tally: Tally) -> str:

@@ -134,6 +134,8 @@ class Conversation:
     def _sample(self, turn: Turn) -> None:
         clean = self.clean
         reply = clean(turn.text()).strip()
+        # cleaned once: the turn is context for my later replies too
+        turn._fragment = fragment("assistant", reply) if reply else ""
         if not reply:
             self.on_skip("empty after cleaning")
             return

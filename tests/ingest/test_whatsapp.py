@@ -131,3 +131,31 @@ def test_no_me_lists_whatsapp_senders(write, run):
     with pytest.raises(UserError) as e:
         run(path, me=("Dima",))
     assert str(e.value) == f"{path}: no messages from Dima: pass --me with one of the senders: Anna 3, Дима 3"
+
+
+def test_an_iphone_zip_is_read_as_its_chat(write, run, all_of, tmp_path):
+    import zipfile
+
+    path = tmp_path / "WhatsApp Chat - Anna.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("_chat.txt", IOS_24H)
+        zf.writestr("00000012-PHOTO-2023-12-31-23-51-20.jpg", b"\xff\xd8\xff")
+    assert detect(path) == "whatsapp"
+    assert all_of(run(path, me=("Дима",)))[0] == ["user: Привет", "assistant: привет)"]
+
+
+@pytest.mark.parametrize("case", ["two chats", "cut"])
+def test_a_zip_that_is_not_one_chat_is_a_clear_error(tmp_path, run, case):
+    import zipfile
+
+    path = tmp_path / "chats.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("_chat.txt", IOS_24H * 50)
+        if case == "two chats":
+            zf.writestr("other.txt", IOS_24H)
+    if case == "cut":
+        path.write_bytes(path.read_bytes()[:300])
+    with pytest.raises(UserError) as e:
+        run(path, me=("Дима",))
+    expected = {"two chats": "a zip with 2 text files", "cut": "a broken or encrypted zip"}[case]
+    assert str(e.value).startswith(f"{path}: {expected}")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import json
+import zipfile
 from pathlib import Path
 
 from trainer.formats import whatsapp
@@ -51,6 +52,8 @@ def detect(path: Path) -> str:
             head = f.read(_PEEK)
     except OSError as e:
         raise UserError(f"{path}: cannot read it ({e.strerror or e}): check the path and its permissions") from None
+    if head.startswith(b"PK\x03\x04"):
+        return _zip_kind(path)
     text = head.decode("utf-8", "ignore").lstrip("\ufeff")
     stripped = text.lstrip()
     if not stripped:
@@ -71,6 +74,29 @@ def detect(path: Path) -> str:
         f"{where(path, 'line 1')}: not a chat export twin knows (Telegram JSON, WhatsApp text, plain JSON, JSONL): "
         "export the chat again, or check that a WhatsApp file starts with its first message line"
     )
+
+
+def _zip_kind(path: Path) -> str:
+    """iPhones export a WhatsApp chat as a zip of _chat.txt and the media: read the chat inside."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            name = _zip_chat(zf, path)
+            with zf.open(name) as f:
+                first = f.readline(1 << 16).decode("utf-8", "ignore").lstrip("\ufeff").rstrip("\r\n")
+    except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError) as e:
+        raise UserError(f"{path}: a broken or encrypted zip ({e}): unzip it and pass the chat's .txt file") from None
+    if not whatsapp.is_header(first):
+        raise UserError(f"{where(path, 'line 1')}: the zip's chat file is not a WhatsApp export: unzip it and check the file")
+    return "whatsapp"
+
+
+def _zip_chat(zf: zipfile.ZipFile, path: Path) -> str:
+    texts = [i.filename for i in zf.infolist() if i.filename.lower().endswith(".txt") and not i.is_dir()]
+    if len(texts) != 1:
+        raise UserError(
+            f"{path}: a zip with {len(texts)} text files: pass a WhatsApp export zip (one chat .txt inside) or the .txt itself"
+        )
+    return texts[0]
 
 
 def _jsonl_line(line: str) -> bool:
@@ -138,5 +164,8 @@ def syntax_error(path: Path, e: JsonSyntaxError, position: str) -> UserError:
 
 
 def text_lines(path: Path) -> io.TextIOWrapper:
-    """A text export opened for reading lines (UTF-8, a byte-order mark dropped, any newline)."""
+    """A text export (or the chat inside a WhatsApp zip) opened for reading lines: UTF-8, BOM dropped, any newline."""
+    if zipfile.is_zipfile(path):
+        zf = zipfile.ZipFile(path)
+        return io.TextIOWrapper(zf.open(_zip_chat(zf, path)), encoding="utf-8-sig", newline=None)
     return open(path, encoding="utf-8-sig", newline=None)
