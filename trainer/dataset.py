@@ -19,6 +19,7 @@ from trainer.replies import ReplyHabits
 from trainer.sessions import Conversation, SessionSettings, fragment
 from trainer.split import choose_val
 
+DATASET_DIR = "dataset"  # inside the twin's directory
 TRAIN = "train.jsonl"
 VAL = "val.jsonl"
 STATS = "stats.json"

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from trainer import formats
 from trainer.clean import KINDS, Cleaner
-from trainer.dataset import STATS, TRAIN, VAL, DatasetBuilder
+from trainer.dataset import DATASET_DIR, STATS, TRAIN, VAL, DatasetBuilder
 from trainer.formats import whatsapp
 from trainer.formats.jsonl import JsonlError, read_jsonl
 from trainer.formats.jsonstream import JsonStream, JsonSyntaxError
@@ -29,12 +29,12 @@ from trainer.messages import Message, Sample, Tally
 from trainer.progress import ReadProgress
 from trainer.sessions import SessionSettings
 from trainer.split import SPLITS
+from trainer.summary import dataset_stats, registry_table
 from trainer.who import Senders
 from twin import paths, registry
 from twin.errors import UserError
 from twin.files import atomic_dir, write_bytes
 
-DATASET_DIR = "dataset"
 DEFAULT_NAME = "me"
 MAX_CONTEXT = 64
 
@@ -137,14 +137,14 @@ def ingest(config: IngestConfig) -> IngestResult:
                 split = builder.write_split(config.val_fraction, config.split, config.seed)
             finally:
                 builder.abort()
-            stats = _stats(config, inputs, tally, builder, cleaner, split)
+            stats = dataset_stats(config, inputs, tally, builder, cleaner, split)
             write_bytes(tmp / STATS, json.dumps(stats, ensure_ascii=False, indent=2).encode("utf-8", "replace") + b"\n")
     except BaseException:
         for p in reversed(created):  # a failed first run leaves no empty twin behind
             with contextlib.suppress(OSError):
                 p.rmdir()
         raise
-    registry.update(config.name, "dataset", _registry_table(config, inputs, split))
+    registry.update(config.name, "dataset", registry_table(config, inputs, split))
     return IngestResult(config.name, final, final / TRAIN, final / VAL, stats)
 
 
@@ -276,58 +276,3 @@ def _no_samples(files: list[Path], builder: DatasetBuilder, tally: Tally) -> str
         "a sample needs someone else's message before yours in the same conversation; "
         "try a longer --gap, a larger --max-reply-chars, or more exports"
     )
-
-
-def _stats(config: IngestConfig, inputs: list[dict], tally: Tally, builder: DatasetBuilder, cleaner: Cleaner, split: dict) -> dict:
-    return {
-        "inputs": inputs,
-        "messages_read": tally.read,
-        "skipped": dict(tally.skipped.most_common()),
-        "unknown_fields": dict(tally.unknown_fields.most_common(50)),
-        "chats_skipped": dict(tally.chats_skipped.most_common()),
-        "my_turns": builder.my_turns,
-        "samples": {"train": split["train"], "val": split["val"], "total": split["train"] + split["val"]},
-        "dropped": dict(builder.dropped.most_common()),
-        "sessions": {
-            "conversations": builder.conversation_sessions,
-            "train": split["sessions_train"],
-            "val": split["sessions_val"],
-        },
-        "replies": builder.habits.summary(),
-        "placeholders": {k: v for k, v in cleaner.counts.items() if v},
-        "top_chats": [[name, n] for name, n in builder.chats.most_common(10)],
-        "settings": _settings(config),
-    }
-
-
-def _settings(config: IngestConfig) -> dict:
-    return {
-        "me": list(config.me),
-        "gap_seconds": config.gap,
-        "merge_seconds": config.merge,
-        "context_turns": config.context,
-        "max_reply_chars": config.max_reply_chars,
-        "replaced": [k for k in KINDS if k not in config.keep],
-        "strip_emoji": config.strip_emoji,
-        "dedupe": config.dedupe,
-        "split": config.split,
-        "seed": config.seed,
-        "val_fraction": config.val_fraction,
-        "include_channels": config.include_channels,
-        "include_bots": config.include_bots,
-    }
-
-
-def _registry_table(config: IngestConfig, inputs: list[dict], split: dict) -> dict:
-    return {
-        "dir": DATASET_DIR,
-        "train": f"{DATASET_DIR}/{TRAIN}",
-        "val": f"{DATASET_DIR}/{VAL}",
-        "stats": f"{DATASET_DIR}/{STATS}",
-        "train_samples": split["train"],
-        "val_samples": split["val"],
-        "sources": [i["path"] for i in inputs],
-        "formats": [i["format"] for i in inputs],
-        **_settings(config),
-        "me": sorted({who for i in inputs for who in i["me"]}),  # as resolved: --me, or the account's owner
-    }

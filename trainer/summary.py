@@ -1,9 +1,20 @@
-"""The table `twin ingest` prints: what was read, what was kept, and how I write."""
+"""What ingest reports: stats.json, the [dataset] table of twin.toml, and the summary table it prints."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.table import Table
 from rich.text import Text
+
+from trainer.clean import KINDS
+from trainer.dataset import DATASET_DIR, STATS, TRAIN, VAL
+
+if TYPE_CHECKING:
+    from trainer.clean import Cleaner
+    from trainer.dataset import DatasetBuilder
+    from trainer.ingest import IngestConfig
+    from trainer.messages import Tally
 
 
 def summary_table(name: str, stats: dict) -> Table:
@@ -40,3 +51,60 @@ def summary_table(name: str, stats: dict) -> Table:
 def _row(table: Table, what: str, value: str) -> None:
     # Text, not markup: chat names may hold [brackets]
     table.add_row(Text(what), Text(value))
+
+
+def dataset_stats(config: IngestConfig, inputs: list[dict], tally: Tally, builder: DatasetBuilder, cleaner: Cleaner, split: dict) -> dict:
+    """What stats.json holds: what was read and skipped, what was kept, and how I write."""
+    return {
+        "inputs": inputs,
+        "messages_read": tally.read,
+        "skipped": dict(tally.skipped.most_common()),
+        "unknown_fields": dict(tally.unknown_fields.most_common(50)),
+        "chats_skipped": dict(tally.chats_skipped.most_common()),
+        "my_turns": builder.my_turns,
+        "samples": {"train": split["train"], "val": split["val"], "total": split["train"] + split["val"]},
+        "dropped": dict(builder.dropped.most_common()),
+        "sessions": {
+            "conversations": builder.conversation_sessions,
+            "train": split["sessions_train"],
+            "val": split["sessions_val"],
+        },
+        "replies": builder.habits.summary(),
+        "placeholders": {k: v for k, v in cleaner.counts.items() if v},
+        "top_chats": [[name, n] for name, n in builder.chats.most_common(10)],
+        "settings": settings(config),
+    }
+
+
+def settings(config: IngestConfig) -> dict:
+    return {
+        "me": list(config.me),
+        "gap_seconds": config.gap,
+        "merge_seconds": config.merge,
+        "context_turns": config.context,
+        "max_reply_chars": config.max_reply_chars,
+        "replaced": [k for k in KINDS if k not in config.keep],
+        "strip_emoji": config.strip_emoji,
+        "dedupe": config.dedupe,
+        "split": config.split,
+        "seed": config.seed,
+        "val_fraction": config.val_fraction,
+        "include_channels": config.include_channels,
+        "include_bots": config.include_bots,
+    }
+
+
+def registry_table(config: IngestConfig, inputs: list[dict], split: dict) -> dict:
+    """The [dataset] table of twin.toml: where the files are, how many samples, and the settings that made them."""
+    return {
+        "dir": DATASET_DIR,
+        "train": f"{DATASET_DIR}/{TRAIN}",
+        "val": f"{DATASET_DIR}/{VAL}",
+        "stats": f"{DATASET_DIR}/{STATS}",
+        "train_samples": split["train"],
+        "val_samples": split["val"],
+        "sources": [i["path"] for i in inputs],
+        "formats": [i["format"] for i in inputs],
+        **settings(config),
+        "me": sorted({who for i in inputs for who in i["me"]}),  # as resolved: --me, or the account's owner
+    }
