@@ -27,7 +27,7 @@ message = st.fixed_dictionaries(
         "id": st.integers(0, 50) | values,
         "type": st.sampled_from(["message", "service", "unsupported", "poll_thing"]) | values,
         "date": st.sampled_from(["2024-01-01T10:00:00", "2024-13-40T99:00:00", ""]) | values,
-        "date_unixtime": st.integers(0, 2**40).map(str) | st.sampled_from(["²", "٣", "-5", "1e9"]) | values,
+        "date_unixtime": st.integers(0, 2**40).map(str) | st.sampled_from(["²", "٣", "-5", "1e9", "9" * 400, "1_700_000_000"]) | values,
         "from": st.sampled_from(["Me", "Anna", "Bob"]) | st.text(max_size=8) | values,
         "from_id": st.sampled_from(["user1", "user2", "channel9"]) | values,
         "text": text,

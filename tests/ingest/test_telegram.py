@@ -194,3 +194,12 @@ def test_minified_export_with_bom_reads_the_same(tg, write, run, all_of):
     data = tg.chat([tg.msg(1, 0, "Anna", "a"), tg.msg(2, 5, "Me", "b")])
     path = write("result.json", "\ufeff" + json.dumps(data, ensure_ascii=True, separators=(",", ":")))
     assert all_of(run(path, me=("Me",))) == [["user: a", "assistant: b"]]
+
+
+def test_absurd_timestamps_are_malformed_not_fatal(tg, write, run, all_of):
+    huge = tg.msg(1, 0, "Anna", "из будущего")
+    huge["date_unixtime"] = "9" * 400
+    path = write("result.json", tg.chat([huge, tg.msg(2, 5, "Anna", "hi"), tg.msg(3, 9, "Me", "hey")]))
+    result = run(path, me=("Me",))
+    assert all_of(result) == [["user: hi", "assistant: hey"]]
+    assert result.stats["skipped"] == {"malformed": 1}
