@@ -58,8 +58,8 @@ class DatasetBuilder:
         self._conversations += 1
         serial = self._conversations
 
-        def emit(session: object, time: float, context: list[str], reply: str) -> None:
-            self._add((serial, session), time, context, reply, chat.name)
+        def emit(session: object, time: float, fragments: list[str], reply: str) -> None:
+            self._add((serial, session), time, fragments, reply, chat.name)
 
         return Conversation(chat, self.settings, self.clean, emit, self._skip)
 
@@ -73,19 +73,18 @@ class DatasetBuilder:
         """A ready-made sample (plain, JSONL): its own session, older than any dated one."""
         self._timeless += 1
         self.my_turns += 1
-        *context, (_, reply) = sample.messages
-        self._add(("timeless", self._timeless), float(self._timeless), [fragment(r, c) for r, c in context], reply, source)
+        reply = sample.messages[-1][1]
+        self._add(("timeless", self._timeless), float(self._timeless), [fragment(r, c) for r, c in sample.messages], reply, source)
 
     def _skip(self, reason: str) -> None:
         self.dropped[reason] += 1
 
-    def _add(self, key: object, time: float, context: list[str], reply: str, chat: str) -> None:
+    def _add(self, key: object, time: float, fragments: list[str], reply: str, chat: str) -> None:
         if self.max_reply_chars and len(reply) > self.max_reply_chars:
             self.dropped["reply too long"] += 1
             return
-        context.append(fragment("assistant", reply))
         if self.dedupe:
-            h = hash(tuple(context))
+            h = hash(tuple(fragments))
             if h in self._seen:
                 self.dropped["duplicate"] += 1
                 return
@@ -98,7 +97,7 @@ class DatasetBuilder:
         self._counts[index] += 1
         if time > self._ends[index]:
             self._ends[index] = time
-        self._scratch.write(f'{index}\t{{"messages":[{",".join(context)}]}}\n')
+        self._scratch.write(f'{index}\t{{"messages":[{",".join(fragments)}]}}\n')
         self.habits.add(reply)
         self.chats[chat] += 1
 

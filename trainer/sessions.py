@@ -68,8 +68,8 @@ class Turn:
         return self._fragment
 
 
-# emit(session_key, time, context fragments, my reply text) → None; session_key is this
-# conversation's running session number, unique within the conversation.
+# emit(session_key, time, fragments, my reply text) → None: the fragments end with the reply's own;
+# session_key is the conversation's running session number.
 Emit = Callable[[object, float, list[str], str], None]
 
 
@@ -158,7 +158,7 @@ class Conversation:
         if first_other == len(entries):
             self.on_skip("no context")
             return
-        self.emit(self.session, turn.end, [f for _, f in entries[first_other:]], reply)
+        self.emit(self.session, turn.end, [f for _, f in entries[first_other:]] + [turn._fragment], reply)
 
     def _remember(self, mid: int, entry: tuple[bool, str, str]) -> None:
         recent = self._recent
