@@ -41,7 +41,7 @@ MAX_CONTEXT = 64
 
 @dataclass
 class IngestConfig:
-    """Everything `twin ingest` takes; each field is the command-line option of the same name."""
+    """Everything `twin ingest` takes: each field is the option of the same name (`dedupe` is `--keep-duplicates` inverted)."""
 
     exports: list[Path]  # chat exports, any mix of formats
     me: tuple[str, ...] = ()  # my display names or Telegram ids (user123); optional for a whole-account export
