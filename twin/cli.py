@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -122,6 +123,53 @@ def service_status() -> None:
     from daemon import service
 
     raise typer.Exit(service.status())
+
+
+@app.command("ingest")
+def ingest_cmd(
+    exports: Annotated[list[Path], typer.Argument(help="Chat exports: Telegram result.json (or its folder), WhatsApp .txt, plain JSON, JSONL.", show_default=False)],
+    me: Annotated[Optional[list[str]], typer.Option(help="You: a display name or Telegram id (user123); repeatable. Optional for a whole-account Telegram export.")] = None,
+    name: Annotated[str, typer.Option(help="The twin to build (twins/NAME/dataset).")] = "me",
+    gap: Annotated[str, typer.Option(help="Silence that ends a conversation: 90s, 30m, 1h (a bare number is minutes).")] = "1h",
+    merge: Annotated[str, typer.Option(help="One sender's messages closer than this become one turn.")] = "5m",
+    context: Annotated[int, typer.Option(help="Turns before each reply kept as its context.")] = 8,
+    max_reply_chars: Annotated[int, typer.Option(help="Drop replies longer than this (0: keep all).")] = 1000,
+    keep: Annotated[Optional[list[str]], typer.Option(help="Leave this kind of data as it is: url, email, phone, card, iban, ip (repeatable).")] = None,
+    strip_emoji: Annotated[bool, typer.Option("--strip-emoji", help="Remove emoji (kept by default: they are style).")] = False,
+    keep_duplicates: Annotated[bool, typer.Option("--keep-duplicates", help="Keep samples whose context and reply repeat exactly.")] = False,
+    split: Annotated[str, typer.Option(help="random: sessions shuffled by --seed; time: the latest sessions to validation.")] = "random",
+    seed: Annotated[int, typer.Option(help="Seed of the random split.")] = 0,
+    val_fraction: Annotated[float, typer.Option(help="Share of samples held out for validation (0–0.5).")] = 0.2,
+    include_channels: Annotated[bool, typer.Option("--include-channels", help="Read Telegram channels too.")] = False,
+    include_bots: Annotated[bool, typer.Option("--include-bots", help="Read Telegram bot chats too.")] = False,
+) -> None:
+    """Turn chat exports into the twin's dataset: what others said, and what you answered."""
+    from rich.console import Console
+
+    from trainer.ingest import IngestConfig, ingest, parse_duration
+    from trainer.summary import summary_table
+
+    config = IngestConfig(
+        exports=exports,
+        me=tuple(me or ()),
+        name=name,
+        gap=parse_duration(gap, "--gap"),
+        merge=parse_duration(merge, "--merge"),
+        context=context,
+        max_reply_chars=max_reply_chars,
+        keep=frozenset(keep or ()),
+        strip_emoji=strip_emoji,
+        dedupe=not keep_duplicates,
+        split=split,
+        seed=seed,
+        val_fraction=val_fraction,
+        include_channels=include_channels,
+        include_bots=include_bots,
+    )
+    result = ingest(config)
+    console = Console()
+    console.print(summary_table(result.name, result.stats))
+    console.print(f"wrote {result.train} and {result.val}", markup=False, highlight=False)
 
 
 @app.command("demo")
