@@ -266,6 +266,7 @@ class ChatScreen(Screen):
             async with contextlib.aclosing(self.client.stream_chat(model, messages, self.sampling)) as deltas:
                 async for delta in deltas:
                     text += delta
+                    view.content = text
                     await stream.write(delta)
         except asyncio.CancelledError:
             status = "stopped"
