@@ -115,8 +115,7 @@ class ChatScreen(Screen):
         container = self.query_one("#messages", VerticalScroll)
         await container.remove_children()
         await container.mount_all([MessageView.of(m) for m in self.history.messages(conversation.id)])
-        container.scroll_end(animate=False, immediate=True)
-        container.anchor()
+        container.call_after_refresh(container.scroll_end, animate=False)
         self.sub_title = conversation.title
         self.refresh_sidebar()
         self.sync_model_picker()
@@ -283,19 +282,30 @@ class ChatScreen(Screen):
     async def finish_reply(
         self, conversation: Conversation, sent: Message | None, view: MessageView, text: str, status: str, error: Exception | None
     ) -> None:
-        if text:
-            view.finish(self.history.add_message(conversation.id, "assistant", text, conversation.model, status))
+        stored = self.history.add_message(conversation.id, "assistant", text, conversation.model, status) if text else None
+        unreachable = isinstance(error, DaemonUnreachable) or (isinstance(error, DaemonError) and error.status == 401)
+        take_back = unreachable and sent is not None and not text
+        if take_back:
+            # Nothing came back: the message was not really sent; it goes back into the message box.
+            assert sent is not None
+            self.history.delete_from(sent)
+        if not self.is_attached:  # the app is closing: what matters is stored
+            return
+        if stored is not None:
+            view.finish(stored)
         else:
             await view.remove()
-        if isinstance(error, DaemonUnreachable) or (isinstance(error, DaemonError) and error.status == 401):
+        if unreachable:
+            assert error is not None
             self.query_one(DaemonBanner).report(error)
-            if sent is not None and not text:
-                # Nothing came back: the message was not really sent; give it back to the user.
-                self.history.delete_from(sent)
+            if take_back:
+                assert sent is not None
                 await self.remove_views_from(sent.id)
                 self.query_one(PromptInput).restore(sent.content)
         elif isinstance(error, DaemonError):
             self.notify(f"The daemon could not answer: {error}", severity="error", timeout=10)
+            if error.status == 404:  # the model went away (daemon restarted without it): refresh the list
+                self.query_one(DaemonBanner).check()
         self.refresh_sidebar()
 
     async def stop_reply(self) -> None:
@@ -376,6 +386,7 @@ class ChatScreen(Screen):
             self.query_one(PromptInput).focus()
             return
         await self.stop_reply()
+        self.query_one(DaemonBanner).check()  # a good moment to refresh the model list
         conversation = self.history.create(model=current.model if current else "")
         await self.show_conversation(conversation.id)
         self.query_one(PromptInput).focus()

@@ -25,7 +25,7 @@ class MessageView(Vertical, can_focus=True):
     MessageView:focus { border-left: outer $accent-lighten-2; background: $surface-lighten-1; }
     MessageView > .who { color: $text-muted; text-style: bold; }
     MessageView > Markdown { margin: 0; padding: 0; background: transparent; }
-    MessageView > Markdown > * { margin-bottom: 0; }
+    MessageView > Markdown > *:last-child { margin-bottom: 0; }
     """
 
     BINDINGS = [
