@@ -72,11 +72,11 @@ def free_port() -> int:
 
 @pytest.fixture
 def own_daemon(tmp_path: Path) -> Iterator[Callable[..., DaemonProcess]]:
-    """`own_daemon(port=None)`: a started daemon of this test only (TWIN_HOME = the test's); all stopped at the end."""
+    """`own_daemon(port=None, *args)`: a started daemon of this test only (TWIN_HOME = the test's); all stopped at the end."""
     started: list[DaemonProcess] = []
 
-    def start(port: int | None = None) -> DaemonProcess:
-        args = ["--model", "default", "--n-ctx", "512", "--threads", "1"]
+    def start(port: int | None = None, *extra: str) -> DaemonProcess:
+        args = ["--model", "default", "--n-ctx", "512", "--threads", "1", *extra]
         if port is not None:
             args += ["--port", str(port)]
         proc = DaemonProcess(args, env=dict(os.environ), log_path=tmp_path / f"serve-{len(started)}.log")

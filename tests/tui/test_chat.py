@@ -84,7 +84,7 @@ def _chat_lines(log, start: int) -> list[str]:
         return [line for line in f.read().splitlines() if "POST /v1/chat/completions" in line]
 
 
-async def test_keys_are_handled_while_a_reply_streams(daemon, wait_for, long_reply) -> None:
+async def test_keys_are_handled_while_a_reply_streams_and_quit_keeps_it(daemon, wait_for, long_reply) -> None:
     app = ChatApp(ChatSettings(url=daemon.url), sampling=long_reply)
     async with app.run_test(size=(100, 30)) as pilot:
         await ready(app, pilot, wait_for)
@@ -95,8 +95,12 @@ async def test_keys_are_handled_while_a_reply_streams(daemon, wait_for, long_rep
         assert app.chat.streaming  # typed while the reply was still coming
         await pilot.press("enter")  # refused while streaming; the text stays
         assert app.chat.query_one(PromptInput).text == "next one"
-        await pilot.press("escape")
-        await wait_for(pilot, lambda: not app.chat.streaming, "the stop")
+        conversation_id = app.chat.conversation.id
+        await pilot.press("ctrl+q")  # quitting mid-reply stops it and keeps what came
+    assert app.return_code == 0
+    messages = History(database.connect()).messages(conversation_id)
+    assert [(m.role, m.status) for m in messages] == [("user", "done"), ("assistant", "stopped")]
+    assert messages[1].content
 
 
 async def test_history_survives_a_restart(daemon, wait_for, quick) -> None:

@@ -50,3 +50,11 @@ def test_a_broken_validation_split_is_named_before_the_screen_opens(capsys: pyte
     code, _, err = run(capsys, "--rate", "--name", built_twin)
     assert code == 2 and err.count("\n") == 1
     assert "val.jsonl:1: not valid JSON" in err and "twin ingest" in err
+
+
+def test_an_unreadable_history_is_named_before_the_screen_opens(capsys: pytest.CaptureFixture[str], twin_home) -> None:
+    twin_home.mkdir(parents=True, exist_ok=True)
+    (twin_home / "chat.db").write_bytes(b"not a database " * 200)
+    code, _, err = run(capsys)
+    assert code == 2 and err.count("\n") == 1
+    assert "chat.db is not a usable SQLite database" in err and "move it away" in err

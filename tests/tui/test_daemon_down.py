@@ -47,3 +47,20 @@ async def test_banner_retry_and_the_typed_text_is_never_lost(own_daemon, free_po
         assert len(app.chat.query(MessageView)) == 2
         await pilot.press(*" still typing")
         assert prompt.text == "are you there? still typing"
+
+
+async def test_a_wrong_api_key_is_named_and_the_right_one_works(own_daemon, wait_for, quick) -> None:
+    daemon = await asyncio.to_thread(own_daemon, None, "--api-key", "s3cret")
+    wrong = ChatApp(ChatSettings(url=daemon.url, api_key="guess"), sampling=quick)
+    async with wrong.run_test(size=(100, 30)) as pilot:
+        banner = wrong.chat.query_one(DaemonBanner)
+        await wait_for(pilot, lambda: banner.has_class("-shown"), "the banner")
+        assert f"The daemon at {daemon.url} refused the API key" in banner_text(wrong)
+        assert "TWIN_API_KEY" in banner_text(wrong)
+
+    right = ChatApp(ChatSettings(url=daemon.url, api_key="s3cret"), sampling=quick)
+    async with right.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: right.chat.current_model(), "the model list")
+        await pilot.press(*"hi", "enter")
+        await wait_for(pilot, lambda: not right.chat.streaming, "the reply")
+        assert [m.role for m in right.history.messages(right.chat.conversation.id)] == ["user", "assistant"]

@@ -44,3 +44,16 @@ async def test_theme_is_remembered() -> None:
     again = ChatApp(NOWHERE)
     async with again.run_test():
         assert again.theme == "nord"
+
+
+async def test_rating_waits_for_the_daemon_without_showing_any_reply(built_twin, wait_for) -> None:
+    from tui.rate_app import RateApp
+    from tui.rating_screen import CandidateCard, RatingScreen
+
+    app = RateApp(NOWHERE, built_twin)
+    async with app.run_test(size=(100, 40)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, RatingScreen) and app.screen.query_one(DaemonBanner).has_class("-shown"), "the banner")
+        assert not app.screen.query(CandidateCard)  # the real reply alone would give itself away
+        assert "Waiting for the daemon" in str(app.screen.query_one("#status").render())
+        await pilot.press("enter")  # nothing to save: no crash, nothing stored
+        assert app.db.execute("SELECT count(*) FROM ratings").fetchone()[0] == 0
