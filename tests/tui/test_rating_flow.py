@@ -16,12 +16,13 @@ SCORES = ["4", "2", "5"]  # given to replies A, B, C in the order shown
 
 
 def round_ready(app: RateApp) -> bool:
+    """The round is on screen with every reply written (or known to be missing)."""
     screen = app.screen
-    return (
-        isinstance(screen, RatingScreen)
-        and screen.round is not None
-        and all(c.text is not None or c.missing for c in screen.round.candidates)
-    )
+    if not isinstance(screen, RatingScreen) or screen.round is None:
+        return False
+    cards = list(screen.query(CandidateCard))
+    bodies = [str(card.query_one(".body").render()) for card in cards if card.is_mounted]
+    return len(bodies) == len(screen.round.candidates) and all(b and b != "(being written…)" for b in bodies)
 
 
 async def test_rating_stores_one_row_per_reply_with_the_best_marked(built_twin, own_daemon, wait_for, quick) -> None:
