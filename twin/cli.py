@@ -172,6 +172,28 @@ def ingest_cmd(
     console.print(f"wrote {result.train} and {result.val}", markup=False, highlight=False)
 
 
+@app.command("chat")
+def chat_cmd(
+    url: Annotated[Optional[str], typer.Option(help="The daemon's API address (default http://127.0.0.1:8642/v1; config chat.url, env TWIN_URL).")] = None,
+    rate: Annotated[bool, typer.Option("--rate", help="Rate how much the twin's replies sound like you.")] = False,
+    name: Annotated[Optional[str], typer.Option(help="With --rate: the twin to rate (needed when there are several).")] = None,
+) -> None:
+    """Chat with your twins through the daemon in the terminal (`--rate`: rate their replies against your own)."""
+    from twin.config import ChatSettings, load
+
+    settings = load(ChatSettings, {"url": url})
+    if name is not None and not rate:
+        raise UserError("--name only goes with --rate: run `twin chat --rate --name NAME` (in chat, pick the model with F4)")
+    if rate:
+        from tui.rate_app import run_rating
+
+        run_rating(settings, name)
+    else:
+        from tui.chat_app import run_chat
+
+        run_chat(settings)
+
+
 @app.command("demo")
 def demo_cmd() -> None:
     """Start the daemon on the embedded model, ask it one question through the OpenAI SDK, stop."""
