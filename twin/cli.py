@@ -13,6 +13,11 @@ from typing import Annotated, Optional
 
 import typer
 
+try:  # typer vendors click since 0.20; its exceptions live there
+    from typer._click import exceptions as click_exceptions
+except ImportError:  # pragma: no cover
+    from click import exceptions as click_exceptions
+
 from twin import __version__, paths
 from twin.errors import UserError
 
@@ -204,15 +209,23 @@ def demo_cmd() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the `twin` script: user errors become one line and exit code 2.
-
-    Usage errors (unknown option, bad value) are typer's: a short message and exit code 2.
-    """
+    """Entry point of the `twin` script: every user error ends in one line on stderr and exit code 2."""
     try:
-        app(args=argv)
+        code = app(args=argv, standalone_mode=False)
     except UserError as e:
         print(f"twin: error: {e}", file=sys.stderr)
         sys.exit(e.exit_code)
-    except KeyboardInterrupt:
+    except click_exceptions.NoArgsIsHelpError as e:
+        print(e.ctx.get_help() if e.ctx else e.format_message())
+        sys.exit(0)
+    except click_exceptions.UsageError as e:
+        where = e.ctx.command_path if e.ctx else "twin"
+        print(f"twin: error: {e.format_message()} (see `{where} --help`)", file=sys.stderr)
+        sys.exit(2)
+    except click_exceptions.ClickException as e:
+        print(f"twin: error: {e.format_message()}", file=sys.stderr)
+        sys.exit(e.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
         print("twin: interrupted", file=sys.stderr)
         sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -15,7 +15,9 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 
 def test_help_names_the_options(capsys: pytest.CaptureFixture[str]) -> None:
-    main(["chat", "--help"])
+    with pytest.raises(SystemExit) as exit_info:
+        main(["chat", "--help"])
+    assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert "--url" in out and "--rate" in out and "--name" in out
 
