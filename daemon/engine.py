@@ -21,9 +21,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from daemon.catalog import ModelSpec
 from daemon.schema import APIError, SamplingParams
 from twin.chatformat import PLAIN_TEMPLATE
+from twin.errors import UserError
 
 log = logging.getLogger("twin.daemon")
 
@@ -277,6 +280,15 @@ class Generation:
                 raise event
             yield event
 
+    def remaining(self) -> list[Any]:
+        """After the block: the events nobody consumed (a generation cut short still reports its token count)."""
+        out = []
+        while not self._queue.empty():
+            event = self._queue.get_nowait()
+            if event is not _END and not isinstance(event, APIError):
+                out.append(event)
+        return out
+
     async def __aexit__(self, *exc: object) -> None:
         self.cancel.set()
         try:
@@ -289,18 +301,41 @@ class Generation:
 class Engine:
     """Serves the models of a catalog; keeps up to `max_loaded` GGUFs in memory, loading others on demand."""
 
-    def __init__(self, catalog: dict[str, ModelSpec], *, queue_size: int, max_loaded: int, n_ctx: int, threads: int) -> None:
+    def __init__(
+        self,
+        catalog: dict[str, ModelSpec],
+        *,
+        queue_size: int,
+        max_loaded: int,
+        n_ctx: int,
+        threads: int,
+        rescan: Callable[[], dict[str, ModelSpec]] | None = None,
+    ) -> None:
         self.catalog = catalog
+        self._rescan = rescan
         self.max_loaded = max_loaded
         self.n_ctx = n_ctx
-        self.threads = threads or os.cpu_count() or 1
+        # llama.cpp runs best on physical cores; hyper-threads only add contention.
+        self.threads = threads or psutil.cpu_count(logical=False) or os.cpu_count() or 1
         self.gate = Gate(queue_size)
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="twin-engine")
-        self._loaded: OrderedDict[Path, LoadedModel] = OrderedDict()
+        self._loaded: OrderedDict[tuple[Path, int], LoadedModel] = OrderedDict()
         self.ready = False
+
+    def refresh(self) -> None:
+        """Pick up twins built since the daemon started (their twin.toml appeared or changed)."""
+        if self._rescan is None:
+            return
+        try:
+            self.catalog = self._rescan()
+        except UserError as e:  # e.g. the primary twin's files vanished: keep serving what we had
+            log.warning("could not rescan the twins: %s", e)
 
     def spec(self, model_id: str) -> ModelSpec:
         spec = self.catalog.get(model_id)
+        if spec is None:
+            self.refresh()
+            spec = self.catalog.get(model_id)
         if spec is None:
             known = ", ".join(sorted(self.catalog))
             raise APIError(
@@ -312,13 +347,20 @@ class Engine:
         return spec
 
     def loaded_paths(self) -> list[Path]:
-        return list(self._loaded)
+        return [path for path, _ in self._loaded]
 
     def _model(self, spec: ModelSpec) -> LoadedModel:
-        """On the worker thread: the loaded model for `spec`, loading it (and evicting the least recent) if needed."""
-        model = self._loaded.get(spec.gguf)
+        """On the worker thread: the loaded model for `spec`, loading it (and evicting the least recent) if needed.
+
+        Keyed by path and modification time, so a rebuilt twin's new GGUF replaces the old one.
+        """
+        try:
+            key = (spec.gguf, spec.gguf.stat().st_mtime_ns)
+        except OSError as e:
+            raise APIError(503, f"the model file of '{spec.id}' is gone ({e.strerror}): rebuild it", type="server_error") from None
+        model = self._loaded.get(key)
         if model is not None:
-            self._loaded.move_to_end(spec.gguf)
+            self._loaded.move_to_end(key)
             return model
         while len(self._loaded) >= self.max_loaded:
             _, old = self._loaded.popitem(last=False)
@@ -327,7 +369,7 @@ class Engine:
         started = time.perf_counter()
         model = LoadedModel(spec.gguf, self.n_ctx, self.threads)
         log.info("loaded %s in %.1fs (context %d)", spec.gguf.name, time.perf_counter() - started, model.n_ctx)
-        self._loaded[spec.gguf] = model
+        self._loaded[key] = model
         return model
 
     async def preload(self, model_id: str) -> None:

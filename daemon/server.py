@@ -19,7 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from daemon import schema
-from daemon.catalog import ModelSpec
+from daemon.catalog import ModelSpec, build_catalog
 from daemon.engine import ChoiceDone, Delta, Engine, Generation, Started
 from daemon.metrics import Metrics
 from daemon.schema import APIError
@@ -179,6 +179,7 @@ def _model_object(spec: ModelSpec, created: int) -> dict[str, Any]:
 
 async def list_models(request: web.Request) -> web.Response:
     state = request.app[STATE]
+    state.engine.refresh()
     data = [_model_object(s, state.started) for s in state.engine.catalog.values()]
     return web.json_response({"object": "list", "data": data}, dumps=_dumps)
 
@@ -223,7 +224,10 @@ class _Run:
             self.completion_tokens += event.completion_tokens
             self.seconds += event.decode_seconds
 
-    def record(self) -> None:
+    def finish_with(self, gen: Generation) -> None:
+        """Count what the generation did after we stopped listening, then record the request."""
+        for event in gen.remaining():
+            self.take(event)
         state = self.request.app[STATE]
         state.metrics.record_generation(self.model, self.prompt_tokens, self.completion_tokens, self.seconds)
         self.request["model"] = self.model
@@ -245,7 +249,7 @@ async def _collect(run: _Run, gen: Generation) -> None:
                 if run.client_gone():
                     break
     finally:
-        run.record()
+        run.finish_with(gen)
 
 
 async def _stream(
@@ -287,7 +291,7 @@ async def _stream(
             except ConnectionError:  # the client went away: leaving the block stops the generation
                 request["disconnected"] = True
     finally:
-        run.record()
+        run.finish_with(gen)
     return response
 
 
@@ -376,7 +380,12 @@ def build_app(state: State) -> web.Application:
 async def run_server(settings: ServeSettings, catalog: dict[str, ModelSpec], primary: str, ready: Any = None) -> int:
     """Listen, load the primary model in the background, serve until SIGTERM/SIGINT, then drain and exit 0."""
     engine = Engine(
-        catalog, queue_size=settings.queue_size, max_loaded=settings.max_loaded, n_ctx=settings.n_ctx, threads=settings.threads
+        catalog,
+        queue_size=settings.queue_size,
+        max_loaded=settings.max_loaded,
+        n_ctx=settings.n_ctx,
+        threads=settings.threads,
+        rescan=lambda: build_catalog(settings.model)[0],
     )
     state = State(settings, engine)
     # In-flight requests already had their grace period before cleanup: close what is left quickly.

@@ -11,8 +11,12 @@ import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
-import click
 import typer
+
+try:  # typer vendors click since 0.20; its exceptions live there
+    from typer._click import exceptions as click_exceptions
+except ImportError:  # pragma: no cover
+    from click import exceptions as click_exceptions
 
 from twin import __version__, paths
 from twin.errors import UserError
@@ -142,6 +146,75 @@ def convert_cmd(
     print(report(convert(config)), flush=True)
 
 
+@app.command("ingest")
+def ingest_cmd(
+    exports: Annotated[list[Path], typer.Argument(help="Chat exports: Telegram result.json (or its folder), WhatsApp .txt, plain JSON, JSONL.", show_default=False)],
+    me: Annotated[Optional[list[str]], typer.Option(help="You: a display name or Telegram id (user123); repeatable. Optional for a whole-account Telegram export.")] = None,
+    name: Annotated[str, typer.Option(help="The twin to build (twins/NAME/dataset).")] = "me",
+    gap: Annotated[str, typer.Option(help="Silence that ends a conversation: 90s, 30m, 1h (a bare number is minutes).")] = "1h",
+    merge: Annotated[str, typer.Option(help="One sender's messages closer than this become one turn.")] = "5m",
+    context: Annotated[int, typer.Option(help="Turns before each reply kept as its context.")] = 8,
+    max_reply_chars: Annotated[int, typer.Option(help="Drop replies longer than this (0: keep all).")] = 1000,
+    keep: Annotated[Optional[list[str]], typer.Option(help="Leave this kind of data as it is: url, email, phone, card, iban, ip (repeatable).")] = None,
+    strip_emoji: Annotated[bool, typer.Option("--strip-emoji", help="Remove emoji (kept by default: they are style).")] = False,
+    keep_duplicates: Annotated[bool, typer.Option("--keep-duplicates", help="Keep samples whose context and reply repeat exactly.")] = False,
+    split: Annotated[str, typer.Option(help="random: sessions shuffled by --seed; time: the latest sessions to validation.")] = "random",
+    seed: Annotated[int, typer.Option(help="Seed of the random split.")] = 0,
+    val_fraction: Annotated[float, typer.Option(help="Share of samples held out for validation (0–0.5).")] = 0.2,
+    include_channels: Annotated[bool, typer.Option("--include-channels", help="Read Telegram channels too.")] = False,
+    include_bots: Annotated[bool, typer.Option("--include-bots", help="Read Telegram bot chats too.")] = False,
+) -> None:
+    """Turn chat exports into the twin's dataset: what others said, and what you answered."""
+    from rich.console import Console
+
+    from trainer.ingest import IngestConfig, ingest, parse_duration
+    from trainer.summary import summary_table
+
+    config = IngestConfig(
+        exports=exports,
+        me=tuple(me or ()),
+        name=name,
+        gap=parse_duration(gap, "--gap"),
+        merge=parse_duration(merge, "--merge"),
+        context=context,
+        max_reply_chars=max_reply_chars,
+        keep=frozenset(keep or ()),
+        strip_emoji=strip_emoji,
+        dedupe=not keep_duplicates,
+        split=split,
+        seed=seed,
+        val_fraction=val_fraction,
+        include_channels=include_channels,
+        include_bots=include_bots,
+    )
+    result = ingest(config)
+    console = Console()
+    console.print(summary_table(result.name, result.stats))
+    console.print(f"wrote {result.train} and {result.val}", markup=False, highlight=False)
+
+
+@app.command("chat")
+def chat_cmd(
+    url: Annotated[Optional[str], typer.Option(help="The daemon's API address (default http://127.0.0.1:8642/v1; config chat.url, env TWIN_URL).")] = None,
+    rate: Annotated[bool, typer.Option("--rate", help="Rate how much the twin's replies sound like you.")] = False,
+    name: Annotated[Optional[str], typer.Option(help="With --rate: the twin to rate (needed when there are several).")] = None,
+) -> None:
+    """Chat with your twins through the daemon in the terminal (`--rate`: rate their replies against your own)."""
+    from twin.config import ChatSettings, load
+
+    settings = load(ChatSettings, {"url": url})
+    if name is not None and not rate:
+        raise UserError("--name only goes with --rate: run `twin chat --rate --name NAME` (in chat, pick the model with F4)")
+    if rate:
+        from tui.rate_app import run_rating
+
+        run_rating(settings, name)
+    else:
+        from tui.chat_app import run_chat
+
+        run_chat(settings)
+
+
 @app.command("demo")
 def demo_cmd() -> None:
     """Start the daemon on the embedded model, ask it one question through the OpenAI SDK, stop."""
@@ -152,20 +225,23 @@ def demo_cmd() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the `twin` script: user errors become one line and exit code 2."""
+    """Entry point of the `twin` script: every user error ends in one line on stderr and exit code 2."""
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)
     except UserError as e:
         print(f"twin: error: {e}", file=sys.stderr)
         sys.exit(e.exit_code)
-    except click.exceptions.Abort:
-        print("twin: aborted", file=sys.stderr)
-        sys.exit(130)
-    except click.exceptions.Exit as e:
+    except click_exceptions.NoArgsIsHelpError as e:
+        print(e.ctx.get_help() if e.ctx else e.format_message())
+        sys.exit(0)
+    except click_exceptions.UsageError as e:
+        where = e.ctx.command_path if e.ctx else "twin"
+        print(f"twin: error: {e.format_message()} (see `{where} --help`)", file=sys.stderr)
+        sys.exit(2)
+    except click_exceptions.ClickException as e:
+        print(f"twin: error: {e.format_message()}", file=sys.stderr)
         sys.exit(e.exit_code)
-    except click.ClickException as e:
-        e.show()
-        sys.exit(e.exit_code)
-    except KeyboardInterrupt:
+    except (typer.Abort, KeyboardInterrupt):
         print("twin: interrupted", file=sys.stderr)
         sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
