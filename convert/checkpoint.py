@@ -1,15 +1,19 @@
 """A Hugging Face checkpoint directory as the converter sees it: config.json, safetensors shards, tokenizer files.
 
 Only headers are read here; tensors are loaded one at a time by `Checkpoint.tensor`,
-so a model of any size costs the memory of its largest tensor.
+so a model of any size costs the memory of its largest tensor. The safetensors
+library only offers memory-mapped access, whose touched pages stay in the
+process's resident set until the file is closed (the whole model, by the end);
+the format is a JSON header and raw little-endian arrays, so each tensor is read
+here with one plain read instead.
 """
 
 from __future__ import annotations
 
 import json
+import struct
 from collections.abc import Iterator
-from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +22,8 @@ import numpy as np
 from twin.errors import UserError
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json")
+# safetensors dtype -> numpy dtype of the stored bytes (BF16 is widened by hand: numpy has no bfloat16)
+_DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "BF16": "<u2"}
 
 
 @dataclass(frozen=True)
@@ -26,6 +32,8 @@ class TensorHeader:
     shape: tuple[int, ...]
     dtype: str  # safetensors' name: "F32", "F16", "BF16", …
     file: Path
+    start: int  # byte offset of the data in the file
+    nbytes: int
 
 
 @dataclass
@@ -35,8 +43,6 @@ class Checkpoint:
     path: Path
     config: dict[str, Any]
     tensors: dict[str, TensorHeader]
-    _files: ExitStack = field(default_factory=ExitStack, repr=False)
-    _open: dict[Path, Any] = field(default_factory=dict, repr=False)
 
     @property
     def architecture(self) -> str:
@@ -44,32 +50,23 @@ class Checkpoint:
         return archs[0] if archs else str(self.config.get("model_type", "?"))
 
     def tensor(self, name: str) -> np.ndarray:
-        """One tensor as float32 numpy (bf16 and f16 are widened: numpy has no bf16, and the writer narrows later)."""
-        import torch
-        from safetensors import safe_open
-
+        """One tensor as float32 numpy, read from disk (f16 and bf16 are widened; the writer narrows later)."""
         header = self.tensors[name]
-        handle = self._open.get(header.file)
-        if handle is None:
-            handle = self._files.enter_context(safe_open(str(header.file), framework="pt"))
-            self._open[header.file] = handle
-        return handle.get_tensor(name).to(torch.float32).numpy()
-
-    def close(self) -> None:
-        self._files.close()
-        self._open.clear()
-
-    def __enter__(self) -> Checkpoint:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        dtype = np.dtype(_DTYPES[header.dtype])
+        count = header.nbytes // dtype.itemsize
+        with open(header.file, "rb") as f:
+            f.seek(header.start)
+            array = np.fromfile(f, dtype=dtype, count=count)
+        if array.size != count:
+            raise UserError(f"{header.file}: tensor {name!r} is cut short: the file is incomplete, copy the model again")
+        array = array.reshape(header.shape)
+        if header.dtype == "BF16":
+            return (array.astype(np.uint32) << 16).view(np.float32)
+        return array.astype(np.float32, copy=False)
 
 
 def open_checkpoint(path: Path) -> Checkpoint:
     """Read a model directory's config and tensor headers; a UserError naming the problem when it is not a model."""
-    from safetensors import SafetensorError, safe_open
-
     path = path.expanduser()
     if not path.is_dir():
         raise UserError(f"{path} is not a directory: pass the folder of a Hugging Face model (with config.json and *.safetensors)")
@@ -85,13 +82,7 @@ def open_checkpoint(path: Path) -> Checkpoint:
     files = _safetensors_files(path)
     tensors: dict[str, TensorHeader] = {}
     for file in files:
-        try:
-            with safe_open(str(file), framework="pt") as f:
-                for name in f.keys():
-                    sl = f.get_slice(name)
-                    tensors[name] = TensorHeader(name, tuple(sl.get_shape()), sl.get_dtype(), file)
-        except (SafetensorError, OSError) as e:
-            raise UserError(f"{file}: not a readable safetensors file ({e}): re-save the model with `save_pretrained`") from None
+        tensors.update(_read_header(file))
     if not tensors:
         raise UserError(f"{path}: its safetensors files hold no tensors: re-save the model with `save_pretrained`")
     if not any((path / name).is_file() for name in TOKENIZER_FILES):
@@ -100,6 +91,46 @@ def open_checkpoint(path: Path) -> Checkpoint:
             "copy the base model's tokenizer files into it (`tokenizer.save_pretrained`)"
         )
     return Checkpoint(path, config, tensors)
+
+
+def _read_header(file: Path) -> dict[str, TensorHeader]:
+    """The tensor table of one safetensors file: an 8-byte little-endian length, then that much JSON."""
+
+    def bad(reason: str) -> UserError:
+        return UserError(f"{file}: not a readable safetensors file ({reason}): re-save the model with `save_pretrained`")
+
+    try:
+        with open(file, "rb") as f:
+            size = file.stat().st_size
+            raw = f.read(8)
+            if len(raw) < 8:
+                raise bad("shorter than its header")
+            (length,) = struct.unpack("<Q", raw)
+            if length > size - 8:
+                raise bad("header longer than the file")
+            header = json.loads(f.read(length))
+    except OSError as e:
+        raise bad(e.strerror or str(e)) from None
+    except ValueError:
+        raise bad("header is not JSON") from None
+    if not isinstance(header, dict):
+        raise bad("header is not a table")
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            dtype, shape, (begin, end) = info["dtype"], tuple(int(n) for n in info["shape"]), info["data_offsets"]
+        except (KeyError, TypeError, ValueError):
+            raise bad(f"entry {name!r} is malformed") from None
+        if dtype not in _DTYPES:
+            raise UserError(f"{file}: tensor {name!r} is {dtype}: `twin convert` reads float checkpoints (F32, F16, BF16) only")
+        start = 8 + length + int(begin)
+        nbytes = int(end) - int(begin)
+        if start + nbytes > size or nbytes != np.dtype(_DTYPES[dtype]).itemsize * int(np.prod(shape, dtype=np.int64)):
+            raise bad(f"tensor {name!r} lies outside the file")
+        out[name] = TensorHeader(name, shape, dtype, file, start, nbytes)
+    return out
 
 
 def _safetensors_files(path: Path) -> list[Path]:

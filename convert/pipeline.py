@@ -157,44 +157,44 @@ def convert(cfg: ConvertConfig) -> ConvertResult:
 def _convert(cfg: ConvertConfig) -> ConvertResult:
     source = cfg.source_dir()
     conversations = load_conversations(cfg.val_file(), cfg.max_conversations) if cfg.quant == "auto" else None
-    with open_checkpoint(source) as ckpt:
-        arch = architecture_for(ckpt.architecture)
-        tokenizer = load_hf_tokenizer(source)
-        vocab = read_vocabulary(source, tokenizer, embedding_rows(ckpt, arch))
-        float_type = "f32" if cfg.quant == "f32" else "f16"
-        total = sum(t.nbytes for t in plan_tensors(ckpt, arch, float_type))
-        folder = _output_path(cfg, source, "any").parent
-        if not folder.is_dir():
-            paths.private_dir(folder)
-        title = model_name(cfg.name or source.name, tokenizer)
+    ckpt = open_checkpoint(source)
+    arch = architecture_for(ckpt.architecture)
+    tokenizer = load_hf_tokenizer(source)
+    vocab = read_vocabulary(source, tokenizer, embedding_rows(ckpt, arch))
+    float_type = "f32" if cfg.quant == "f32" else "f16"
+    total = sum(t.nbytes for t in plan_tensors(ckpt, arch, float_type))
+    folder = _output_path(cfg, source, "any").parent
+    if not folder.is_dir():
+        paths.private_dir(folder)
+    title = model_name(cfg.name or source.name, tokenizer)
 
-        with _progress() as bars:
-            task = bars.add_task(f"writing {float_type} GGUF", total=total)
+    with _progress() as bars:
+        task = bars.add_task(f"writing {float_type} GGUF", total=total)
 
-            def write_and_verify(path: Path) -> Verification:
-                write_gguf(ckpt, arch, vocab, path, float_type, title, lambda n: bars.advance(task, n))
-                check = bars.add_task("verifying against transformers", total=None)
-                result = verify(path, source, tokenizer, float_type, vocab.model == "llama", cfg.threads)
-                bars.update(check, total=1, completed=1)
-                return result
+        def write_and_verify(path: Path) -> Verification:
+            write_gguf(ckpt, arch, vocab, path, float_type, title, lambda n: bars.advance(task, n))
+            check = bars.add_task("verifying against transformers", total=None)
+            result = verify(path, source, tokenizer, float_type, vocab.model == "llama", cfg.threads)
+            bars.update(check, total=1, completed=1)
+            return result
 
-            if cfg.quant in ("f16", "f32"):
-                final = _output_path(cfg, source, cfg.quant)
-                with atomic_path(final) as tmp:
-                    verification = write_and_verify(tmp)
-                result = ConvertResult(final, cfg.quant, final.stat().st_size, verification)
-            else:
-                with scratch_file(folder, f"model-{float_type}") as base:
-                    verification = write_and_verify(base)
-                    if conversations is None:
-                        final = _output_path(cfg, source, cfg.quant)
-                        step = bars.add_task(f"quantizing {cfg.quant}", total=None)
-                        with atomic_path(final) as tmp:
-                            quantize(base, tmp, cfg.quant, cfg.threads)
-                        bars.update(step, total=1, completed=1)
-                        result = ConvertResult(final, cfg.quant, final.stat().st_size, verification)
-                    else:
-                        result = _choose_quant(cfg, source, base, folder, conversations, verification, float_type, bars)
+        if cfg.quant in ("f16", "f32"):
+            final = _output_path(cfg, source, cfg.quant)
+            with atomic_path(final) as tmp:
+                verification = write_and_verify(tmp)
+            result = ConvertResult(final, cfg.quant, final.stat().st_size, verification)
+        else:
+            with scratch_file(folder, f"model-{float_type}") as base:
+                verification = write_and_verify(base)
+                if conversations is None:
+                    final = _output_path(cfg, source, cfg.quant)
+                    step = bars.add_task(f"quantizing {cfg.quant}", total=None)
+                    with atomic_path(final) as tmp:
+                        quantize(base, tmp, cfg.quant, cfg.threads)
+                    bars.update(step, total=1, completed=1)
+                    result = ConvertResult(final, cfg.quant, final.stat().st_size, verification)
+                else:
+                    result = _choose_quant(cfg, source, base, folder, conversations, verification, float_type, bars)
     result.notes.extend(vocab.notes)
     if cfg.name is not None:
         _register(cfg.name, result)

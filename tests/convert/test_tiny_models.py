@@ -103,3 +103,20 @@ def test_f16_and_quantized_outputs_are_smaller_and_verified(tiny_model, tmp_path
     assert q8.size_bytes < f16.size_bytes
     assert _field(GGUFReader(str(q8.path)), "general.file_type") == 7  # LLAMA_FTYPE_MOSTLY_Q8_0
     assert not list(tmp_path.glob(".*"))  # the f16 intermediate and temporary files are gone
+
+
+def test_sharded_bf16_checkpoint(tiny_model, tmp_path: Path) -> None:
+    """Trainers save bf16, and big models in shards with an index: both are read without the safetensors mmap."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    source = tiny_model("qwen2")
+    folder = tmp_path / "bf16"
+    model = AutoModelForCausalLM.from_pretrained(str(source), dtype=torch.bfloat16)
+    model.save_pretrained(folder, max_shard_size="100KB")
+    AutoTokenizer.from_pretrained(str(source)).save_pretrained(folder)
+    assert (folder / "model.safetensors.index.json").is_file() and len(list(folder.glob("*.safetensors"))) > 1
+
+    result = convert(ConvertConfig(model_dir=folder, quant="f32", output=tmp_path / "bf16.gguf"))
+    assert result.verification.top1_agreement >= 0.99
+    assert result.verification.max_abs_diff <= REL_TOLERANCE * max(result.verification.logit_scale, 1.0)
