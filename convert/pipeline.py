@@ -15,6 +15,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from convert.architectures import architecture_for
 from convert.checkpoint import open_checkpoint
@@ -124,7 +125,7 @@ def scratch_file(folder: Path, stem: str) -> Iterator[Path]:
             os.unlink(tmp)
 
 
-def _progress():  # type: ignore[no-untyped-def]
+def _progress() -> Any:
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
@@ -144,17 +145,24 @@ def _output_path(cfg: ConvertConfig, source: Path, quant: str) -> Path:
     return Path.cwd() / f"{source.name}-{quant}.gguf"
 
 
-def convert(cfg: ConvertConfig) -> ConvertResult:
-    """Convert, verify, quantize and (with a twin name) register; no partial GGUF is left on any failure."""
+def convert(cfg: ConvertConfig, progress: Any = None) -> ConvertResult:
+    """Convert, verify, quantize and (with a twin name) register; no partial GGUF is left on any failure.
+
+    `progress`: a started rich Progress to add this stage's tasks to (`twin build`
+    shows one display for all stages); by default bars of its own on a terminal.
+    """
     try:
-        return _convert(cfg)
+        if progress is not None:
+            return _convert(cfg, progress)
+        with _progress() as bars:
+            return _convert(cfg, bars)
     except OSError as e:
         if e.errno in _DISK_ERRNOS:
             raise disk_error(e, Path(e.filename or cfg.output or ".")) from None
         raise
 
 
-def _convert(cfg: ConvertConfig) -> ConvertResult:
+def _convert(cfg: ConvertConfig, bars: Any) -> ConvertResult:
     source = cfg.source_dir()
     conversations = load_conversations(cfg.val_file(), cfg.max_conversations) if cfg.quant == "auto" else None
     ckpt = open_checkpoint(source)
@@ -168,33 +176,32 @@ def _convert(cfg: ConvertConfig) -> ConvertResult:
         paths.private_dir(folder)
     title = model_name(cfg.name or source.name, tokenizer)
 
-    with _progress() as bars:
-        task = bars.add_task(f"writing {float_type} GGUF", total=total)
+    task = bars.add_task(f"writing {float_type} GGUF", total=total)
 
-        def write_and_verify(path: Path) -> Verification:
-            write_gguf(ckpt, arch, vocab, path, float_type, title, lambda n: bars.advance(task, n))
-            check = bars.add_task("verifying against transformers", total=None)
-            result = verify(path, source, tokenizer, float_type, vocab.model == "llama", cfg.threads)
-            bars.update(check, total=1, completed=1)
-            return result
+    def write_and_verify(path: Path) -> Verification:
+        write_gguf(ckpt, arch, vocab, path, float_type, title, lambda n: bars.advance(task, n))
+        check = bars.add_task("verifying against transformers", total=None)
+        result = verify(path, source, tokenizer, float_type, vocab.model == "llama", cfg.threads)
+        bars.update(check, total=1, completed=1)
+        return result
 
-        if cfg.quant in ("f16", "f32"):
-            final = _output_path(cfg, source, cfg.quant)
-            with atomic_path(final) as tmp:
-                verification = write_and_verify(tmp)
-            result = ConvertResult(final, cfg.quant, final.stat().st_size, verification)
-        else:
-            with scratch_file(folder, f"model-{float_type}") as base:
-                verification = write_and_verify(base)
-                if conversations is None:
-                    final = _output_path(cfg, source, cfg.quant)
-                    step = bars.add_task(f"quantizing {cfg.quant}", total=None)
-                    with atomic_path(final) as tmp:
-                        quantize(base, tmp, cfg.quant, cfg.threads)
-                    bars.update(step, total=1, completed=1)
-                    result = ConvertResult(final, cfg.quant, final.stat().st_size, verification)
-                else:
-                    result = _choose_quant(cfg, source, base, folder, conversations, verification, float_type, bars)
+    if cfg.quant in ("f16", "f32"):
+        final = _output_path(cfg, source, cfg.quant)
+        with atomic_path(final) as tmp:
+            verification = write_and_verify(tmp)
+        result = ConvertResult(final, cfg.quant, final.stat().st_size, verification)
+    else:
+        with scratch_file(folder, f"model-{float_type}") as base:
+            verification = write_and_verify(base)
+            if conversations is None:
+                final = _output_path(cfg, source, cfg.quant)
+                step = bars.add_task(f"quantizing {cfg.quant}", total=None)
+                with atomic_path(final) as tmp:
+                    quantize(base, tmp, cfg.quant, cfg.threads)
+                bars.update(step, total=1, completed=1)
+                result = ConvertResult(final, cfg.quant, final.stat().st_size, verification)
+            else:
+                result = _choose_quant(cfg, source, base, folder, conversations, verification, float_type, bars)
     result.notes.extend(vocab.notes)
     if cfg.name is not None:
         _register(cfg.name, result)

@@ -137,7 +137,7 @@ def convert_cmd(
     quant: Annotated[str, typer.Option(help="auto (measure q4_k_m, q4_1, q4_0 on validation replies, keep the best), q4_k_m, q4_1, q4_0, q5_k_m, q8_0, f16 or f32.")] = "auto",
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="GGUF file to write. [default: twins/NAME/model-<quant>.gguf or ./<dir>-<quant>.gguf]")] = None,
     val: Annotated[Optional[Path], typer.Option(help="Validation conversations (val.jsonl) for --quant auto. [default: the twin's dataset/val.jsonl]")] = None,
-    threads: Annotated[int, typer.Option(help="llama.cpp threads (0 = all cores).")] = 0,
+    threads: Annotated[int, typer.Option(help="llama.cpp threads for checking and measuring (0 = half the logical CPUs).")] = 0,
 ) -> None:
     """Convert a merged model to GGUF, verify it against transformers, quantize it (4-bit chosen by measurement)."""
     from convert.pipeline import ConvertConfig, convert, report
