@@ -231,3 +231,21 @@ def embedded_hf(tmp_path_factory: pytest.TempPathFactory) -> Path:
             del os.environ["TWIN_HOME"]
         else:
             os.environ["TWIN_HOME"] = saved
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Callable[[list[str]], tuple[int, str, str]]:
+    """cli(["--model-dir", …]) runs `twin convert …` through the real entry point: (exit code, stdout, stderr)."""
+    from twin.cli import main
+
+    def run(args: list[str]) -> tuple[int, str, str]:
+        capsys.readouterr()  # drop what building the fixtures printed
+        try:
+            main(["convert", *args])
+            code = 0
+        except SystemExit as e:
+            code = int(e.code or 0)
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run

@@ -11,20 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from twin import registry
-from twin.cli import main
-
-
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    capsys.readouterr()  # drop what building the fixtures printed
-    try:
-        main(["convert", *args])
-        code = 0
-    except SystemExit as e:
-        code = int(e.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
-
 
 def assert_one_error_line(code: int, err: str, *needles: str) -> None:
     lines = [line for line in err.splitlines() if line.strip()]
@@ -39,13 +25,6 @@ def no_gguf_in(folder: Path) -> bool:
     return not [p for p in folder.rglob("*") if ".gguf" in p.name]
 
 
-def test_help_lists_the_options(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run_cli(["--help"], capsys)
-    assert code == 0
-    for option in ("--name", "--model-dir", "--quant", "--output", "--val"):
-        assert option in out
-
-
 @pytest.mark.parametrize(
     ("make", "needles"),
     [
@@ -55,9 +34,9 @@ def test_help_lists_the_options(capsys: pytest.CaptureFixture[str]) -> None:
     ],
     ids=["empty-dir", "a-file", "missing"],
 )
-def test_a_directory_that_is_not_a_model(make, needles, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_directory_that_is_not_a_model(make, needles, tmp_path: Path, cli) -> None:
     target = make(_mkdir(tmp_path / "in"))
-    code, _, err = run_cli(["--model-dir", str(target), "--quant", "f32", "-o", str(tmp_path / "out.gguf")], capsys)
+    code, _, err = cli(["--model-dir", str(target), "--quant", "f32", "-o", str(tmp_path / "out.gguf")])
     assert_one_error_line(code, err, *needles)
     assert no_gguf_in(tmp_path)
 
@@ -73,43 +52,43 @@ def _copy_model(tiny_model, tmp_path: Path, kind: str = "gpt2") -> Path:  # type
     return folder
 
 
-def test_weights_that_are_not_safetensors(tiny_model, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_weights_that_are_not_safetensors(tiny_model, tmp_path: Path, cli) -> None:
     folder = _copy_model(tiny_model, tmp_path)
     (folder / "model.safetensors").write_bytes(b"\x00" * 64)
-    code, _, err = run_cli(["--model-dir", str(folder), "--quant", "f32", "-o", str(tmp_path / "o.gguf")], capsys)
+    code, _, err = cli(["--model-dir", str(folder), "--quant", "f32", "-o", str(tmp_path / "o.gguf")])
     assert_one_error_line(code, err, "model.safetensors", "not a readable safetensors file")
     assert no_gguf_in(tmp_path)
 
 
-def test_missing_tokenizer_files(tiny_model, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_tokenizer_files(tiny_model, tmp_path: Path, cli) -> None:
     folder = _copy_model(tiny_model, tmp_path)
     for name in ("tokenizer.json", "tokenizer_config.json"):
         (folder / name).unlink()
-    code, _, err = run_cli(["--model-dir", str(folder), "--quant", "f32", "-o", str(tmp_path / "o.gguf")], capsys)
+    code, _, err = cli(["--model-dir", str(folder), "--quant", "f32", "-o", str(tmp_path / "o.gguf")])
     assert_one_error_line(code, err, "has no tokenizer", "tokenizer.json")
     assert no_gguf_in(tmp_path)
 
 
-def test_broken_tokenizer(tiny_model, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_broken_tokenizer(tiny_model, tmp_path: Path, cli) -> None:
     folder = _copy_model(tiny_model, tmp_path)
     (folder / "tokenizer.json").write_text("{not json", encoding="utf-8")
-    code, _, err = run_cli(["--model-dir", str(folder), "--quant", "f32", "-o", str(tmp_path / "o.gguf")], capsys)
+    code, _, err = cli(["--model-dir", str(folder), "--quant", "f32", "-o", str(tmp_path / "o.gguf")])
     assert_one_error_line(code, err, "cannot load its tokenizer")
     assert no_gguf_in(tmp_path)
 
 
-def test_unknown_architecture(tiny_model, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_unknown_architecture(tiny_model, tmp_path: Path, cli) -> None:
     folder = _copy_model(tiny_model, tmp_path)
     config = json.loads((folder / "config.json").read_text())
     config["architectures"] = ["MambaForCausalLM"]
     (folder / "config.json").write_text(json.dumps(config))
-    code, _, err = run_cli(["--model-dir", str(folder), "--quant", "f32", "-o", str(tmp_path / "o.gguf")], capsys)
+    code, _, err = cli(["--model-dir", str(folder), "--quant", "f32", "-o", str(tmp_path / "o.gguf")])
     assert_one_error_line(code, err, "'MambaForCausalLM'", "LlamaForCausalLM")
     assert no_gguf_in(tmp_path)
 
 
-def test_unknown_quant(tiny_model, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run_cli(["--model-dir", str(tiny_model("gpt2")), "--quant", "q3_k", "-o", str(tmp_path / "o.gguf")], capsys)
+def test_unknown_quant(tiny_model, tmp_path: Path, cli) -> None:
+    code, _, err = cli(["--model-dir", str(tiny_model("gpt2")), "--quant", "q3_k", "-o", str(tmp_path / "o.gguf")])
     assert_one_error_line(code, err, "unknown quant 'q3_k'", "q4_1")
     assert no_gguf_in(tmp_path)
 
@@ -124,43 +103,28 @@ def test_unknown_quant(tiny_model, tmp_path: Path, capsys: pytest.CaptureFixture
     ],
     ids=["neither", "both", "bad-name", "untrained"],
 )
-def test_what_to_convert(args: list[str], needles: list[str], capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run_cli(args, capsys)
+def test_what_to_convert(args: list[str], needles: list[str], cli) -> None:
+    code, _, err = cli(args)
     assert_one_error_line(code, err, *needles)
 
 
-def test_auto_without_validation_replies(tiny_model, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run_cli(["--model-dir", str(tiny_model("gpt2")), "-o", str(tmp_path / "o.gguf")], capsys)
+def test_auto_without_validation_replies(tiny_model, tmp_path: Path, cli) -> None:
+    code, _, err = cli(["--model-dir", str(tiny_model("gpt2")), "-o", str(tmp_path / "o.gguf")])
     assert_one_error_line(code, err, "--val FILE", "--quant")
     assert no_gguf_in(tmp_path)
 
 
-def test_malformed_validation_file(tiny_model, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_malformed_validation_file(tiny_model, tmp_path: Path, cli) -> None:
     val = tmp_path / "val.jsonl"
     val.write_text('{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}\n{"messages": 3}\n')
-    code, _, err = run_cli(["--model-dir", str(tiny_model("gpt2")), "--val", str(val), "-o", str(tmp_path / "o.gguf")], capsys)
+    code, _, err = cli(["--model-dir", str(tiny_model("gpt2")), "--val", str(val), "-o", str(tmp_path / "o.gguf")])
     assert_one_error_line(code, err, f"{val}:2")
     assert no_gguf_in(tmp_path)
 
 
-def test_output_is_a_directory(tiny_model, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run_cli(["--model-dir", str(tiny_model("gpt2")), "--quant", "f32", "-o", str(tmp_path)], capsys)
+def test_output_is_a_directory(tiny_model, tmp_path: Path, cli) -> None:
+    code, _, err = cli(["--model-dir", str(tiny_model("gpt2")), "--quant", "f32", "-o", str(tmp_path)])
     assert_one_error_line(code, err, "is a directory")
-
-
-def test_a_twin_is_registered_and_its_old_gguf_replaced(tiny_model, twin_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """Not bad input, but the other half of the CLI contract: --name writes into the twin and its registry."""
-    twin = twin_home / "twins" / "bob"
-    shutil.copytree(tiny_model("llama-bpe"), twin / "merged")
-    code, out, _ = run_cli(["--name", "bob", "--quant", "f16"], capsys)
-    assert code == 0 and "wrote" in out
-    assert registry.read("bob")["model"]["gguf"] == "model-f16.gguf"
-    code, _, _ = run_cli(["--name", "bob", "--quant", "q8_0"], capsys)
-    assert code == 0
-    assert registry.read("bob")["model"]["gguf"] == "model-q8_0.gguf"
-    assert registry.read("bob")["model"]["quant"] == "q8_0"
-    assert sorted(p.name for p in twin.glob("*.gguf*")) == ["model-q8_0.gguf"]
-    assert oct((twin / "model-q8_0.gguf").stat().st_mode & 0o777) == "0o600"
 
 
 # A full disk, for real: a tiny tmpfs mounted in a private mount namespace (unshare), so nothing on the host changes.
@@ -190,9 +154,9 @@ def test_disk_full_while_writing(tiny_model, tmp_path: Path) -> None:
     assert left == []
 
 
-def test_disk_full_while_quantizing(tiny_model, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_disk_full_while_quantizing(tiny_model, tmp_path: Path, cli) -> None:
     # Room for the f16 intermediate but not for it and the quantized file together.
-    code, _, _ = run_cli(["--model-dir", str(tiny_model("gpt2")), "--quant", "f16", "-o", str(tmp_path / "f16.gguf")], capsys)
+    code, _, _ = cli(["--model-dir", str(tiny_model("gpt2")), "--quant", "f16", "-o", str(tmp_path / "f16.gguf")])
     assert code == 0
     room = (tmp_path / "f16.gguf").stat().st_size + 48 * 1024
     code, err, left = run_on_full_disk(tiny_model("gpt2"), tmp_path, str(room), "q8_0")
