@@ -58,8 +58,12 @@ def load_conversations(path: Path, limit: int = 40) -> list[Messages]:
 
 
 def _split_reply(formatter_prefix: Any, formatter_full: Any, messages: Messages) -> tuple[str, str] | None:
-    prefix = formatter_prefix(messages=messages[:-1]).prompt
-    full = formatter_full(messages=messages).prompt
+    """(everything before my reply, my reply as the template renders it), or None when the template cannot split it."""
+    try:
+        prefix = formatter_prefix(messages=messages[:-1]).prompt
+        full = formatter_full(messages=messages).prompt
+    except Exception:  # a template's raise_exception() on a conversation it refuses (e.g. roles out of order)
+        return None
     if not full.startswith(prefix):
         return None
     return prefix, full[len(prefix):]
