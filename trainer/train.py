@@ -52,6 +52,7 @@ class TrainConfig:
     eval_every: int = 100  # validate every N steps (and after each epoch); 0 = after each epoch only
     max_val_samples: int = 256  # validation samples used (the first N of val.jsonl)
     patience: int = 3  # stop after N validations without improvement; 0 = never stop early
+    min_delta: float = 0.0  # the smallest fall in validation loss that counts as an improvement
     log_every: int = 10  # steps between train lines in train_log.jsonl
     gradient_checkpointing: bool = False  # less memory, ~10% slower
     device: str = "auto"  # auto (CUDA when present), cpu, cuda, cuda:N, mps
@@ -76,6 +77,7 @@ class TrainConfig:
         _check(self.eval_every >= 0, "eval_every", "must be 0 (each epoch) or more", self.eval_every)
         _check(self.max_val_samples >= 1, "max_val_samples", "must be at least 1", self.max_val_samples)
         _check(self.patience >= 0, "patience", "must be 0 (never stop early) or more", self.patience)
+        _check(self.min_delta >= 0, "min_delta", "must not be negative", self.min_delta)
         _check(self.log_every >= 1, "log_every", "must be at least 1", self.log_every)
         dev = self.device
         _check(dev in ("auto", "cpu", "mps") or dev == "cuda" or (dev.startswith("cuda:") and dev[5:].isdigit()),
@@ -88,6 +90,19 @@ class TrainConfig:
     @property
     def data_dir(self) -> Path:
         return Path(self.dataset_dir).expanduser() if self.dataset_dir else self.twin_dir / "dataset"
+
+
+def resume_config(name: str, overrides: dict[str, Any]) -> TrainConfig:
+    """The settings of the twin's checkpoint with `overrides` on top, marked to resume.
+
+    train() then refuses overrides that would change what is computed.
+    """
+    from trainer import checkpoint
+
+    folder = paths.twin_dir(name) / checkpoint.CHECKPOINT_DIR
+    state, _, _ = checkpoint.load(folder)
+    stored = {f.name: state["config"][f.name] for f in dataclasses.fields(TrainConfig) if f.name in state["config"]}
+    return TrainConfig(**{**stored, **overrides, "name": name, "resume": True})
 
 
 def _check(ok: bool, name: str, why: str, value: object) -> None:
@@ -109,6 +124,7 @@ class TrainResult:
     tokens: int  # real tokens trained on (no padding)
     tokens_per_s: float
     interrupted: bool = False
+    signal: int = 0  # the signal that interrupted training (SIGINT or SIGTERM)
     stopped_early: bool = False
 
 
@@ -155,7 +171,9 @@ def train(config: TrainConfig, on_step: Callable[[int], None] | None = None) -> 
     plain_format = ensure_chat_template(tokenizer)
     if tokenizer.eos_token_id is None:
         raise UserError(f"the tokenizer of base {config.base!r} has no end-of-sequence token: pick another --base")
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    if tokenizer.pad_token is None:  # GPT-2: batches (and later users of merged/) pad with EOS
+        tokenizer.pad_token = tokenizer.eos_token
+    pad_id = tokenizer.pad_token_id
     train_samples = encode_all(tokenizer, train_convs, config.max_length, train_file)
     val_samples = encode_all(tokenizer, val_convs, config.max_length, val_file)
 
@@ -238,7 +256,7 @@ def train(config: TrainConfig, on_step: Callable[[int], None] | None = None) -> 
         if progress.first_val_loss is None:
             progress.first_val_loss = loss
         record({"event": "eval", "step": progress.step, "epoch": progress.epoch, "val_loss": loss, "val_ppl": math.exp(min(loss, 50))})
-        if progress.best_loss is None or loss < progress.best_loss:
+        if progress.best_loss is None or loss < progress.best_loss - config.min_delta:
             progress.best_loss, progress.best_step, progress.bad_evals = loss, progress.step, 0
             best = adapter_weights()
         else:
@@ -268,7 +286,7 @@ def train(config: TrainConfig, on_step: Callable[[int], None] | None = None) -> 
                             loss, _ = label_loss(backbone, head, batch.to(device))
                         loss = loss / max(n_labels, 1)
                         (scaler.scale(loss) if scaler else loss).backward()
-                        step_loss += float(loss)
+                        step_loss += float(loss.detach())
                     if scaler is not None:
                         scaler.unscale_(optimizer)
                     torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -328,7 +346,7 @@ def train(config: TrainConfig, on_step: Callable[[int], None] | None = None) -> 
         name=config.name, merged_dir=None, adapter_dir=None, log_path=log_path, steps=progress.step,
         total_steps=total_steps, best_step=progress.best_step if val_samples else progress.step,
         first_val_loss=progress.first_val_loss, best_val_loss=progress.best_loss, tokens=progress.tokens,
-        tokens_per_s=tokens_per_s, interrupted=stop.requested, stopped_early=stopped_early,
+        tokens_per_s=tokens_per_s, interrupted=stop.requested, signal=stop.signum, stopped_early=stopped_early,
     )
     if stop.requested:
         return result
@@ -430,11 +448,13 @@ class _StopFlag:
 
     def __init__(self) -> None:
         self.requested = False
+        self.signum = 0
 
     def _handle(self, signum: int, frame: object) -> None:
         if self.requested and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.requested = True
+        self.signum = signum
         log.warning("stopping after this step to save a checkpoint (Ctrl-C again to abort without saving)")
 
     def installed(self):
