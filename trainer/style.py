@@ -65,7 +65,7 @@ def describe(replies: list[str]) -> dict[str, Any]:
     words = Counter(w for ts in tokens for w in ts if w not in stop and len(w) > 1)
     phrases = Counter(
         " ".join(ts[i : i + n]) for ts in tokens for n in (2, 3) for i in range(len(ts) - n + 1)
-        if not all(w in stop for w in ts[i : i + n])
+        if ts[i] not in stop and ts[i + n - 1] not in stop  # "норм а" is no phrase of mine
     )
     style: dict[str, Any] = {
         "replies": len(replies),

@@ -135,14 +135,8 @@ def train(config: TrainConfig, on_step: Callable[[int], None] | None = None) -> 
     training save a checkpoint and return with `interrupted=True`;
     `TrainConfig(resume=True)` continues from it and ends as an uninterrupted run would.
     """
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, get_cosine_schedule_with_warmup
-
-    from trainer import checkpoint
     from trainer.bases import resolve_base
-    from trainer.batches import collate, epoch_batches
-    from trainer.display import TrainDisplay
-    from trainer.lora import add_lora, target_modules
+    from trainer.lora import target_modules
     from trainer.samples import encode_all, ensure_chat_template, read_jsonl
 
     # --- the data
@@ -151,18 +145,27 @@ def train(config: TrainConfig, on_step: Callable[[int], None] | None = None) -> 
     if not train_convs:
         raise UserError(f"dataset file {train_file} has no samples: ingest more chat history with `twin ingest`")
     val_convs = read_jsonl(val_file)[: config.max_val_samples] if val_file.exists() else []
+    base_dir = resolve_base(config.base)
+    target_modules(_model_type(base_dir), config.lora_targets)  # an unknown architecture fails before any work
+
+    # Heavy imports only now: the mistakes above are reported at once.
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, get_cosine_schedule_with_warmup
+
+    from trainer import checkpoint
+    from trainer.batches import collate, epoch_batches
+    from trainer.display import TrainDisplay
+    from trainer.lora import add_lora
+
     data_hash = checkpoint.fingerprint(train_file, val_file)
     folder = config.twin_dir
     ckpt_dir = folder / checkpoint.CHECKPOINT_DIR
     log_path = folder / LOG_FILE
-
     resumed = None
     if config.resume:
         resumed = checkpoint.load(ckpt_dir)
         _check_resumable(config, resumed[0], data_hash)
 
-    # --- the base and the device
-    base_dir = resolve_base(config.base)
     device = _pick_device(config.device)
     amp_dtype = None
     if device.type == "cuda":
@@ -180,7 +183,6 @@ def train(config: TrainConfig, on_step: Callable[[int], None] | None = None) -> 
     torch.manual_seed(config.seed)
     model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
     saved_dtype = _checkpoint_dtype(base_dir)
-    target_modules(model.config.model_type, config.lora_targets)  # unknown architecture: fail before the work
     model.config.use_cache = False
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -375,6 +377,13 @@ def _pick_device(name: str) -> Any:
     if name == "mps" and not torch.backends.mps.is_available():
         raise UserError("--device mps: Apple's MPS is not available here; use --device cpu (or auto)")
     return torch.device(name)
+
+
+def _model_type(base_dir: Path) -> str:
+    try:
+        return str(json.loads((base_dir / "config.json").read_text())["model_type"])
+    except (OSError, ValueError, KeyError):
+        raise UserError(f"{base_dir / 'config.json'} does not describe a model (no model_type): pass a Hugging Face causal LM") from None
 
 
 def _checkpoint_dtype(base_dir: Path) -> Any:

@@ -212,7 +212,10 @@ def demo_cmd() -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `twin` script: user errors become one line and exit code 2."""
     try:
-        app(args=argv, standalone_mode=False)
+        # Without standalone mode click returns a command's `typer.Exit(code)` instead of exiting.
+        code = app(args=argv, standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except UserError as e:
         print(f"twin: error: {e}", file=sys.stderr)
         sys.exit(e.exit_code)
