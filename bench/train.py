@@ -5,10 +5,15 @@ input_ids. twin's: batches grouped by length and padded to their longest
 sample, labels on my replies only, logits only where there are labels. Both run
 LoRA (r=16, alpha=32, every projection) on the embedded SmolLM2-135M, fp32 on
 CPU, each in its own process so peak RSS is its own. Tokens/s counts real
-tokens (no padding); both validation losses are measured the same way (loss on
-the reply tokens of the validation split).
+tokens (no padding) over the time spent in training steps; both validation
+losses are measured the same way (loss on the reply tokens of the validation split).
 
-    python bench/train.py [--steps 6] [--batch-size 4] [--max-length 256]
+The machine is shared and its load changes by the minute, so the two processes
+run in lockstep: each waits before every optimizer step until the parent lets
+it go, and the parent alternates them step by step. Both recipes see the same
+background load, and the ratio holds even when the absolute figures do not.
+
+    python bench/train.py [--steps 8] [--batch-size 4] [--max-length 256]
 """
 
 from __future__ import annotations
@@ -58,11 +63,25 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
+def wait_for_parent() -> None:
+    """The lockstep protocol: say we are ready for the next step, then block until the parent says go."""
+    print("WAIT", flush=True)
+    if sys.stdin.readline().strip() != "go":
+        raise SystemExit("bench parent went away")
+
+
 def run_twin(args: argparse.Namespace) -> dict:
     from trainer.train import TrainConfig, train
 
+    def before_next_step(step: int) -> None:
+        if step:
+            print("DONE", flush=True)
+        if step < args.steps:
+            wait_for_parent()
+
     result = train(TrainConfig(name="bench", max_steps=args.steps, batch_size=args.batch_size, max_length=args.max_length,
-                               lr=args.lr, warmup_ratio=0.0, eval_every=0, patience=0, log_every=1, seed=0))
+                               lr=args.lr, warmup_ratio=0.0, eval_every=0, patience=0, log_every=1, seed=0),
+                   on_step=before_next_step)
     evals = [json.loads(line) for line in result.log_path.read_text().splitlines() if '"eval"' in line]
     return {"tokens_per_s": result.tokens_per_s, "tokens": result.tokens, "val_loss": evals[-1]["val_loss"], "peak_rss_mb": peak_rss_mb()}
 
@@ -73,7 +92,7 @@ def run_hf(args: argparse.Namespace) -> dict:
 
     import torch
     from datasets import Dataset
-    from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainingArguments, default_data_collator
+    from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainerCallback, TrainingArguments, default_data_collator
 
     from trainer.bases import resolve_base
     from trainer.lora import add_lora
@@ -90,7 +109,16 @@ def run_hf(args: argparse.Namespace) -> dict:
 
     torch.manual_seed(0)
     model = add_lora(AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32), 16, 32, 0.05)
-    counted = {"tokens": 0}
+    counted = {"tokens": 0, "seconds": 0.0, "started": 0.0}
+
+    class Lockstep(TrainerCallback):
+        def on_step_begin(self, *a, **kw):
+            wait_for_parent()
+            counted["started"] = time.perf_counter()
+
+        def on_step_end(self, *a, **kw):
+            counted["seconds"] += time.perf_counter() - counted["started"]
+            print("DONE", flush=True)
 
     class CountingTrainer(Trainer):
         def training_step(self, model, inputs, num_items_in_batch=None):
@@ -103,11 +131,10 @@ def run_hf(args: argparse.Namespace) -> dict:
         save_strategy="no", eval_strategy="no", report_to=[], use_cpu=True, dataloader_num_workers=0, seed=0,
         disable_tqdm=True,
     )
-    trainer = CountingTrainer(model=model, args=training_args, train_dataset=dataset, data_collator=default_data_collator)
-    started = time.perf_counter()
-    metrics = trainer.train().metrics
-    seconds = metrics.get("train_runtime") or (time.perf_counter() - started)
-    return {"tokens_per_s": counted["tokens"] / seconds, "tokens": counted["tokens"], "val_loss": reply_val_loss(model, tok, data, args),
+    trainer = CountingTrainer(model=model, args=training_args, train_dataset=dataset, data_collator=default_data_collator,
+                              callbacks=[Lockstep()])
+    trainer.train()
+    return {"tokens_per_s": counted["tokens"] / counted["seconds"], "tokens": counted["tokens"], "val_loss": reply_val_loss(model, tok, data, args),
             "peak_rss_mb": peak_rss_mb()}
 
 
@@ -130,9 +157,16 @@ def reply_val_loss(model, tok, data: Path, args: argparse.Namespace) -> float:
     return total / count
 
 
+def _read_until(child: subprocess.Popen, prefix: str) -> str:
+    for line in child.stdout:
+        if line.startswith(prefix):
+            return line.strip()
+    raise SystemExit(f"a bench child ended early (exit code {child.wait()})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--lr", type=float, default=5e-4)
@@ -157,12 +191,29 @@ def main() -> None:
         link.symlink_to(base, target_is_directory=True)
         make_dataset(home / "twins" / "bench" / "dataset", args.train_samples, args.val_samples)
         env = {**os.environ, "TWIN_HOME": str(home), "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
+        children = {}
         for recipe in ("twin", "hf"):
             cmd = [sys.executable, __file__, "--run", recipe, "--steps", str(args.steps), "--batch-size", str(args.batch_size),
                    "--max-length", str(args.max_length), "--lr", str(args.lr)]
-            done = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True, check=True)
-            line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT "))
-            results[recipe] = json.loads(line[len("RESULT "):])
+            children[recipe] = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            for child in children.values():
+                _read_until(child, "WAIT")  # loaded and ready for step 1
+            for step in range(args.steps):
+                for child in children.values():  # one step of one recipe at a time, the other one idle
+                    child.stdin.write("go\n")
+                    child.stdin.flush()
+                    _read_until(child, "DONE")
+                    if step + 1 < args.steps:
+                        _read_until(child, "WAIT")
+            for recipe, child in children.items():
+                results[recipe] = json.loads(_read_until(child, "RESULT ")[len("RESULT "):])
+                if child.wait() != 0:
+                    raise SystemExit(f"the {recipe} run failed")
+        finally:
+            for child in children.values():
+                if child.poll() is None:
+                    child.kill()
 
     twin, hf = results["twin"], results["hf"]
     print(f"train_tokens_per_s_twin={twin['tokens_per_s']:.1f}")

@@ -69,3 +69,21 @@ def test_unknown_architecture_needs_lora_targets(tiny_models: dict[str, Path], m
         train(TrainConfig(name="opt", base=str(folder), epochs=1, batch_size=4))
     result = train(TrainConfig(name="opt", base=str(folder), epochs=1, batch_size=4, lora_targets=["q_proj", "v_proj"]))
     assert result.merged_dir is not None and (result.merged_dir / "model.safetensors").is_file()
+
+
+def test_gradient_checkpointing_trains_the_same_adapter(tiny_models: dict[str, Path], make_dataset, twin_home: Path) -> None:
+    """Recomputing activations changes memory, not results (dropout masks are replayed)."""
+    from safetensors.torch import load_file
+
+    adapters = {}
+    for name, checkpointing in (("plain", False), ("ckpt", True)):
+        make_dataset(name, n_train=8, n_val=2)
+        train(TrainConfig(name=name, base=str(tiny_models["llama"]), epochs=1, batch_size=4, lr=1e-2, lora_dropout=0.1,
+                          gradient_checkpointing=checkpointing))
+        adapters[name] = load_file(str(twin_home / "twins" / name / "adapter" / "adapter_model.safetensors"))
+    assert adapters["plain"].keys() == adapters["ckpt"].keys()
+    changed = 0
+    for key, value in adapters["plain"].items():
+        assert torch.allclose(value, adapters["ckpt"][key], atol=1e-6), key
+        changed += int("lora_B" in key and float(value.abs().max()) > 0)
+    assert changed > 0  # the adapters did train

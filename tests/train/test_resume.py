@@ -34,13 +34,17 @@ def test_interrupt_then_resume_matches_an_uninterrupted_run(tiny_models: dict[st
     whole = train(_settings("whole", base))
     assert whole.steps == whole.total_steps == 12  # 8 batches of 4 -> 4 steps of 2 per epoch, 3 epochs
 
+    seen: list[int] = []
+
     def interrupt(step: int) -> None:
+        seen.append(step)
         if step == 5:
             os.kill(os.getpid(), signal.SIGINT)  # the real signal path: the handler asks for a stop after this step
 
     cut = train(_settings("cut", base), on_step=interrupt)
     folder = twin_home / "twins" / "cut"
     assert cut.interrupted and cut.signal == signal.SIGINT and cut.steps == 5
+    assert seen == [0, 1, 2, 3, 4, 5]  # once before training, then after each step
     assert (folder / "checkpoint" / "state.pt").is_file()
     assert not (folder / "merged").exists() and not (folder / "adapter").exists()
 
