@@ -290,13 +290,46 @@ def persona_cmd(
     print(f"\nsaved {paths.twin_dir(name) / 'persona.json'}; `twin serve` offers it as model {name}-prompt", file=sys.stderr)
 
 
+@app.command("build")
+def build_cmd(
+    exports: Annotated[list[Path], typer.Argument(help="Chat exports: Telegram result.json (or its folder), WhatsApp .txt, plain JSON, JSONL.", show_default=False)],
+    me: Annotated[Optional[list[str]], typer.Option(help="You: a display name or Telegram id (user123); repeatable. Optional for a whole-account Telegram export.")] = None,
+    name: Annotated[str, typer.Option(help="The twin to build (twins/NAME).")] = "me",
+    base: Annotated[str, typer.Option(help="default (embedded SmolLM2-135M), tinyllama, phi3-mini, qwen2.5-0.5b, qwen2.5-1.5b, gpt2, distilgpt2, a hub id or a directory.")] = "default",
+    quant: Annotated[str, typer.Option(help="auto (measure the 4-bit types, keep the best), q4_k_m, q4_1, q4_0, q5_k_m, q8_0, f16, f32.")] = "auto",
+    epochs: Annotated[int, typer.Option(help="Passes over the training split.")] = 3,
+    max_steps: Annotated[int, typer.Option(help="Optimizer steps instead (0 = epochs decide).")] = 0,
+    batch_size: Annotated[int, typer.Option(help="Samples per step.")] = 8,
+    max_length: Annotated[int, typer.Option(help="Tokens per sample; older context is cut first.")] = 512,
+    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 2e-4,
+    strip_emoji: Annotated[bool, typer.Option("--strip-emoji", help="Remove emoji from the dataset (kept by default: they are style).")] = False,
+    seed: Annotated[int, typer.Option(help="Random seed (split, training).")] = 0,
+    device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu, cuda, cuda:N, mps.")] = "auto",
+) -> None:
+    """From chat exports to a served twin in one go: ingest, train (LoRA + merge), convert to 4-bit GGUF, persona."""
+    from twin.build import BuildConfig, build, summary
+
+    setup_logging()
+    config = BuildConfig(
+        exports=exports, me=tuple(me or ()), name=name, base=base, quant=quant, epochs=epochs, max_steps=max_steps,
+        batch_size=batch_size, max_length=max_length, lr=lr, seed=seed, device=device,
+        ingest_options={"strip_emoji": strip_emoji, "seed": seed},
+    )
+    result = build(config, out=lambda line: print(line, file=sys.stderr))
+    if result.quant_table:
+        print(result.quant_table)
+    print(summary(result))
+
+
 @app.command("demo")
-def demo_cmd() -> None:
-    """Start the daemon on the embedded model, ask it one question through the OpenAI SDK, stop."""
+def demo_cmd(
+    steps: Annotated[int, typer.Option(help="Training steps for the demo twin (about 10 s each on 2 cores).")] = 20,
+) -> None:
+    """Build a twin from the bundled sample export, serve it, and compare persona, twin and the real replies."""
     from twin.demo import run_demo
 
     setup_logging()
-    run_demo()
+    run_demo(steps=steps)
 
 
 def main(argv: list[str] | None = None) -> None:

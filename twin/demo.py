@@ -1,34 +1,86 @@
-"""`twin demo`: the README's first command. Starts the daemon on the embedded model and talks to it."""
+"""`twin demo`: the README's first command. Builds a twin from the bundled sample export, serves it, and
+shows three exchanges side by side: the base with the persona prompt, the twin, and the real reply."""
 
 from __future__ import annotations
 
+import json
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from daemon.process import DaemonProcess
-from twin import embedded
+from twin import paths
+from twin.build import BuildConfig, build, summary
+from twin.errors import UserError
 
-QUESTION = "What is the capital of France? Answer in one short sentence."
+SAMPLE = Path(__file__).resolve().parent.parent / "examples" / "telegram_sample" / "result.json"
+NAME = "demo"
+# A short training budget: a few minutes on 2 cores (about one pass over the sample).
+STEPS = 20
+DECODING = {"temperature": 0.7, "seed": 0, "max_tokens": 48}
 
 
-def run_demo(out=print) -> str:
-    """Serve the embedded model, send one chat request through the OpenAI SDK, print the answer; returns it."""
+@dataclass
+class Exchange:
+    context: list[dict[str, str]]
+    persona: str
+    twin: str
+    real: str
+
+
+def pick_samples(val_file: Path, count: int) -> list[list[dict[str, str]]]:
+    """Validation samples with a short context, the easiest for a reader to follow."""
+    samples = [json.loads(line)["messages"] for line in val_file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    samples.sort(key=lambda m: (len(m), sum(len(x["content"]) for x in m)))
+    return samples[:count]
+
+
+def run_demo(out=print, steps: int = STEPS, exchanges: int = 3) -> list[Exchange]:
+    """Build the demo twin, start the daemon, ask both variants about `exchanges` validation contexts."""
     import openai
 
+    if not SAMPLE.is_file():
+        raise UserError(f"the bundled sample export is missing ({SAMPLE}): run `twin demo` from a clone of the repository")
+    result = build(BuildConfig(exports=[SAMPLE], name=NAME, epochs=1, max_steps=steps), out=out)
+    out("")
+    out(summary(result))
+
+    samples = pick_samples(paths.twin_dir(NAME) / "dataset" / "val.jsonl", exchanges)
+    shown: list[Exchange] = []
     with tempfile.TemporaryDirectory(prefix="twin-demo-") as tmp:
-        out("starting the daemon on the embedded model (SmolLM2-135M-Instruct)…")
-        with DaemonProcess(["--model", "default"], log_path=Path(tmp) / "serve.log") as daemon:
-            client = openai.OpenAI(base_url=daemon.url, api_key="not-needed-on-loopback")
-            reply = client.chat.completions.create(
-                model=embedded.MODEL_ID,
-                messages=[{"role": "user", "content": QUESTION}],
-                max_tokens=48,
-                temperature=0.0,
-                seed=1,
-            )
-            answer = (reply.choices[0].message.content or "").strip()
-            out(f"\nyou:  {QUESTION}\ntwin: {answer}\n")
-            out(f"(served at {daemon.url}; {reply.usage.completion_tokens} tokens)")
-    out("Run `twin serve` and point any OpenAI client at http://127.0.0.1:8642/v1")
-    out(f"  model id: {embedded.MODEL_ID}; Python: openai.OpenAI(base_url='http://127.0.0.1:8642/v1', api_key='-')")
-    return answer
+        out("\nstarting the daemon and asking both variants…")
+        with DaemonProcess(["--model", NAME], log_path=Path(tmp) / "serve.log") as daemon:
+            client = openai.OpenAI(base_url=daemon.url, api_key="-", max_retries=0)
+
+            def ask(model: str, context: list[dict[str, str]]) -> str:
+                reply = client.chat.completions.create(model=model, messages=context, **DECODING)
+                return (reply.choices[0].message.content or "").strip()
+
+            for messages in samples:
+                context, real = messages[:-1], messages[-1]["content"]
+                shown.append(Exchange(context, ask(f"{NAME}-prompt", context), ask(NAME, context), real))
+            url = daemon.url
+    _print_exchanges(shown, out)
+    out(f"\n(the daemon ran at {url} for the demo and has stopped; decoding: {DECODING})")
+    out("Serve it yourself with `twin serve` and point any OpenAI client at http://127.0.0.1:8642/v1")
+    out(f"  models: '{NAME}' (LoRA twin), '{NAME}-prompt' (persona prompt, no training), 'smollm2-135m-instruct' (base)")
+    out("  chat in the terminal: `twin chat`; rate the replies: `twin chat --rate --name demo`")
+    return shown
+
+
+def _print_exchanges(shown: list[Exchange], out) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="the sample person's chats: three variants side by side", show_lines=True)
+    table.add_column("they wrote", max_width=34)
+    table.add_column("base + persona prompt", max_width=30)
+    table.add_column("twin (LoRA)", max_width=30)
+    table.add_column("real reply", max_width=24)
+    for ex in shown:
+        last = ex.context[-1]["content"] if ex.context else ""
+        table.add_row(last, ex.persona, ex.twin, ex.real)
+    console = Console(width=130)
+    with console.capture() as capture:
+        console.print(table)
+    out(capture.get().rstrip())

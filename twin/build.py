@@ -1,0 +1,157 @@
+"""`twin build`: a chat export all the way to a served twin — ingest, persona, train (LoRA + merge), convert.
+
+A straight line over each stage's own typed function; each stage keeps its
+progress display, and this module numbers the stages and sums them up at the end.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from twin import embedded, paths
+from twin.errors import UserError
+
+STAGES = ("ingest", "train", "convert", "persona")
+
+
+@dataclass
+class BuildConfig:
+    """What `twin build` needs: the exports and who I am, plus the knobs of the stages a user tunes most."""
+
+    exports: list[Path]
+    me: tuple[str, ...] = ()
+    name: str = "me"
+    base: str = "default"
+    quant: str = "auto"
+    epochs: int = 3
+    max_steps: int = 0  # 0: as many as the epochs make
+    batch_size: int = 8
+    max_length: int = 512
+    lr: float = 2e-4
+    seed: int = 0
+    device: str = "auto"
+    ingest_options: dict[str, Any] = field(default_factory=dict)  # the rest of IngestConfig, by field name
+
+    def __post_init__(self) -> None:
+        if not self.exports:
+            raise UserError("name at least one chat export: twin build EXPORT... [--me WHO]")
+        paths.check_name(self.name)
+
+
+@dataclass
+class BuildResult:
+    name: str
+    samples: tuple[int, int]  # train, validation
+    val_perplexity: float | None
+    quant: str
+    gguf: Path
+    gguf_bytes: int
+    persona_base: str
+    seconds: dict[str, float]
+    quant_table: str = ""
+
+
+def _stage(out: Callable[[str], None], number: int, title: str) -> float:
+    out(f"[{number}/{len(STAGES)}] {title}")
+    return time.perf_counter()
+
+
+def build(config: BuildConfig, out: Callable[[str], None] = print) -> BuildResult:
+    """Run every stage for `config.name`; a failing stage stops the build with its own clear error."""
+    from convert.pipeline import ConvertConfig, convert
+    from trainer.ingest import IngestConfig, ingest
+    from trainer.persona import build_persona
+    from trainer.train import TrainConfig, train
+
+    seconds: dict[str, float] = {}
+
+    started = _stage(out, 1, "reading the chat exports")
+    data = ingest(IngestConfig(exports=list(config.exports), me=config.me, name=config.name, **config.ingest_options))
+    seconds["ingest"] = time.perf_counter() - started
+    out(f"      {data.train_samples} training and {data.val_samples} validation samples")
+
+    started = _stage(out, 2, "training the LoRA adapter and merging it")
+    trained = train(
+        TrainConfig(
+            name=config.name,
+            base=config.base,
+            epochs=config.epochs,
+            max_steps=config.max_steps,
+            batch_size=config.batch_size,
+            max_length=config.max_length,
+            lr=config.lr,
+            seed=config.seed,
+            device=config.device,
+        )
+    )
+    seconds["train"] = time.perf_counter() - started
+    if trained.interrupted:
+        raise UserError(
+            f"training was interrupted; continue with `twin train --name {config.name} --resume`, "
+            f"then `twin convert --name {config.name}`"
+        )
+
+    started = _stage(out, 3, "converting to GGUF and choosing the 4-bit type")
+    converted = convert(ConvertConfig(name=config.name, quant=config.quant))
+    seconds["convert"] = time.perf_counter() - started
+
+    started = _stage(out, 4, "writing the prompt-only persona")
+    persona_base = _persona_base(config.base, converted.quant, out)
+    build_persona(config.name, base=persona_base)
+    seconds["persona"] = time.perf_counter() - started
+
+    val_ppl = math.exp(trained.best_val_loss) if trained.best_val_loss is not None else None
+    return BuildResult(
+        name=config.name,
+        samples=(data.train_samples, data.val_samples),
+        val_perplexity=val_ppl,
+        quant=converted.quant,
+        gguf=converted.path,
+        gguf_bytes=converted.size_bytes,
+        persona_base=persona_base,
+        seconds=seconds,
+        quant_table=converted.table(),
+    )
+
+
+def _persona_base(base: str, quant: str, out: Callable[[str], None]) -> str:
+    """The GGUF the prompt-only variant runs on: the untrained base, in the same quant as the twin.
+
+    The embedded base is a GGUF already; any other base is converted once into the cache.
+    """
+    if base in embedded.ALIASES:
+        return "default"
+    from convert.pipeline import ConvertConfig, convert
+    from trainer.bases import resolve_base
+
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", base).strip("-") or "base"
+    target = paths.cache_dir() / "gguf" / f"{slug}-{quant}.gguf"
+    if not target.is_file():
+        out(f"      converting the base {base} for the prompt-only variant (once)")
+        convert(ConvertConfig(model_dir=resolve_base(base), quant=quant, output=target))
+    return str(target)
+
+
+def summary(result: BuildResult) -> str:
+    """The short report printed at the end of `twin build`."""
+    twin_dir = paths.twin_dir(result.name)
+    ppl = f"{result.val_perplexity:.2f}" if result.val_perplexity is not None else "n/a (no validation split)"
+    total = sum(result.seconds.values())
+    lines = [
+        f"twin {result.name!r} is built ({total / 60:.1f} min)",
+        f"  samples              {result.samples[0]} train, {result.samples[1]} validation",
+        f"  validation perplexity {ppl}",
+        f"  model                {result.gguf.name} ({result.quant}, {result.gguf_bytes / 2**20:.1f} MB)",
+        f"  files                {twin_dir}",
+        "",
+        "chat with it:",
+        "  twin serve          # in one terminal (or: twin service install)",
+        f"  twin chat           # pick '{result.name}' or its prompt-only variant '{result.name}-prompt'",
+        f"  any OpenAI client:  base_url=http://127.0.0.1:8642/v1, model='{result.name}'",
+    ]
+    return "\n".join(lines)
