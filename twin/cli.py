@@ -124,6 +124,48 @@ def service_status() -> None:
     raise typer.Exit(service.status())
 
 
+@app.command("eval")
+def eval_cmd(
+    name: Annotated[Optional[str], typer.Option(help="The twin to evaluate (default: the only twin with a dataset).")] = None,
+    limit: Annotated[int, typer.Option(help="Validation samples to evaluate, spread over val.jsonl.")] = 200,
+    compare: Annotated[Optional[tuple[str, str]], typer.Option(help="Evaluate two twins and set them side by side: --compare A B.")] = None,
+    max_new_tokens: Annotated[int, typer.Option(help="Longest generated reply, in tokens.")] = 64,
+    temperature: Annotated[float, typer.Option(help="0 = greedy decoding; above 0 samples with --seed.")] = 0.0,
+    repetition_penalty: Annotated[float, typer.Option(help="Penalty on tokens among the last 64 generated (1 = off).")] = 1.2,
+    seed: Annotated[int, typer.Option(help="Seed for sampling (temperature above 0).")] = 0,
+    max_context_chars: Annotated[int, typer.Option(help="Context given to each variant: the newest messages within this many characters.")] = 2000,
+) -> None:
+    """Measure how much the twin sounds like you: perplexity, ROUGE-L, chrF, style, ratings; writes twins/NAME/eval/."""
+    from trainer.evaluation.run import EvalConfig, evaluate
+    from trainer.evaluation.terminal import comparison_table, print_result
+    from twin.config import ChatSettings, load
+
+    if compare and name:
+        raise UserError("use either --name or --compare A B, not both")
+    config = EvalConfig(
+        name=name,
+        limit=limit,
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        repetition_penalty=repetition_penalty,
+        seed=seed,
+        max_context_chars=max_context_chars,
+        chat=load(ChatSettings),
+    )
+    setup_logging()
+    if compare:
+        from rich.console import Console
+
+        from trainer.evaluation.compare import compare as run_compare
+
+        comparison = run_compare(compare, config)
+        console = Console()
+        console.print(comparison_table(comparison.a, comparison.b))
+        console.print(f"comparison: {comparison.folder / 'compare.md'}", soft_wrap=True)
+        return
+    print_result(evaluate(config))
+
+
 @app.command("demo")
 def demo_cmd() -> None:
     """Start the daemon on the embedded model, ask it one question through the OpenAI SDK, stop."""
