@@ -36,14 +36,15 @@ def metric_bars(title: str, groups: Sequence[tuple[str, str, dict[str, float | N
 
     fig, axes = plt.subplots(1, len(METRICS), figsize=(3.2 * len(METRICS), 3.4))
     for ax, (key, name, better) in zip(axes, METRICS):
-        labels = [g[0] for g in groups]
-        values = [g[2].get(key) for g in groups]
-        heights = [v if v is not None and math.isfinite(v) else 0.0 for v in values]
-        bars = ax.bar(range(len(groups)), heights, color=[COLORS.get(g[1], "#888888") for g in groups])
+        shown = [g for g in groups if g[2].get(key) is not None]  # my own replies have no perplexity
+        labels = [g[0] for g in shown]
+        values = [g[2][key] for g in shown]
+        heights = [v if math.isfinite(v) else 0.0 for v in values]
+        bars = ax.bar(range(len(shown)), heights, color=[COLORS.get(g[1], "#888888") for g in shown])
         for bar, v in zip(bars, values):
-            text = "n/a" if v is None or not math.isfinite(v) else (f"{v:.1f}" if key == "perplexity" else f"{v:.2f}")
+            text = "n/a" if not math.isfinite(v) else (f"{v:.1f}" if key == "perplexity" else f"{v:.2f}")
             ax.annotate(text, (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom", fontsize=8)
-        ax.set_xticks(range(len(groups)), labels, rotation=20, ha="right", fontsize=8)
+        ax.set_xticks(range(len(shown)), labels, rotation=20, ha="right", fontsize=8)
         ax.set_title(f"{name}\n({better})", fontsize=9)
         if key in ("rouge_l", "chrf"):
             ax.set_ylim(0, max(1.0, max(heights) * 1.15))
@@ -74,6 +75,9 @@ def length_distributions(title: str, series: Sequence[tuple[str, str, Sequence[f
             color=COLORS.get(key, "#888888"),
             label=label,
         )
+    from matplotlib.ticker import MaxNLocator
+
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel(FEATURES["words"][0])
     ax.set_ylabel("replies")
     ax.set_title(title, fontsize=10)
