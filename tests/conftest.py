@@ -62,5 +62,8 @@ def daemon(tmp_path_factory: pytest.TempPathFactory):
     home = tmp_path_factory.mktemp("daemon-home")
     env = {k: v for k, v in os.environ.items() if not k.startswith("TWIN_")}
     env["TWIN_HOME"] = str(home)
-    with DaemonProcess(["--model", "default", "--n-ctx", "1024"], env=env, log_path=home / "serve.log") as proc:
+    # One llama.cpp thread: the test process needs the other core, and llama.cpp's threads spin-wait on
+    # each other, so with every core taken a short reply can stall for seconds on a busy machine.
+    args = ["--model", "default", "--n-ctx", "1024", "--threads", "1"]
+    with DaemonProcess(args, env=env, log_path=home / "serve.log") as proc:
         yield proc

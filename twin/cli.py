@@ -8,9 +8,15 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+
+try:  # typer vendors click since 0.20; its exceptions live there
+    from typer._click import exceptions as click_exceptions
+except ImportError:  # pragma: no cover
+    from click import exceptions as click_exceptions
 
 from twin import __version__, paths
 from twin.errors import UserError
@@ -124,6 +130,75 @@ def service_status() -> None:
     raise typer.Exit(service.status())
 
 
+@app.command("ingest")
+def ingest_cmd(
+    exports: Annotated[list[Path], typer.Argument(help="Chat exports: Telegram result.json (or its folder), WhatsApp .txt, plain JSON, JSONL.", show_default=False)],
+    me: Annotated[Optional[list[str]], typer.Option(help="You: a display name or Telegram id (user123); repeatable. Optional for a whole-account Telegram export.")] = None,
+    name: Annotated[str, typer.Option(help="The twin to build (twins/NAME/dataset).")] = "me",
+    gap: Annotated[str, typer.Option(help="Silence that ends a conversation: 90s, 30m, 1h (a bare number is minutes).")] = "1h",
+    merge: Annotated[str, typer.Option(help="One sender's messages closer than this become one turn.")] = "5m",
+    context: Annotated[int, typer.Option(help="Turns before each reply kept as its context.")] = 8,
+    max_reply_chars: Annotated[int, typer.Option(help="Drop replies longer than this (0: keep all).")] = 1000,
+    keep: Annotated[Optional[list[str]], typer.Option(help="Leave this kind of data as it is: url, email, phone, card, iban, ip (repeatable).")] = None,
+    strip_emoji: Annotated[bool, typer.Option("--strip-emoji", help="Remove emoji (kept by default: they are style).")] = False,
+    keep_duplicates: Annotated[bool, typer.Option("--keep-duplicates", help="Keep samples whose context and reply repeat exactly.")] = False,
+    split: Annotated[str, typer.Option(help="random: sessions shuffled by --seed; time: the latest sessions to validation.")] = "random",
+    seed: Annotated[int, typer.Option(help="Seed of the random split.")] = 0,
+    val_fraction: Annotated[float, typer.Option(help="Share of samples held out for validation (0–0.5).")] = 0.2,
+    include_channels: Annotated[bool, typer.Option("--include-channels", help="Read Telegram channels too.")] = False,
+    include_bots: Annotated[bool, typer.Option("--include-bots", help="Read Telegram bot chats too.")] = False,
+) -> None:
+    """Turn chat exports into the twin's dataset: what others said, and what you answered."""
+    from rich.console import Console
+
+    from trainer.ingest import IngestConfig, ingest, parse_duration
+    from trainer.summary import summary_table
+
+    config = IngestConfig(
+        exports=exports,
+        me=tuple(me or ()),
+        name=name,
+        gap=parse_duration(gap, "--gap"),
+        merge=parse_duration(merge, "--merge"),
+        context=context,
+        max_reply_chars=max_reply_chars,
+        keep=frozenset(keep or ()),
+        strip_emoji=strip_emoji,
+        dedupe=not keep_duplicates,
+        split=split,
+        seed=seed,
+        val_fraction=val_fraction,
+        include_channels=include_channels,
+        include_bots=include_bots,
+    )
+    result = ingest(config)
+    console = Console()
+    console.print(summary_table(result.name, result.stats))
+    console.print(f"wrote {result.train} and {result.val}", markup=False, highlight=False)
+
+
+@app.command("chat")
+def chat_cmd(
+    url: Annotated[Optional[str], typer.Option(help="The daemon's API address (default http://127.0.0.1:8642/v1; config chat.url, env TWIN_URL).")] = None,
+    rate: Annotated[bool, typer.Option("--rate", help="Rate how much the twin's replies sound like you.")] = False,
+    name: Annotated[Optional[str], typer.Option(help="With --rate: the twin to rate (needed when there are several).")] = None,
+) -> None:
+    """Chat with your twins through the daemon in the terminal (`--rate`: rate their replies against your own)."""
+    from twin.config import ChatSettings, load
+
+    settings = load(ChatSettings, {"url": url})
+    if name is not None and not rate:
+        raise UserError("--name only goes with --rate: run `twin chat --rate --name NAME` (in chat, pick the model with F4)")
+    if rate:
+        from tui.rate_app import run_rating
+
+        run_rating(settings, name)
+    else:
+        from tui.chat_app import run_chat
+
+        run_chat(settings)
+
+
 @app.command("eval")
 def eval_cmd(
     name: Annotated[Optional[str], typer.Option(help="The twin to evaluate (default: the only twin with a dataset).")] = None,
@@ -134,8 +209,13 @@ def eval_cmd(
     repetition_penalty: Annotated[float, typer.Option(help="Penalty on tokens among the last 64 generated (1 = off).")] = 1.2,
     seed: Annotated[int, typer.Option(help="Seed for sampling (temperature above 0).")] = 0,
     max_context_chars: Annotated[int, typer.Option(help="Context given to each variant: the newest messages within this many characters.")] = 2000,
+    url: Annotated[Optional[str], typer.Option(help="A running daemon to use for the GGUF's replies (else one is started; config chat.url, env TWIN_URL).")] = None,
 ) -> None:
     """Measure how much the twin sounds like you: perplexity, ROUGE-L, chrF, style, ratings; writes twins/NAME/eval/."""
+    import os
+
+    # Before torch loads OpenMP: spinning worker threads slow down 10x or more when the cores are shared (a daemon, a TUI).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from trainer.evaluation.run import EvalConfig, evaluate
     from trainer.evaluation.terminal import comparison_table, print_result
     from twin.config import ChatSettings, load
@@ -150,7 +230,7 @@ def eval_cmd(
         repetition_penalty=repetition_penalty,
         seed=seed,
         max_context_chars=max_context_chars,
-        chat=load(ChatSettings),
+        chat=load(ChatSettings, {"url": url}),
     )
     setup_logging()
     if compare:
@@ -176,15 +256,23 @@ def demo_cmd() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the `twin` script: user errors become one line and exit code 2.
-
-    Usage errors (unknown option, bad value) are typer's: a short message and exit code 2.
-    """
+    """Entry point of the `twin` script: every user error ends in one line on stderr and exit code 2."""
     try:
-        app(args=argv)
+        code = app(args=argv, standalone_mode=False)
     except UserError as e:
         print(f"twin: error: {e}", file=sys.stderr)
         sys.exit(e.exit_code)
-    except KeyboardInterrupt:
+    except click_exceptions.NoArgsIsHelpError as e:
+        print(e.ctx.get_help() if e.ctx else e.format_message())
+        sys.exit(0)
+    except click_exceptions.UsageError as e:
+        where = e.ctx.command_path if e.ctx else "twin"
+        print(f"twin: error: {e.format_message()} (see `{where} --help`)", file=sys.stderr)
+        sys.exit(2)
+    except click_exceptions.ClickException as e:
+        print(f"twin: error: {e.format_message()}", file=sys.stderr)
+        sys.exit(e.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
         print("twin: interrupted", file=sys.stderr)
         sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)

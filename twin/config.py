@@ -68,9 +68,15 @@ class ChatSettings:
 
     url: str = "http://127.0.0.1:8642/v1"
     api_key: str = ""
+    max_tokens: int = 512  # longest reply `twin chat` asks for
+    temperature: float = 0.8  # sampling temperature of chat replies (greedy decoding loops on small models)
+    retry_seconds: float = 3.0  # how often `twin chat` retries an unreachable daemon
 
     def __post_init__(self) -> None:
         _check(self.url.startswith(("http://", "https://")), "url", "must start with http:// or https://")
+        _check(self.max_tokens >= 1, "max_tokens", "must be at least 1")
+        _check(0.0 <= self.temperature <= 2.0, "temperature", "must be between 0 and 2")
+        _check(self.retry_seconds > 0, "retry_seconds", "must be more than 0")
 
 
 def _check(ok: bool, name: str, why: str) -> None:

@@ -91,4 +91,17 @@ def test_help_lists_the_commands():
 def test_unknown_option_is_a_usage_error_exit_2():
     result = subprocess.run([sys.executable, "-m", "twin", "serve", "--nope"], capture_output=True, text=True)
     assert result.returncode == 2
-    assert "--nope" in result.stderr
+    assert "--nope" in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_badly_typed_option_is_one_line_exit_2():
+    result = subprocess.run(
+        [sys.executable, "-m", "twin", "serve", "--port", "abc"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "'--port'" in result.stderr and "--help" in result.stderr
+
+
+def test_no_arguments_prints_help_exit_0():
+    result = subprocess.run([sys.executable, "-m", "twin"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "Commands" in result.stdout

@@ -1,0 +1,56 @@
+"""How I write, measured over the replies that made it into the dataset: length, emoji, punctuation."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from trainer.clean import emoji_in
+
+_ENDINGS = (("…", "..."), ("...", "..."), (")", ")"), ("(", "("), (".", "."), ("!", "!"), ("?", "?"))
+
+
+class ReplyHabits:
+    """Accumulates one reply at a time; `summary()` is the part of stats.json about my style."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.chars = 0
+        self.words = 0
+        self.lowercase = 0
+        self.with_emoji = 0
+        self.emoji: Counter = Counter()
+        self.endings: Counter = Counter()
+
+    def add(self, text: str) -> None:
+        self.count += 1
+        self.chars += len(text)
+        self.words += len(text.split())
+        first = text.lstrip()[:1]
+        if first.isalpha() and first.islower():
+            self.lowercase += 1
+        found = emoji_in(text)
+        if found:
+            self.with_emoji += 1
+            self.emoji.update(found)
+        self.endings[_ending(text.rstrip(), found)] += 1
+
+    def summary(self) -> dict:
+        n = self.count or 1
+        return {
+            "replies": self.count,
+            "mean_chars": round(self.chars / n, 1),
+            "mean_words": round(self.words / n, 2),
+            "lowercase_start": round(self.lowercase / n, 3),
+            "with_emoji": round(self.with_emoji / n, 3),
+            "ends_with": {k: round(v / n, 3) for k, v in self.endings.most_common()},
+            "top_emoji": [[e, c] for e, c in self.emoji.most_common(10)],
+        }
+
+
+def _ending(text: str, emoji: list[str]) -> str:
+    if emoji and text.endswith(emoji[-1]):
+        return "emoji"
+    for suffix, name in _ENDINGS:
+        if text.endswith(suffix):
+            return name
+    return "no mark"

@@ -1,0 +1,168 @@
+"""From one chat's messages to samples: turns, sessions, context and reply threads.
+
+A session ends after a quiet gap; one sender's messages within a short window
+merge into one turn; each of my turns becomes a sample whose context is the
+turns before it in the session, plus the message it replies to. Context always
+starts with someone else's turn: a sample teaches how I answer, not how I open.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from json.encoder import encode_basestring
+
+from trainer.messages import Chat, Message
+
+# Reply targets are looked up among a chat's recent messages only; older ones are forgotten
+# so memory does not grow with the chat (two generations of this many messages are kept).
+REPLY_MEMORY = 5000
+
+
+@dataclass(frozen=True)
+class SessionSettings:
+    gap: float = 3600.0  # seconds of silence that end a conversation
+    merge: float = 300.0  # seconds between one sender's messages that still make one turn
+    context: int = 8  # turns before my reply kept as context
+
+
+def fragment(role: str, content: str) -> str:
+    """One message of a sample as JSON text, built once and reused by every sample it appears in."""
+    return '{"role":"' + role + '","content":' + encode_basestring(content) + "}"
+
+
+class Turn:
+    """Consecutive messages of one sender, joined by newlines."""
+
+    __slots__ = ("mine", "sender_id", "label", "texts", "ids", "end", "reply_to", "_fragment")
+
+    def __init__(self, msg: Message, text: str, mine: bool, label: str) -> None:
+        self.mine = mine
+        self.sender_id = msg.sender_id
+        self.label = label
+        self.texts = [text]
+        self.ids = [msg.id]
+        self.end = msg.time
+        self.reply_to = msg.reply_to
+        self._fragment: str | None = None
+
+    def add(self, msg: Message, text: str) -> None:
+        self.texts.append(text)
+        self.ids.append(msg.id)
+        self.end = msg.time
+        if self.reply_to is None:
+            self.reply_to = msg.reply_to
+
+    def text(self) -> str:
+        return "\n".join(self.texts)
+
+    def fragment(self, clean: Callable[[str], str]) -> str:
+        """The turn as a sample message, cleaned; '' when cleaning left nothing."""
+        if self._fragment is None:
+            content = clean(self.text()).strip()
+            if not content:
+                self._fragment = ""
+            else:
+                self._fragment = fragment("assistant" if self.mine else "user", f"{self.label}: {content}" if self.label else content)
+        return self._fragment
+
+
+# emit(session_key, time, fragments, my reply text) → None: the fragments end with the reply's own;
+# session_key is the conversation's running session number.
+Emit = Callable[[object, float, list[str], str], None]
+
+
+class Conversation:
+    """Turns one chat's messages (in order) into samples, handed to `emit` as my turns close."""
+
+    def __init__(
+        self,
+        chat: Chat,
+        settings: SessionSettings,
+        clean: Callable[[str], str],
+        emit: Emit,
+        on_skip: Callable[[str], None],
+    ) -> None:
+        self.chat = chat
+        self.clean = clean
+        self.settings = settings
+        self.emit = emit
+        self.on_skip = on_skip
+        self.window: deque[Turn] = deque(maxlen=settings.context)
+        self.open: Turn | None = None
+        self.last_time: float | None = None
+        self.session = 0  # running number of the current session in this chat
+        self.my_turns = 0
+        self._recent: dict[int, tuple[bool, str, str]] = {}
+        self._older: dict[int, tuple[bool, str, str]] = {}
+
+    def add(self, msg: Message, mine: bool) -> None:
+        """Take the next message of the chat (cleaning waits until a turn lands in a sample)."""
+        s = self.settings
+        t = msg.time
+        open_ = self.open
+        if self.last_time is not None and t - self.last_time > s.gap:
+            self._close_turn()
+            self.window.clear()
+            self.session += 1
+            open_ = None
+        label = msg.sender if self.chat.group and not mine else ""
+        if open_ is not None and open_.sender_id == msg.sender_id and t - open_.end <= s.merge:
+            open_.add(msg, msg.text)
+        else:
+            self._close_turn()
+            self.open = Turn(msg, msg.text, mine, label)
+        self.last_time = t
+        if msg.id is not None:
+            self._remember(msg.id, (mine, label, msg.text))
+
+    def close(self) -> None:
+        """The chat ended: emit the last turn if it is mine."""
+        self._close_turn()
+
+    def _close_turn(self) -> None:
+        turn = self.open
+        if turn is None:
+            return
+        self.open = None
+        if turn.mine:
+            self.my_turns += 1
+            self._sample(turn)
+        self.window.append(turn)
+
+    def _sample(self, turn: Turn) -> None:
+        clean = self.clean
+        reply = clean(turn.text()).strip()
+        # cleaned once: the turn is context for my later replies too
+        turn._fragment = fragment("assistant", reply) if reply else ""
+        if not reply:
+            self.on_skip("empty after cleaning")
+            return
+        window = self.window
+        entries = [(t.mine, t.fragment(clean)) for t in window]
+        target = turn.reply_to
+        if target is not None and target not in turn.ids and not any(target in t.ids for t in window):
+            found = self._recent.get(target) or self._older.get(target)
+            if found is not None:
+                mine, label, text = found
+                text = clean(text).strip()
+                if text:
+                    thread = (mine, fragment("assistant" if mine else "user", f"{label}: {text}" if label else text))
+                    keep = self.settings.context - 1
+                    entries = [thread] + (entries[-keep:] if keep else [])
+        entries = [e for e in entries if e[1]]
+        first_other = 0
+        while first_other < len(entries) and entries[first_other][0]:
+            first_other += 1
+        if first_other == len(entries):
+            self.on_skip("no context")
+            return
+        self.emit(self.session, turn.end, [f for _, f in entries[first_other:]] + [turn._fragment], reply)
+
+    def _remember(self, mid: int, entry: tuple[bool, str, str]) -> None:
+        recent = self._recent
+        recent[mid] = entry
+        if len(recent) >= REPLY_MEMORY:
+            self._older = recent
+            self._recent = {}

@@ -1,0 +1,132 @@
+"""chat.db: the TUI's SQLite file (conversations, messages, ratings), versioned with PRAGMA user_version.
+
+Each entry of MIGRATIONS upgrades the schema by one version; a database is
+brought up to date when it is opened, in one transaction per step. The
+evaluation reads the `ratings` table: its columns are a contract, change them
+only through a new migration.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+from twin import paths
+from twin.errors import UserError
+
+DB_NAME = "chat.db"
+
+_V1 = """
+CREATE TABLE conversations (
+    id            INTEGER PRIMARY KEY,
+    title         TEXT NOT NULL,
+    model         TEXT NOT NULL DEFAULT '',          -- model id chosen for this conversation
+    system_prompt TEXT NOT NULL DEFAULT '',
+    created       TEXT NOT NULL,                     -- ISO 8601, UTC
+    updated       TEXT NOT NULL
+);
+CREATE TABLE messages (
+    id              INTEGER PRIMARY KEY,
+    conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+    role            TEXT NOT NULL CHECK (role IN ('user', 'assistant')),
+    content         TEXT NOT NULL,
+    model           TEXT NOT NULL DEFAULT '',        -- who wrote an assistant message
+    status          TEXT NOT NULL DEFAULT 'done' CHECK (status IN ('done', 'stopped', 'error')),
+    created         TEXT NOT NULL
+);
+CREATE INDEX messages_by_conversation ON messages(conversation_id, id);
+CREATE TABLE ratings (
+    id            INTEGER PRIMARY KEY,
+    round_id      TEXT NOT NULL,                     -- one context shown with its candidates
+    twin          TEXT NOT NULL,
+    sample_id     INTEGER NOT NULL,                  -- 1-based line number in twins/<twin>/dataset/val.jsonl
+    sample_sha256 TEXT NOT NULL,                     -- of that line's text: detects a rebuilt dataset
+    variant       TEXT NOT NULL CHECK (variant IN ('twin', 'prompt', 'real')),
+    model         TEXT NOT NULL DEFAULT '',          -- model id that wrote the reply; '' for the real one
+    reply         TEXT NOT NULL,
+    position      INTEGER NOT NULL,                  -- 0-based place in the shuffled order shown
+    score         INTEGER NOT NULL CHECK (score BETWEEN 1 AND 5),
+    best          INTEGER NOT NULL CHECK (best IN (0, 1)),
+    decoding      TEXT NOT NULL DEFAULT '{}',        -- JSON sampling settings of the model replies
+    rated_at      TEXT NOT NULL                      -- ISO 8601, UTC
+);
+CREATE INDEX ratings_by_twin ON ratings(twin, sample_id);
+CREATE TABLE preferences (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
+
+
+def _statements(script: str) -> list[str]:
+    """Split a script into statements (sqlite3 knows where one ends, even with ';' inside comments)."""
+    out, current = [], ""
+    for line in script.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            out.append(current.strip())
+            current = ""
+    return out
+
+
+def _v1(db: sqlite3.Connection) -> None:
+    for statement in _statements(_V1):
+        db.execute(statement)
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def db_path() -> Path:
+    return paths.data_dir() / DB_NAME
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+@contextlib.contextmanager
+def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """BEGIN … COMMIT, or ROLLBACK when the block raises (the connection is in autocommit mode)."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def upgrade(db: sqlite3.Connection, path: Path) -> None:
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise UserError(
+            f"{path} was written by a newer twin (schema version {version}, this one knows {SCHEMA_VERSION}): upgrade twin"
+        )
+    for number in range(version, SCHEMA_VERSION):
+        with transaction(db):
+            MIGRATIONS[number](db)
+            db.execute(f"PRAGMA user_version = {number + 1}")
+
+
+def connect(path: Path | None = None) -> sqlite3.Connection:
+    """Open (creating it 0600 if needed) and upgrade the database; a UserError if it is unusable."""
+    path = path or db_path()
+    paths.private_dir(path.parent)
+    if not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    try:
+        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA busy_timeout = 5000")  # `twin chat` and `twin chat --rate` may share the file
+        db.execute("PRAGMA foreign_keys = ON")
+        db.execute("PRAGMA journal_mode = WAL")
+        upgrade(db, path)
+    except sqlite3.DatabaseError as e:
+        raise UserError(f"{path} is not a usable SQLite database ({e}): move it away to start a fresh history") from None
+    return db

@@ -1,0 +1,110 @@
+"""Conversations and their messages in chat.db, and the app's few remembered preferences."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+
+from tui.database import now, transaction
+
+NEW_TITLE = "New conversation"
+TITLE_LENGTH = 40
+
+
+@dataclass
+class Conversation:
+    id: int
+    title: str
+    model: str
+    system_prompt: str
+    created: str
+    updated: str
+
+
+@dataclass
+class Message:
+    id: int
+    conversation_id: int
+    role: str  # "user" or "assistant"
+    content: str
+    model: str
+    status: str  # "done", "stopped" (Esc), "error" (the daemon went away)
+    created: str
+
+
+def title_from(text: str) -> str:
+    """A conversation title from its first message: its first line, shortened."""
+    line = " ".join(text.split())
+    return line if len(line) <= TITLE_LENGTH else line[: TITLE_LENGTH - 1].rstrip() + "…"
+
+
+class History:
+    """Reads and writes conversations; every write is one transaction."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def conversations(self) -> list[Conversation]:
+        """All conversations, the most recently used first."""
+        rows = self.db.execute("SELECT * FROM conversations ORDER BY updated DESC, id DESC").fetchall()
+        return [Conversation(**dict(r)) for r in rows]
+
+    def get(self, conversation_id: int) -> Conversation | None:
+        row = self.db.execute("SELECT * FROM conversations WHERE id = ?", (conversation_id,)).fetchone()
+        return Conversation(**dict(row)) if row else None
+
+    def create(self, title: str = NEW_TITLE, model: str = "", system_prompt: str = "") -> Conversation:
+        stamp = now()
+        with transaction(self.db):
+            cur = self.db.execute(
+                "INSERT INTO conversations (title, model, system_prompt, created, updated) VALUES (?, ?, ?, ?, ?)",
+                (title, model, system_prompt, stamp, stamp),
+            )
+        conversation = self.get(int(cur.lastrowid or 0))
+        assert conversation is not None
+        return conversation
+
+    def _set(self, conversation_id: int, column: str, value: str) -> None:
+        with transaction(self.db):
+            self.db.execute(f"UPDATE conversations SET {column} = ?, updated = ? WHERE id = ?", (value, now(), conversation_id))
+
+    def rename(self, conversation_id: int, title: str) -> None:
+        self._set(conversation_id, "title", title.strip() or NEW_TITLE)
+
+    def set_model(self, conversation_id: int, model: str) -> None:
+        with transaction(self.db):  # choosing a model does not make a conversation "recent"
+            self.db.execute("UPDATE conversations SET model = ? WHERE id = ?", (model, conversation_id))
+
+    def set_system_prompt(self, conversation_id: int, text: str) -> None:
+        self._set(conversation_id, "system_prompt", text.strip())
+
+    def delete(self, conversation_id: int) -> None:
+        with transaction(self.db):
+            self.db.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
+
+    def messages(self, conversation_id: int) -> list[Message]:
+        rows = self.db.execute("SELECT * FROM messages WHERE conversation_id = ? ORDER BY id", (conversation_id,)).fetchall()
+        return [Message(**dict(r)) for r in rows]
+
+    def add_message(self, conversation_id: int, role: str, content: str, model: str = "", status: str = "done") -> Message:
+        stamp = now()
+        with transaction(self.db):
+            cur = self.db.execute(
+                "INSERT INTO messages (conversation_id, role, content, model, status, created) VALUES (?, ?, ?, ?, ?, ?)",
+                (conversation_id, role, content, model, status, stamp),
+            )
+            self.db.execute("UPDATE conversations SET updated = ? WHERE id = ?", (stamp, conversation_id))
+        return Message(int(cur.lastrowid or 0), conversation_id, role, content, model, status, stamp)
+
+    def delete_from(self, message: Message) -> None:
+        """Delete `message` and every later message of its conversation (edit and resend, regenerate)."""
+        with transaction(self.db):
+            self.db.execute("DELETE FROM messages WHERE conversation_id = ? AND id >= ?", (message.conversation_id, message.id))
+
+    def preference(self, key: str, default: str = "") -> str:
+        row = self.db.execute("SELECT value FROM preferences WHERE key = ?", (key,)).fetchone()
+        return str(row["value"]) if row else default
+
+    def set_preference(self, key: str, value: str) -> None:
+        with transaction(self.db):
+            self.db.execute("INSERT INTO preferences (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
