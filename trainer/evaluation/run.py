@@ -49,7 +49,7 @@ class EvalConfig:
     seed: int = 0
     max_context_chars: int = 2000  # context given to every variant: the newest messages within this many characters
     batch_size: int = 8  # transformers generation batch
-    threads: int = 0  # llama.cpp threads for the GGUF's perplexity; 0 = its default
+    threads: int = 0  # llama.cpp threads (the GGUF's perplexity, a daemon started here); 0 = their default
     progress: bool = True
     chat: ChatSettings = field(default_factory=ChatSettings)  # where a running daemon may already be
 
@@ -179,7 +179,7 @@ def _measure_gguf(result: VariantResult, samples: list[EvalSample], decoding: De
     assert v.gguf is not None
     task = progress.add_task("GGUF: perplexity (llama.cpp)", total=len(samples))
     result.perplexity = gguf_perplexity(v.gguf, samples, None, config.threads, lambda: progress.advance(task))
-    with tempfile.TemporaryDirectory(prefix="twin-eval-") as tmp, daemon_for(v.served_id, config.chat, Path(tmp) / "serve.log") as served:
+    with tempfile.TemporaryDirectory(prefix="twin-eval-") as tmp, daemon_for(v.served_id, config.chat, Path(tmp) / "serve.log", config.threads) as served:
         task = progress.add_task(f"GGUF: replies via the daemon ({v.served_id})", total=len(samples))
         result.replies = daemon_generate(
             served.url, served.api_key, v.served_id, samples, None, decoding, lambda k: progress.advance(task, k)

@@ -37,8 +37,8 @@ def serves(settings: ChatSettings, model_id: str) -> bool:
 
 
 @contextlib.contextmanager
-def daemon_for(model_id: str, settings: ChatSettings, log_path: Path) -> Iterator[Served]:
-    """A daemon serving `model_id` for the duration of the block."""
+def daemon_for(model_id: str, settings: ChatSettings, log_path: Path, threads: int = 0) -> Iterator[Served]:
+    """A daemon serving `model_id` for the duration of the block (`threads` for one started here; 0 = its default)."""
     if serves(settings, model_id):
         yield Served(settings.url, settings.api_key, started=False)
         return
@@ -50,5 +50,6 @@ def daemon_for(model_id: str, settings: ChatSettings, log_path: Path) -> Iterato
     # A key of its own: whatever [serve] api_key or TWIN_API_KEY say, this client knows the key (env beats config.toml).
     key = secrets.token_urlsafe(16)
     env = {**os.environ, "TWIN_API_KEY": key}
-    with DaemonProcess(["--model", model_id, "--n-ctx", str(N_CTX)], env=env, log_path=log_path) as proc:
+    args = ["--model", model_id, "--n-ctx", str(N_CTX)] + (["--threads", str(threads)] if threads else [])
+    with DaemonProcess(args, env=env, log_path=log_path) as proc:
         yield Served(proc.url, key, started=True)
