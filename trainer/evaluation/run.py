@@ -184,6 +184,6 @@ def _measure_gguf(result: VariantResult, samples: list[EvalSample], decoding: De
         result.replies = daemon_generate(
             served.url, served.api_key, v.served_id, samples, None, decoding, lambda k: progress.advance(task, k)
         )
-    how = "a daemon started for this evaluation (stopped after it)" if served.started else f"the running daemon at {served.url}"
+    how = f"a daemon started for this evaluation at {served.url} (stopped after it)" if served.started else f"the running daemon at {served.url}"
     result.backends = {"perplexity": "llama.cpp (in process)", "generation": f"{how}, model `{v.served_id}`"}
     return f"{how}, OpenAI API, model `{v.served_id}`"
