@@ -56,3 +56,11 @@ def test_scores_stay_in_unit_interval(pairs: list[tuple[str, str]]) -> None:
     assert 0.0 <= result.rouge_l <= 1.0
     assert 0.0 <= result.chrf <= 1.0 + 1e-9
     assert all(0.0 <= x <= 1.0 + 1e-9 for x in result.rouge_l_each + result.chrf_each)
+
+
+def test_replies_are_cleaned_the_same_way_for_every_backend() -> None:
+    from trainer.evaluation.generation import clean_reply
+
+    assert clean_reply("  норм 🔥\nUser: а ты?\nBot: я") == "норм 🔥"
+    assert clean_reply("ну да, ёжкин \ufffd") == "ну да, ёжкин"
+    assert clean_reply("line one\nline two") == "line one\nline two"

@@ -47,6 +47,14 @@ class Decoding:
         return {**asdict(self), "penalty_last_n": PENALTY_LAST_N, "greedy": self.temperature == 0}
 
 
+def clean_reply(text: str) -> str:
+    """The reply as a person would read it: without a next turn the model began (plain `User:/Bot:` format) or the
+    half of a character cut by the token budget (shown as U+FFFD)."""
+    for marker in ("\nUser:", "\nBot:"):
+        text = text.split(marker, 1)[0]
+    return text.strip().rstrip("\ufffd").strip()
+
+
 def messages_for(sample: EvalSample, system_prompt: str | None) -> Messages:
     return ([{"role": "system", "content": system_prompt}] if system_prompt else []) + sample.context
 
@@ -117,7 +125,7 @@ def hf_generate(
                 **sampling,
             )
         for row, i in enumerate(idx):
-            replies[i] = tokenizer.decode(out[row, longest:], skip_special_tokens=True).strip()
+            replies[i] = clean_reply(tokenizer.decode(out[row, longest:], skip_special_tokens=True))
         advance(len(idx))
     return replies
 
@@ -165,7 +173,7 @@ def daemon_generate(
             except openai.APIConnectionError:
                 raise UserError(f"lost the connection to the daemon at {url}: is it still running? Rerun `twin eval`") from None
             advance(1)
-            return (reply.choices[0].message.content or "").strip()
+            return clean_reply(reply.choices[0].message.content or "")
 
     with ThreadPoolExecutor(max_workers=IN_FLIGHT) as pool:
         return list(pool.map(one, samples))
