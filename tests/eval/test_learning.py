@@ -142,6 +142,7 @@ def test_terminal_table(learned: tuple[Path, EvalResult]) -> None:
     print_result(result, Console(file=out, width=200))
     text = out.getvalue()
     lora = next(v for v in result.variants if v.key == "lora")
-    assert "LoRA (merged): default" in text and f"{lora.overlap.rouge_l:.3f}" in text
+    assert "LoRA: LoRA (merged): default" in text and f"{lora.overlap.rouge_l:.3f}" in text
+    assert "decoding: greedy, repetition penalty 1.2" in text
     assert "human ratings: no ratings yet: rate replies with `twin chat --rate --name me`" in text
     assert f"report: {result.folder / 'report.md'}" in text

@@ -15,6 +15,9 @@ def load(variant: Variant) -> tuple[Any, Any]:
     """(model, tokenizer) in fp32 on the CPU, in eval mode, with a chat template (the plain one if it had none)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # the evaluation shows its own progress
 
     if variant.hf_dir is not None:
         folder, kwargs = variant.hf_dir, {}

@@ -12,9 +12,9 @@ COLUMNS = (
     ("perplexity", "perplexity ↓", 2),
     ("rouge_l", "ROUGE-L ↑", 3),
     ("chrf", "chrF ↑", 3),
-    ("style_distance", "style dist ↓", 3),
-    ("vocabulary_overlap", "vocab overlap ↑", 3),
-    ("words_per_reply", "words/reply", 1),
+    ("style_distance", "style ↓", 3),
+    ("vocabulary_overlap", "vocab ↑", 3),
+    ("words_per_reply", "words", 1),
 )
 
 
@@ -23,20 +23,24 @@ def summary_table(result: EvalResult) -> Table:
     table.add_column("variant")
     for _, header, _ in COLUMNS:
         table.add_column(header, justify="right")
-    table.add_row("my real replies", "–", "1.000", "1.000", "0.000", "1.000", fmt(result.real_style["words"], 1), style="dim")
+    table.add_row("mine", "–", "1.000", "1.000", "0.000", "1.000", fmt(result.real_style["words"], 1), style="dim")
     for v in result.variants:
         if v.variant.missing:
-            table.add_row(v.variant.label, f"[yellow]missing: {v.variant.missing}[/]", *[""] * (len(COLUMNS) - 1))
+            table.add_row(SHORT_NAMES[v.key], "[yellow]missing[/]", *[""] * (len(COLUMNS) - 1))
             continue
         s = v.summary()
-        table.add_row(v.variant.label, *(fmt(s[key], digits) for key, _, digits in COLUMNS))
-    table.caption = f"decoding: {result.decoding.describe()}"
+        table.add_row(SHORT_NAMES[v.key], *(fmt(s[key], digits) for key, _, digits in COLUMNS))
+    table.caption = "; ".join(f"{SHORT_NAMES[v.key]}: {v.variant.label}" for v in result.measured())
     return table
 
 
 def print_result(result: EvalResult, console: Console | None = None) -> None:
     console = console or Console()
     console.print(summary_table(result))
+    console.print(f"decoding: {result.decoding.describe()}", soft_wrap=True)
+    for v in result.variants:
+        if v.variant.missing:
+            console.print(f"[yellow]{SHORT_NAMES[v.key]} missing[/]: {v.variant.missing}", soft_wrap=True)
     r = result.ratings
     if r.variants:
         parts = [f"{v.variant} {v.mean_score:.2f}/5, best {v.best_share:.0%}" for v in r.variants]
