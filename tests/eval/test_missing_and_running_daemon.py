@@ -48,3 +48,16 @@ def test_gguf_only_twin_through_a_running_daemon(dataset_twin: str, twins, twin_
     assert oct(folder.stat().st_mode & 0o777) == "0o700"
     assert {p.name for p in folder.iterdir()} == {"report.md", "report.json", "generations.jsonl", "metrics.png", "lengths.png"}
     assert all(oct(p.stat().st_mode & 0o777) == "0o600" for p in folder.iterdir())
+
+
+def test_a_broken_gguf_is_reported_not_fatal(dataset_twin: str, twin_home: Path) -> None:
+    from twin import registry
+
+    (twin_home / "twins" / "dima" / "model-q4_1.gguf").write_bytes(b"GGUF" + b"\0" * 64)
+    registry.update(dataset_twin, "model", {"gguf": "model-q4_1.gguf", "quant": "q4_1"})
+    result = evaluate(EvalConfig(name=dataset_twin, limit=2, threads=1, progress=False))
+    gguf = next(v for v in result.variants if v.key == "gguf")
+    assert gguf.variant.missing.startswith("could not be measured (")
+    assert gguf.variant.missing.endswith("rebuild it with `twin convert --name dima`")
+    report = json.loads((twin_home / "twins" / "dima" / "eval" / "report.json").read_text(encoding="utf-8"))
+    assert report["variants"]["gguf"]["status"] == "missing" and report["daemon"] == "not used"

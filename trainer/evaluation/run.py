@@ -10,6 +10,7 @@ daemon — then overlap, style and the human ratings, and the report.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import tempfile
 import time
@@ -125,7 +126,13 @@ def evaluate(config: EvalConfig) -> EvalResult:
             if v.key in ("prompt", "lora"):
                 _measure_hf(result, samples, decoding, config, progress)
             else:
-                daemon_note = _measure_gguf(result, samples, decoding, config, progress)
+                try:
+                    daemon_note = _measure_gguf(result, samples, decoding, config, progress)
+                except (UserError, ValueError) as e:  # llama.cpp cannot load the file, the daemon would not start
+                    result.variant = dataclasses.replace(v, missing=f"could not be measured ({e}): rebuild it with `twin convert --name {name}`")
+                    result.perplexity = None
+                    daemon_note = "not used"
+                    continue
             result.seconds = time.perf_counter() - started
             assert result.replies is not None
             result.overlap = overlap(result.replies, real)
