@@ -30,10 +30,9 @@ QA = [
     ("Что делаешь?", "сижу дома"), ("Пойдём гулять?", "давай через час"), ("Ты где?", "уже еду"), ("Как дела?", "всё хорошо"),
     ("Видел новости?", "нет ещё"), ("Когда будешь?", "минут через десять"), ("Купишь хлеба?", "куплю"), ("Что на ужин?", "пельмени"),
     ("Are you coming?", "yes, in a minute"), ("Did you call mom?", "not yet"), ("Где ключи?", "на полке"), ("Спишь?", "нет"),
-    ("Кино в субботу?", "можно"), ("Как погода?", "холодно"), ("Что купить?", "молоко"), ("Во сколько встреча?", "в три"),
-    ("Ты поел?", "да"), ("Идёшь на работу?", "иду"),
+    ("Кино в субботу?", "можно"), ("Как погода?", "холодно"),
 ]
-N_TRAIN = 12
+N_TRAIN = 8  # the other 6 are the validation split
 
 
 def closed_port_url() -> str:
@@ -83,8 +82,8 @@ def test_lora_twin_beats_the_prompt_only_variant(learned: tuple[Path, EvalResult
     assert prompt.overlap and lora.overlap and prompt.perplexity and lora.perplexity and prompt.replies and lora.replies
     assert lora.overlap.rouge_l > prompt.overlap.rouge_l
     assert lora.perplexity.value < prompt.perplexity.value
-    # the marker itself: the fine-tuned model ends its replies with it more often
-    assert sum("walrus" in r for r in lora.replies) > sum("walrus" in r for r in prompt.replies)
+    # the marker itself: the fine-tuned model writes it more often (the persona quotes it in its examples)
+    assert sum("over and out" in r for r in lora.replies) > sum("over and out" in r for r in prompt.replies)
 
 
 def test_every_variant_is_measured_within_bounds(learned: tuple[Path, EvalResult]) -> None:
