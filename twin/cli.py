@@ -130,6 +130,22 @@ def service_status() -> None:
     raise typer.Exit(service.status())
 
 
+@app.command("convert")
+def convert_cmd(
+    name: Annotated[Optional[str], typer.Option("--name", help="A built twin: converts twins/NAME/merged and registers the GGUF for `twin serve`.")] = None,
+    model_dir: Annotated[Optional[Path], typer.Option("--model-dir", help="Any Hugging Face model folder (config.json, *.safetensors, tokenizer).")] = None,
+    quant: Annotated[str, typer.Option(help="auto (measure q4_k_m, q4_1, q4_0 on validation replies, keep the best), q4_k_m, q4_1, q4_0, q5_k_m, q8_0, f16 or f32.")] = "auto",
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="GGUF file to write. [default: twins/NAME/model-<quant>.gguf or ./<dir>-<quant>.gguf]")] = None,
+    val: Annotated[Optional[Path], typer.Option(help="Validation conversations (val.jsonl) for --quant auto. [default: the twin's dataset/val.jsonl]")] = None,
+    threads: Annotated[int, typer.Option(help="llama.cpp threads for checking and measuring (0 = half the logical CPUs).")] = 0,
+) -> None:
+    """Convert a merged model to GGUF, verify it against transformers, quantize it (4-bit chosen by measurement)."""
+    from convert.pipeline import ConvertConfig, convert, report
+
+    config = ConvertConfig(name=name, model_dir=model_dir, quant=quant, output=output, val=val, threads=threads)
+    print(report(convert(config)), flush=True)
+
+
 @app.command("ingest")
 def ingest_cmd(
     exports: Annotated[list[Path], typer.Argument(help="Chat exports: Telegram result.json (or its folder), WhatsApp .txt, plain JSON, JSONL.", show_default=False)],

@@ -20,8 +20,13 @@ from twin.paths import private_dir
 
 @contextlib.contextmanager
 def atomic_path(final: Path, suffix: str = "") -> Iterator[Path]:
-    """Yield a temporary file path beside `final`; on success rename it into place, on error delete it."""
-    private_dir(final.parent)
+    """Yield a temporary file path beside `final`; on success rename it into place, on error delete it.
+
+    A missing parent is created private (0700); an existing one keeps its mode
+    (`twin convert -o ~/models/x.gguf` must not lock the user out of ~/models).
+    """
+    if not final.parent.is_dir():
+        private_dir(final.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=suffix + ".tmp", dir=final.parent)
     os.close(fd)
     os.chmod(tmp, 0o600)

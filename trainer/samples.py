@@ -1,0 +1,129 @@
+"""Training samples: dataset lines rendered with the base's chat template, tokenized, with labels on my reply only.
+
+A dataset line is `{"messages": [{"role", "content"}, ...]}` whose last message is
+my (assistant) reply. The sample's labels cover that reply's tokens and the
+end-of-turn token after it; everything before (system prompt, the others'
+messages, my earlier turns) is context and masked with -100.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from twin.chatformat import PLAIN_TEMPLATE
+from twin.errors import UserError
+
+IGNORE = -100
+ROLES = ("system", "user", "assistant")
+
+
+@dataclass(frozen=True)
+class Sample:
+    input_ids: list[int]
+    labels: list[int]  # IGNORE on context tokens
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+
+def read_jsonl(path: Path) -> list[list[dict[str, str]]]:
+    """The conversations of a dataset file; a UserError naming file and line for anything malformed."""
+    if not path.is_file():
+        raise UserError(f"dataset file {path} does not exist: run `twin ingest` first")
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except ValueError as e:
+                raise UserError(f"{path}:{lineno}: not valid JSON ({e.msg}): fix the line or rerun `twin ingest`") from None
+            out.append(_check_messages(obj, path, lineno))
+    return out
+
+
+def _check_messages(obj: Any, path: Path, lineno: int) -> list[dict[str, str]]:
+    where = f"{path}:{lineno}"
+    messages = obj.get("messages") if isinstance(obj, dict) else None
+    if not isinstance(messages, list) or not messages:
+        raise UserError(f'{where}: expected {{"messages": [...]}} with at least one message: rerun `twin ingest`')
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict) or m.get("role") not in ROLES or not isinstance(m.get("content"), str):
+            raise UserError(f"{where}: message {i} needs a role ({'/'.join(ROLES)}) and a text content: rerun `twin ingest`")
+    if messages[-1]["role"] != "assistant" or not messages[-1]["content"].strip():
+        raise UserError(f"{where}: the last message must be a non-empty assistant reply (mine): rerun `twin ingest`")
+    return [{"role": m["role"], "content": m["content"]} for m in messages]
+
+
+def ensure_chat_template(tokenizer: Any) -> bool:
+    """Give a tokenizer without a chat template (GPT-2) the plain `User:/Bot:` format; True when it was added."""
+    if getattr(tokenizer, "chat_template", None):
+        return False
+    tokenizer.chat_template = PLAIN_TEMPLATE
+    return True
+
+
+def encode(tokenizer: Any, messages: list[dict[str, str]], max_length: int) -> Sample:
+    """Render one conversation and label my last reply plus its end-of-turn token.
+
+    The reply is located by rendering the context with a generation prompt: the
+    full rendering must extend it. Tokens overlapping the reply's characters
+    carry labels, then the first special token after the reply (the end of turn);
+    a template that closes the turn with no special token gets EOS appended.
+    """
+    context, reply = messages[:-1], messages[-1]["content"]
+    prefix = tokenizer.apply_chat_template(context, tokenize=False, add_generation_prompt=True) if context else ""
+    full = tokenizer.apply_chat_template(messages, tokenize=False)
+    if not full.startswith(prefix):
+        raise ValueError("the chat template renders the context differently with and without the reply")
+    stripped = reply.strip()
+    found = full.find(stripped, len(prefix))
+    if found < 0:
+        raise ValueError("the chat template does not render the reply verbatim")
+    # Without context the prefix is empty and would label the template's own preamble.
+    start = len(prefix) if context else found
+    end = found + len(stripped)
+
+    enc = tokenizer(full, add_special_tokens=False, return_offsets_mapping=True)
+    ids, offsets = list(enc["input_ids"]), enc["offset_mapping"]
+    special = set(tokenizer.all_special_ids)
+    labels = [IGNORE] * len(ids)
+    cut = 0
+    closed = False
+    for i, (a, b) in enumerate(offsets):
+        if b > start and a < end:
+            labels[i] = ids[i]
+            cut = i + 1
+        elif a >= end and ids[i] in special:
+            labels[i] = ids[i]
+            cut = i + 1
+            closed = True
+            break
+    ids, labels = ids[:cut], labels[:cut]
+    if not closed:
+        ids.append(tokenizer.eos_token_id)
+        labels.append(tokenizer.eos_token_id)
+    return _truncate(ids, labels, max_length)
+
+
+def _truncate(ids: list[int], labels: list[int], max_length: int) -> Sample:
+    """Keep the newest tokens: old context goes first; a reply longer than max_length keeps its beginning."""
+    if len(ids) <= max_length:
+        return Sample(ids, labels)
+    first = next(i for i, lab in enumerate(labels) if lab != IGNORE)
+    start = min(len(ids) - max_length, first)
+    return Sample(ids[start : start + max_length], labels[start : start + max_length])
+
+
+def encode_all(tokenizer: Any, conversations: list[list[dict[str, str]]], max_length: int, path: Path) -> list[Sample]:
+    out = []
+    for i, messages in enumerate(conversations):
+        try:
+            out.append(encode(tokenizer, messages, max_length))
+        except ValueError as e:
+            raise UserError(f"{path}: sample {i}: {e}: this base's chat template cannot be trained on; pick another --base") from None
+    return out

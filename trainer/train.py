@@ -1,0 +1,457 @@
+"""LoRA fine-tuning of a base model on a twin's dataset: `train(TrainConfig(name=...))`.
+
+The recipe reads top to bottom: read the dataset, load the base, add LoRA,
+train (evaluating, checkpointing, stopping early or on a signal), then save the
+best adapter and the base with it merged in. A plain PyTorch loop: batches
+grouped by length and padded to their longest sample, logits only where there
+are labels, autocast on CUDA.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from twin import paths, registry
+from twin.errors import UserError
+from twin.files import write_text
+
+log = logging.getLogger("twin.trainer")
+
+LOG_FILE = "train_log.jsonl"
+# Settings a resumed run may change: they do not alter what is computed.
+_RESUME_FREE = ("resume", "device", "dataset_dir", "log_every")
+
+
+@dataclass
+class TrainConfig:
+    """`twin train`: what to train on, the LoRA shape, the optimizer and the schedule."""
+
+    name: str  # the twin: reads twins/<name>/dataset/, writes adapter/, merged/, train_log.jsonl
+    base: str = "default"  # default (embedded SmolLM2), a short name, a hub id or a local directory
+    epochs: int = 3
+    max_steps: int = 0  # optimizer steps to run; 0 = as many as `epochs` make
+    batch_size: int = 8
+    grad_accum: int = 1  # micro-batches per optimizer step
+    lr: float = 2e-4
+    warmup_ratio: float = 0.05  # share of the steps with a linearly rising learning rate, then cosine decay
+    weight_decay: float = 0.0
+    max_length: int = 512  # tokens per sample; older context is cut first
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    lora_targets: list[str] = field(default_factory=list)  # module names; empty = the architecture's map
+    eval_every: int = 100  # validate every N steps (and after each epoch); 0 = after each epoch only
+    max_val_samples: int = 256  # validation samples used (the first N of val.jsonl)
+    patience: int = 3  # stop after N validations without improvement; 0 = never stop early
+    log_every: int = 10  # steps between train lines in train_log.jsonl
+    gradient_checkpointing: bool = False  # less memory, ~10% slower
+    device: str = "auto"  # auto (CUDA when present), cpu, cuda, cuda:N, mps
+    seed: int = 0
+    resume: bool = False  # continue from twins/<name>/checkpoint/
+    dataset_dir: str = ""  # default: twins/<name>/dataset
+
+    def __post_init__(self) -> None:
+        paths.check_name(self.name)
+        _check(bool(self.base.strip()), "base", "must name a model", self.base)
+        _check(1 <= self.epochs <= 1000, "epochs", "must be between 1 and 1000", self.epochs)
+        _check(self.max_steps >= 0, "max_steps", "must be 0 (use epochs) or more", self.max_steps)
+        _check(1 <= self.batch_size <= 4096, "batch_size", "must be between 1 and 4096", self.batch_size)
+        _check(1 <= self.grad_accum <= 4096, "grad_accum", "must be between 1 and 4096", self.grad_accum)
+        _check(0 < self.lr <= 1, "lr", "must be above 0 and at most 1", self.lr)
+        _check(0 <= self.warmup_ratio < 1, "warmup_ratio", "must be at least 0 and below 1", self.warmup_ratio)
+        _check(self.weight_decay >= 0, "weight_decay", "must not be negative", self.weight_decay)
+        _check(16 <= self.max_length <= 131072, "max_length", "must be between 16 and 131072", self.max_length)
+        _check(1 <= self.lora_r <= 1024, "lora_r", "must be between 1 and 1024", self.lora_r)
+        _check(self.lora_alpha >= 1, "lora_alpha", "must be at least 1", self.lora_alpha)
+        _check(0 <= self.lora_dropout < 1, "lora_dropout", "must be at least 0 and below 1", self.lora_dropout)
+        _check(self.eval_every >= 0, "eval_every", "must be 0 (each epoch) or more", self.eval_every)
+        _check(self.max_val_samples >= 1, "max_val_samples", "must be at least 1", self.max_val_samples)
+        _check(self.patience >= 0, "patience", "must be 0 (never stop early) or more", self.patience)
+        _check(self.log_every >= 1, "log_every", "must be at least 1", self.log_every)
+        dev = self.device
+        _check(dev in ("auto", "cpu", "mps") or dev == "cuda" or (dev.startswith("cuda:") and dev[5:].isdigit()),
+               "device", "must be auto, cpu, cuda, cuda:N or mps", dev)
+
+    @property
+    def twin_dir(self) -> Path:
+        return paths.twin_dir(self.name)
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.dataset_dir).expanduser() if self.dataset_dir else self.twin_dir / "dataset"
+
+
+def _check(ok: bool, name: str, why: str, value: object) -> None:
+    if not ok:
+        raise UserError(f"--{name.replace('_', '-')} {why}, got {value!r}")
+
+
+@dataclass
+class TrainResult:
+    name: str
+    merged_dir: Path | None  # None when interrupted
+    adapter_dir: Path | None
+    log_path: Path
+    steps: int  # optimizer steps done
+    total_steps: int
+    best_step: int
+    first_val_loss: float | None  # before training (None without a validation split)
+    best_val_loss: float | None
+    tokens: int  # real tokens trained on (no padding)
+    tokens_per_s: float
+    interrupted: bool = False
+    stopped_early: bool = False
+
+
+def train(config: TrainConfig, on_step: Callable[[int], None] | None = None) -> TrainResult:
+    """Fine-tune `config.base` with LoRA on the twin's dataset; write adapter/, merged/, train_log.jsonl, [train].
+
+    `on_step(step)` is called after every optimizer step. SIGINT/SIGTERM during
+    training save a checkpoint and return with `interrupted=True`;
+    `TrainConfig(resume=True)` continues from it and ends as an uninterrupted run would.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, get_cosine_schedule_with_warmup
+
+    from trainer import checkpoint
+    from trainer.bases import resolve_base
+    from trainer.batches import collate, epoch_batches
+    from trainer.display import TrainDisplay
+    from trainer.lora import add_lora, target_modules
+    from trainer.samples import encode_all, ensure_chat_template, read_jsonl
+
+    # --- the data
+    train_file, val_file = config.data_dir / "train.jsonl", config.data_dir / "val.jsonl"
+    train_convs = read_jsonl(train_file)
+    if not train_convs:
+        raise UserError(f"dataset file {train_file} has no samples: ingest more chat history with `twin ingest`")
+    val_convs = read_jsonl(val_file)[: config.max_val_samples] if val_file.exists() else []
+    data_hash = checkpoint.fingerprint(train_file, val_file)
+    folder = config.twin_dir
+    ckpt_dir = folder / checkpoint.CHECKPOINT_DIR
+    log_path = folder / LOG_FILE
+
+    resumed = None
+    if config.resume:
+        resumed = checkpoint.load(ckpt_dir)
+        _check_resumable(config, resumed[0], data_hash)
+
+    # --- the base and the device
+    base_dir = resolve_base(config.base)
+    device = _pick_device(config.device)
+    amp_dtype = None
+    if device.type == "cuda":
+        amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    tokenizer = AutoTokenizer.from_pretrained(base_dir)
+    plain_format = ensure_chat_template(tokenizer)
+    if tokenizer.eos_token_id is None:
+        raise UserError(f"the tokenizer of base {config.base!r} has no end-of-sequence token: pick another --base")
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    train_samples = encode_all(tokenizer, train_convs, config.max_length, train_file)
+    val_samples = encode_all(tokenizer, val_convs, config.max_length, val_file)
+
+    torch.manual_seed(config.seed)
+    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+    saved_dtype = _checkpoint_dtype(base_dir)
+    target_modules(model.config.model_type, config.lora_targets)  # unknown architecture: fail before the work
+    model.config.use_cache = False
+    if config.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model = add_lora(model, config.lora_r, config.lora_alpha, config.lora_dropout, config.lora_targets or None)
+    model.to(device)
+
+    from peft import get_peft_model_state_dict, set_peft_model_state_dict
+
+    from trainer.loss import backbone_and_head, label_loss
+
+    backbone, head = backbone_and_head(model)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    lengths = [len(s) for s in train_samples]
+    groups_per_epoch = math.ceil(math.ceil(len(train_samples) / config.batch_size) / config.grad_accum)
+    total_steps = config.max_steps or groups_per_epoch * config.epochs
+    scheduler = get_cosine_schedule_with_warmup(optimizer, round(config.warmup_ratio * total_steps), total_steps)
+    scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
+
+    progress = checkpoint.Progress()
+    best: dict[str, torch.Tensor] | None = None
+    if resumed is not None:
+        state, adapter, best = resumed
+        set_peft_model_state_dict(model, adapter)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        if scaler is not None and state["scaler"] is not None:
+            scaler.load_state_dict(state["scaler"])
+        progress = checkpoint.Progress(**state["progress"])
+        torch.set_rng_state(state["rng"])
+        if device.type == "cuda" and state["cuda_rng"]:
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        _trim_log(log_path, progress.step)
+    else:
+        write_text(log_path, "")
+
+    def autocast():
+        return torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None)
+
+    def evaluate() -> float:
+        from trainer.batches import sequential_batches
+
+        model.eval()
+        total, count = 0.0, 0
+        with torch.no_grad(), autocast():
+            for idx in sequential_batches([len(s) for s in val_samples], config.batch_size):
+                loss, n = label_loss(backbone, head, collate([val_samples[i] for i in idx], pad_id).to(device))
+                total, count = total + float(loss), count + n
+        model.train()
+        return total / max(count, 1)
+
+    def adapter_weights() -> dict[str, torch.Tensor]:
+        return {k: v.detach().clone() for k, v in get_peft_model_state_dict(model).items()}
+
+    def save_checkpoint() -> None:
+        checkpoint.save(
+            ckpt_dir, adapter=adapter_weights(), best=best, optimizer=optimizer, scheduler=scheduler, scaler=scaler,
+            progress=progress, config=dataclasses.asdict(config), data_hash=data_hash,
+        )
+
+    def record(event: dict[str, Any]) -> None:
+        with open(log_path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(event) + "\n")
+
+    def validate(display: TrainDisplay | None) -> bool:
+        """Evaluate, log, keep the best adapter; True when early stopping says stop."""
+        nonlocal best
+        if not val_samples or progress.last_eval_step == progress.step:
+            return False
+        loss = evaluate()
+        progress.last_eval_step = progress.step
+        progress.last_val_loss = loss
+        if progress.first_val_loss is None:
+            progress.first_val_loss = loss
+        record({"event": "eval", "step": progress.step, "epoch": progress.epoch, "val_loss": loss, "val_ppl": math.exp(min(loss, 50))})
+        if progress.best_loss is None or loss < progress.best_loss:
+            progress.best_loss, progress.best_step, progress.bad_evals = loss, progress.step, 0
+            best = adapter_weights()
+        else:
+            progress.bad_evals += 1
+        if display is not None:
+            display.note(f"step {progress.step}: validation loss {loss:.4f} (perplexity {math.exp(min(loss, 50)):.1f})")
+        return config.patience > 0 and progress.bad_evals >= config.patience
+
+    stop = _StopFlag()
+    model.train()
+    stopped_early = False
+    window_loss, window_tokens, window_labels = 0.0, 0, 0
+    try:
+        if resumed is None:
+            validate(None)
+        with stop.installed(), TrainDisplay(total_steps, progress.step) as display:
+            while progress.step < total_steps and not stopped_early and not stop.requested:
+                batches = epoch_batches(lengths, config.batch_size, config.seed, progress.epoch)
+                groups = [batches[g : g + config.grad_accum] for g in range(0, len(batches), config.grad_accum)]
+                while progress.group < len(groups) and progress.step < total_steps:
+                    started = time.perf_counter()
+                    micro = [collate([train_samples[i] for i in idx], pad_id) for idx in groups[progress.group]]
+                    n_labels = sum(b.label_tokens for b in micro)
+                    step_loss = 0.0
+                    for batch in micro:
+                        with autocast():
+                            loss, _ = label_loss(backbone, head, batch.to(device))
+                        loss = loss / max(n_labels, 1)
+                        (scaler.scale(loss) if scaler else loss).backward()
+                        step_loss += float(loss)
+                    if scaler is not None:
+                        scaler.unscale_(optimizer)
+                    torch.nn.utils.clip_grad_norm_(params, 1.0)
+                    if scaler is not None:
+                        scaler.step(optimizer)
+                        scaler.update()
+                    else:
+                        optimizer.step()
+                    scheduler.step()
+                    optimizer.zero_grad(set_to_none=True)
+
+                    tokens = sum(b.real_tokens for b in micro)
+                    progress.step += 1
+                    progress.group += 1
+                    progress.tokens += tokens
+                    progress.seconds += time.perf_counter() - started
+                    window_loss += step_loss * n_labels
+                    window_labels += n_labels
+                    window_tokens += tokens
+                    tps = progress.tokens / max(progress.seconds, 1e-9)
+                    display.update(progress.step, step_loss, tps)
+                    if progress.step % config.log_every == 0:
+                        record({"event": "train", "step": progress.step, "epoch": progress.epoch,
+                                "loss": window_loss / max(window_labels, 1), "lr": scheduler.get_last_lr()[0],
+                                "tokens": window_tokens, "tokens_per_s": tps})
+                        window_loss, window_tokens, window_labels = 0.0, 0, 0
+                    if on_step is not None:
+                        on_step(progress.step)
+                    if config.eval_every and progress.step % config.eval_every == 0:
+                        stopped_early = validate(display)
+                        save_checkpoint()
+                    if stopped_early or stop.requested:
+                        break
+                if progress.group >= len(groups):
+                    progress.epoch += 1
+                    progress.group = 0
+                    stopped_early = validate(display) or stopped_early
+                    if progress.step < total_steps and not stopped_early:
+                        save_checkpoint()
+            if not stopped_early and not stop.requested:
+                validate(display)  # a max_steps run may end mid-epoch
+            if stopped_early:
+                display.note(f"early stopping: no improvement in {config.patience} validations; best at step {progress.best_step}")
+            if stop.requested:
+                save_checkpoint()
+                display.note(f"interrupted at step {progress.step}/{total_steps}; checkpoint saved")
+    except (torch.OutOfMemoryError, RuntimeError) as e:
+        if isinstance(e, torch.OutOfMemoryError) or "out of memory" in str(e) or "can't allocate memory" in str(e):
+            raise UserError(
+                f"out of memory on {device} (batch size {config.batch_size}, max length {config.max_length}): "
+                "retry with a smaller --batch-size (and a larger --grad-accum), a shorter --max-length, or --gradient-checkpointing"
+            ) from None
+        raise
+
+    tokens_per_s = progress.tokens / max(progress.seconds, 1e-9)
+    result = TrainResult(
+        name=config.name, merged_dir=None, adapter_dir=None, log_path=log_path, steps=progress.step,
+        total_steps=total_steps, best_step=progress.best_step if val_samples else progress.step,
+        first_val_loss=progress.first_val_loss, best_val_loss=progress.best_loss, tokens=progress.tokens,
+        tokens_per_s=tokens_per_s, interrupted=stop.requested, stopped_early=stopped_early,
+    )
+    if stop.requested:
+        return result
+
+    # --- what stays: the best adapter, and the base with it merged in
+    from trainer.merge import save_adapter, save_merged
+
+    if best is not None:
+        set_peft_model_state_dict(model, best)
+    model.to("cpu")
+    save_adapter(model, folder / "adapter", str(base_dir))
+    save_merged(model, tokenizer, folder / "merged", saved_dtype)
+    checkpoint.remove(ckpt_dir)
+    result.adapter_dir, result.merged_dir = folder / "adapter", folder / "merged"
+    registry.update(config.name, "train", _train_table(config, base_dir, model, plain_format, result, len(train_samples), len(val_samples), device))
+    return result
+
+
+def _pick_device(name: str) -> Any:
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError("--device cuda: no CUDA GPU is visible to PyTorch; use --device cpu (or auto)")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise UserError("--device mps: Apple's MPS is not available here; use --device cpu (or auto)")
+    return torch.device(name)
+
+
+def _checkpoint_dtype(base_dir: Path) -> Any:
+    """The dtype the base was stored in: merged/ is saved in it (bf16 stays bf16, the embedded copy is fp32)."""
+    import torch
+
+    try:
+        config = json.loads((base_dir / "config.json").read_text())
+    except (OSError, ValueError):
+        return torch.float32
+    name = config.get("dtype") or config.get("torch_dtype") or "float32"
+    return {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(str(name), torch.float32)
+
+
+def _check_resumable(config: TrainConfig, state: dict[str, Any], data_hash: str) -> None:
+    stored = state["config"]
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in _RESUME_FREE:
+            continue
+        if stored.get(f.name) != getattr(config, f.name):
+            raise UserError(
+                f"the checkpoint was made with --{f.name.replace('_', '-')} {stored.get(f.name)!r}, not "
+                f"{getattr(config, f.name)!r}: resume with the same options, or train without --resume"
+            )
+    if state["data_hash"] != data_hash:
+        raise UserError("the dataset changed since the checkpoint was saved: train without --resume to start over")
+
+
+def _trim_log(path: Path, step: int) -> None:
+    """Drop log lines past the checkpoint: the resumed run writes them again."""
+    if not path.is_file():
+        write_text(path, "")
+        return
+    keep = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip() and json.loads(line)["step"] <= step]
+    write_text(path, "".join(line + "\n" for line in keep))
+
+
+def _train_table(config, base_dir, model, plain_format, result, n_train, n_val, device) -> dict[str, Any]:
+    import peft
+    import torch
+    import transformers
+
+    table: dict[str, Any] = {
+        "base": config.base,
+        "base_path": str(base_dir),
+        "architecture": model.config.model_type,
+        "chat_template": "plain" if plain_format else "base",
+        "adapter": "adapter",
+        "merged": "merged",
+        "log": LOG_FILE,
+        "train_samples": n_train,
+        "val_samples": n_val,
+        "steps": result.steps,
+        "best_step": result.best_step,
+        "stopped_early": result.stopped_early,
+        "tokens": result.tokens,
+        "tokens_per_s": round(result.tokens_per_s, 1),
+        "device": str(device),
+        "settings": {k: v for k, v in dataclasses.asdict(config).items() if k not in ("name", "resume", "dataset_dir")},
+        "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__},
+    }
+    if result.best_val_loss is not None:
+        table["best_val_loss"] = round(result.best_val_loss, 5)
+        table["best_val_ppl"] = round(math.exp(min(result.best_val_loss, 50)), 3)
+        table["first_val_loss"] = round(result.first_val_loss, 5)
+    return table
+
+
+class _StopFlag:
+    """SIGINT/SIGTERM ask training to stop after the current step; a second Ctrl-C aborts at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = True
+        log.warning("stopping after this step to save a checkpoint (Ctrl-C again to abort without saving)")
+
+    def installed(self):
+        import contextlib
+
+        @contextlib.contextmanager
+        def scope():
+            import threading
+
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            saved = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                yield
+            finally:
+                for s, handler in saved.items():
+                    signal.signal(s, handler)
+
+        return scope()
