@@ -46,7 +46,7 @@ def closed_port_url() -> str:
 @pytest.fixture(scope="module")
 def learned(tmp_path_factory: pytest.TempPathFactory, embedded_hf: Path) -> tuple[Path, EvalResult]:
     """Train, persona, convert, evaluate: once for the module, in a home of its own."""
-    from convert.pipeline import ConvertConfig, convert
+    from convert import ConvertConfig, convert
     from trainer.persona import build_persona
     from trainer.train import TrainConfig, train
     from twin import embedded

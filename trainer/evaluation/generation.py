@@ -93,7 +93,7 @@ def hf_generate(
     import torch
     from transformers import LogitsProcessorList
 
-    prompts = [tokenizer.apply_chat_template(messages_for(s, system_prompt), tokenize=False, add_generation_prompt=True) for s in samples]
+    prompts = [_prompt(tokenizer, s, system_prompt) for s in samples]
     encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
@@ -128,6 +128,22 @@ def hf_generate(
             replies[i] = clean_reply(tokenizer.decode(out[row, longest:], skip_special_tokens=True))
         advance(len(idx))
     return replies
+
+
+def _prompt(tokenizer: Any, sample: EvalSample, system_prompt: str | None) -> str:
+    """The context rendered for generation; a template that refuses it (roles must alternate, …) gets fewer old messages."""
+    from jinja2 import TemplateError
+
+    context = sample.context
+    while True:
+        try:
+            return tokenizer.apply_chat_template(
+                messages_for(EvalSample(sample.line, context, sample.real), system_prompt), tokenize=False, add_generation_prompt=True
+            )
+        except TemplateError as e:
+            if len(context) <= 1:
+                raise UserError(f"the model's chat template refuses validation sample {sample.line} ({e}): rebuild the dataset or pick another base") from None
+            context = context[1:]
 
 
 def _eos_ids(model: Any, tokenizer: Any) -> list[int]:
@@ -165,8 +181,9 @@ def daemon_generate(
                     extra_body={"repetition_penalty": decoding.repetition_penalty, "top_k": decoding.top_k, "min_p": decoding.min_p},
                 )
             except openai.BadRequestError as e:
-                # The daemon's context is smaller than this one: drop the oldest message and ask again.
-                if getattr(e, "code", None) == "context_length_exceeded" and len(context) > 1:
+                # The daemon's context window is smaller, or the template wants other roles first: drop the oldest message.
+                refused = getattr(e, "code", None) == "context_length_exceeded" or "chat template rejected" in str(e.message)
+                if refused and len(context) > 1:
                     context = context[1:]
                     continue
                 raise UserError(f"the daemon at {url} refused a request for {model_id!r}: {e.message}") from None

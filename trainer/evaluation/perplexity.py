@@ -35,9 +35,14 @@ def conversation(sample: EvalSample, system_prompt: str | None) -> Messages:
 
 
 def split_reply(render: Callable[[Messages, bool], str], messages: Messages) -> tuple[str, str] | None:
-    """(context rendering with generation prompt, the text the reply adds), or None if the template does not extend."""
-    prefix = render(messages[:-1], True)
-    full = render(messages, False)
+    """(context rendering with generation prompt, the text the reply adds), or None if the template refuses or does not extend."""
+    from jinja2 import TemplateError
+
+    try:
+        prefix = render(messages[:-1], True)
+        full = render(messages, False)
+    except TemplateError:  # a template's raise_exception(), e.g. roles that must alternate
+        return None
     if not full.startswith(prefix) or len(full) == len(prefix):
         return None
     return prefix, full[len(prefix) :]
