@@ -60,4 +60,4 @@ def test_a_broken_gguf_is_reported_not_fatal(dataset_twin: str, twin_home: Path)
     assert gguf.variant.missing.startswith("could not be measured (")
     assert gguf.variant.missing.endswith("rebuild it with `twin convert --name dima`")
     report = json.loads((twin_home / "twins" / "dima" / "eval" / "report.json").read_text(encoding="utf-8"))
-    assert report["variants"]["gguf"]["status"] == "missing" and report["daemon"] == "not used"
+    assert report["variants"]["gguf"]["status"] == "missing" and report["daemon"] == "not used (no GGUF measured)"

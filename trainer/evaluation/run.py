@@ -36,6 +36,7 @@ from twin.config import ChatSettings
 from twin.errors import UserError
 
 EXAMPLES = 10
+REBUILD = {"prompt": "twin persona", "lora": "twin train", "gguf": "twin convert"}
 
 
 @dataclass
@@ -115,7 +116,7 @@ def evaluate(config: EvalConfig) -> EvalResult:
     decoding = config.decoding
     real = [s.real for s in samples]
     results = [VariantResult(v) for v in variants]
-    daemon_note = "not needed (no GGUF variant)"
+    daemon_note = "not used (no GGUF measured)"
 
     with _progress(config.progress) as progress:
         for result in results:
@@ -123,16 +124,15 @@ def evaluate(config: EvalConfig) -> EvalResult:
             if v.missing:
                 continue
             started = time.perf_counter()
-            if v.key in ("prompt", "lora"):
-                _measure_hf(result, samples, decoding, config, progress)
-            else:
-                try:
+            try:
+                if v.key in ("prompt", "lora"):
+                    _measure_hf(result, samples, decoding, config, progress)
+                else:
                     daemon_note = _measure_gguf(result, samples, decoding, config, progress)
-                except (UserError, ValueError) as e:  # llama.cpp cannot load the file, the daemon would not start
-                    result.variant = dataclasses.replace(v, missing=f"could not be measured ({e}): rebuild it with `twin convert --name {name}`")
-                    result.perplexity = None
-                    daemon_note = "not used"
-                    continue
+            except (UserError, ValueError) as e:  # a model that will not load, a daemon that will not start
+                result.variant = dataclasses.replace(v, missing=f"could not be measured ({e}): rebuild it with `{REBUILD[v.key]} --name {name}`")
+                result.perplexity = None
+                continue
             result.seconds = time.perf_counter() - started
             assert result.replies is not None
             result.overlap = overlap(result.replies, real)
