@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from twin.errors import UserError
@@ -44,6 +45,8 @@ def add_lora(model: Any, r: int, alpha: int, dropout: float, targets: list[str] 
         fan_in_fan_out=model_type == "gpt2",
     )
     try:
-        return get_peft_model(model, config)
+        with warnings.catch_warnings():  # peft asks transformers a deprecated question; nothing for the user to do
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+            return get_peft_model(model, config)
     except ValueError as e:
         raise UserError(f"LoRA targets {modules} do not match this model ({e}): fix --lora-target") from None

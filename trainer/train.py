@@ -13,86 +13,23 @@ import dataclasses
 import json
 import logging
 import math
-import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from twin import paths, registry
+from trainer.interrupt import StopFlag
+from trainer.train_config import TrainConfig, check_resumable, resume_config
+from twin import registry
 from twin.errors import UserError
 from twin.files import write_text
+
+__all__ = ["LOG_FILE", "TrainConfig", "TrainResult", "resume_config", "train"]
 
 log = logging.getLogger("twin.trainer")
 
 LOG_FILE = "train_log.jsonl"
-# Settings a resumed run may change: they do not alter what is computed.
-_RESUME_FREE = ("resume", "device", "dataset_dir", "log_every")
-
-
-@dataclass
-class TrainConfig:
-    """`twin train`: what to train on, the LoRA shape, the optimizer and the schedule."""
-
-    name: str  # the twin: reads twins/<name>/dataset/, writes adapter/, merged/, train_log.jsonl
-    base: str = "default"  # default (embedded SmolLM2), a short name, a hub id or a local directory
-    epochs: int = 3
-    max_steps: int = 0  # optimizer steps to run; 0 = as many as `epochs` make
-    batch_size: int = 8
-    grad_accum: int = 1  # micro-batches per optimizer step
-    lr: float = 2e-4
-    warmup_ratio: float = 0.05  # share of the steps with a linearly rising learning rate, then cosine decay
-    weight_decay: float = 0.0
-    max_length: int = 512  # tokens per sample; older context is cut first
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
-    lora_targets: list[str] = field(default_factory=list)  # module names; empty = the architecture's map
-    eval_every: int = 100  # validate every N steps (and after each epoch); 0 = after each epoch only
-    max_val_samples: int = 256  # validation samples used (the first N of val.jsonl)
-    patience: int = 3  # stop after N validations without improvement; 0 = never stop early
-    log_every: int = 10  # steps between train lines in train_log.jsonl
-    gradient_checkpointing: bool = False  # less memory, ~10% slower
-    device: str = "auto"  # auto (CUDA when present), cpu, cuda, cuda:N, mps
-    seed: int = 0
-    resume: bool = False  # continue from twins/<name>/checkpoint/
-    dataset_dir: str = ""  # default: twins/<name>/dataset
-
-    def __post_init__(self) -> None:
-        paths.check_name(self.name)
-        _check(bool(self.base.strip()), "base", "must name a model", self.base)
-        _check(1 <= self.epochs <= 1000, "epochs", "must be between 1 and 1000", self.epochs)
-        _check(self.max_steps >= 0, "max_steps", "must be 0 (use epochs) or more", self.max_steps)
-        _check(1 <= self.batch_size <= 4096, "batch_size", "must be between 1 and 4096", self.batch_size)
-        _check(1 <= self.grad_accum <= 4096, "grad_accum", "must be between 1 and 4096", self.grad_accum)
-        _check(0 < self.lr <= 1, "lr", "must be above 0 and at most 1", self.lr)
-        _check(0 <= self.warmup_ratio < 1, "warmup_ratio", "must be at least 0 and below 1", self.warmup_ratio)
-        _check(self.weight_decay >= 0, "weight_decay", "must not be negative", self.weight_decay)
-        _check(16 <= self.max_length <= 131072, "max_length", "must be between 16 and 131072", self.max_length)
-        _check(1 <= self.lora_r <= 1024, "lora_r", "must be between 1 and 1024", self.lora_r)
-        _check(self.lora_alpha >= 1, "lora_alpha", "must be at least 1", self.lora_alpha)
-        _check(0 <= self.lora_dropout < 1, "lora_dropout", "must be at least 0 and below 1", self.lora_dropout)
-        _check(self.eval_every >= 0, "eval_every", "must be 0 (each epoch) or more", self.eval_every)
-        _check(self.max_val_samples >= 1, "max_val_samples", "must be at least 1", self.max_val_samples)
-        _check(self.patience >= 0, "patience", "must be 0 (never stop early) or more", self.patience)
-        _check(self.log_every >= 1, "log_every", "must be at least 1", self.log_every)
-        dev = self.device
-        _check(dev in ("auto", "cpu", "mps") or dev == "cuda" or (dev.startswith("cuda:") and dev[5:].isdigit()),
-               "device", "must be auto, cpu, cuda, cuda:N or mps", dev)
-
-    @property
-    def twin_dir(self) -> Path:
-        return paths.twin_dir(self.name)
-
-    @property
-    def data_dir(self) -> Path:
-        return Path(self.dataset_dir).expanduser() if self.dataset_dir else self.twin_dir / "dataset"
-
-
-def _check(ok: bool, name: str, why: str, value: object) -> None:
-    if not ok:
-        raise UserError(f"--{name.replace('_', '-')} {why}, got {value!r}")
 
 
 @dataclass
@@ -109,24 +46,20 @@ class TrainResult:
     tokens: int  # real tokens trained on (no padding)
     tokens_per_s: float
     interrupted: bool = False
+    signal: int = 0  # the signal that interrupted training (SIGINT or SIGTERM)
     stopped_early: bool = False
 
 
 def train(config: TrainConfig, on_step: Callable[[int], None] | None = None) -> TrainResult:
     """Fine-tune `config.base` with LoRA on the twin's dataset; write adapter/, merged/, train_log.jsonl, [train].
 
-    `on_step(step)` is called after every optimizer step. SIGINT/SIGTERM during
+    `on_step(step)` is called once before the first step (with the step training
+    starts from) and after every optimizer step. SIGINT/SIGTERM during
     training save a checkpoint and return with `interrupted=True`;
     `TrainConfig(resume=True)` continues from it and ends as an uninterrupted run would.
     """
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, get_cosine_schedule_with_warmup
-
-    from trainer import checkpoint
     from trainer.bases import resolve_base
-    from trainer.batches import collate, epoch_batches
-    from trainer.display import TrainDisplay
-    from trainer.lora import add_lora, target_modules
+    from trainer.lora import target_modules
     from trainer.samples import encode_all, ensure_chat_template, read_jsonl
 
     # --- the data
@@ -135,18 +68,27 @@ def train(config: TrainConfig, on_step: Callable[[int], None] | None = None) -> 
     if not train_convs:
         raise UserError(f"dataset file {train_file} has no samples: ingest more chat history with `twin ingest`")
     val_convs = read_jsonl(val_file)[: config.max_val_samples] if val_file.exists() else []
+    base_dir = resolve_base(config.base)
+    target_modules(_model_type(base_dir), config.lora_targets)  # an unknown architecture fails before any work
+
+    # Heavy imports only now: the mistakes above are reported at once.
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, get_cosine_schedule_with_warmup
+
+    from trainer import checkpoint
+    from trainer.batches import collate, epoch_batches
+    from trainer.display import TrainDisplay
+    from trainer.lora import add_lora
+
     data_hash = checkpoint.fingerprint(train_file, val_file)
     folder = config.twin_dir
     ckpt_dir = folder / checkpoint.CHECKPOINT_DIR
     log_path = folder / LOG_FILE
-
     resumed = None
     if config.resume:
         resumed = checkpoint.load(ckpt_dir)
-        _check_resumable(config, resumed[0], data_hash)
+        check_resumable(config, resumed[0], data_hash)
 
-    # --- the base and the device
-    base_dir = resolve_base(config.base)
     device = _pick_device(config.device)
     amp_dtype = None
     if device.type == "cuda":
@@ -155,14 +97,15 @@ def train(config: TrainConfig, on_step: Callable[[int], None] | None = None) -> 
     plain_format = ensure_chat_template(tokenizer)
     if tokenizer.eos_token_id is None:
         raise UserError(f"the tokenizer of base {config.base!r} has no end-of-sequence token: pick another --base")
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    if tokenizer.pad_token is None:  # GPT-2: batches (and later users of merged/) pad with EOS
+        tokenizer.pad_token = tokenizer.eos_token
+    pad_id = tokenizer.pad_token_id
     train_samples = encode_all(tokenizer, train_convs, config.max_length, train_file)
     val_samples = encode_all(tokenizer, val_convs, config.max_length, val_file)
 
     torch.manual_seed(config.seed)
     model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
     saved_dtype = _checkpoint_dtype(base_dir)
-    target_modules(model.config.model_type, config.lora_targets)  # unknown architecture: fail before the work
     model.config.use_cache = False
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -238,7 +181,7 @@ def train(config: TrainConfig, on_step: Callable[[int], None] | None = None) -> 
         if progress.first_val_loss is None:
             progress.first_val_loss = loss
         record({"event": "eval", "step": progress.step, "epoch": progress.epoch, "val_loss": loss, "val_ppl": math.exp(min(loss, 50))})
-        if progress.best_loss is None or loss < progress.best_loss:
+        if progress.best_loss is None or loss < progress.best_loss - config.min_delta:
             progress.best_loss, progress.best_step, progress.bad_evals = loss, progress.step, 0
             best = adapter_weights()
         else:
@@ -247,7 +190,7 @@ def train(config: TrainConfig, on_step: Callable[[int], None] | None = None) -> 
             display.note(f"step {progress.step}: validation loss {loss:.4f} (perplexity {math.exp(min(loss, 50)):.1f})")
         return config.patience > 0 and progress.bad_evals >= config.patience
 
-    stop = _StopFlag()
+    stop = StopFlag()
     model.train()
     stopped_early = False
     window_loss, window_tokens, window_labels = 0.0, 0, 0
@@ -255,6 +198,8 @@ def train(config: TrainConfig, on_step: Callable[[int], None] | None = None) -> 
         if resumed is None:
             validate(None)
         with stop.installed(), TrainDisplay(total_steps, progress.step) as display:
+            if on_step is not None:
+                on_step(progress.step)
             while progress.step < total_steps and not stopped_early and not stop.requested:
                 batches = epoch_batches(lengths, config.batch_size, config.seed, progress.epoch)
                 groups = [batches[g : g + config.grad_accum] for g in range(0, len(batches), config.grad_accum)]
@@ -268,7 +213,7 @@ def train(config: TrainConfig, on_step: Callable[[int], None] | None = None) -> 
                             loss, _ = label_loss(backbone, head, batch.to(device))
                         loss = loss / max(n_labels, 1)
                         (scaler.scale(loss) if scaler else loss).backward()
-                        step_loss += float(loss)
+                        step_loss += float(loss.detach())
                     if scaler is not None:
                         scaler.unscale_(optimizer)
                     torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -328,7 +273,7 @@ def train(config: TrainConfig, on_step: Callable[[int], None] | None = None) -> 
         name=config.name, merged_dir=None, adapter_dir=None, log_path=log_path, steps=progress.step,
         total_steps=total_steps, best_step=progress.best_step if val_samples else progress.step,
         first_val_loss=progress.first_val_loss, best_val_loss=progress.best_loss, tokens=progress.tokens,
-        tokens_per_s=tokens_per_s, interrupted=stop.requested, stopped_early=stopped_early,
+        tokens_per_s=tokens_per_s, interrupted=stop.requested, signal=stop.signum, stopped_early=stopped_early,
     )
     if stop.requested:
         return result
@@ -359,6 +304,13 @@ def _pick_device(name: str) -> Any:
     return torch.device(name)
 
 
+def _model_type(base_dir: Path) -> str:
+    try:
+        return str(json.loads((base_dir / "config.json").read_text())["model_type"])
+    except (OSError, ValueError, KeyError):
+        raise UserError(f"{base_dir / 'config.json'} does not describe a model (no model_type): pass a Hugging Face causal LM") from None
+
+
 def _checkpoint_dtype(base_dir: Path) -> Any:
     """The dtype the base was stored in: merged/ is saved in it (bf16 stays bf16, the embedded copy is fp32)."""
     import torch
@@ -369,20 +321,6 @@ def _checkpoint_dtype(base_dir: Path) -> Any:
         return torch.float32
     name = config.get("dtype") or config.get("torch_dtype") or "float32"
     return {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(str(name), torch.float32)
-
-
-def _check_resumable(config: TrainConfig, state: dict[str, Any], data_hash: str) -> None:
-    stored = state["config"]
-    for f in dataclasses.fields(TrainConfig):
-        if f.name in _RESUME_FREE:
-            continue
-        if stored.get(f.name) != getattr(config, f.name):
-            raise UserError(
-                f"the checkpoint was made with --{f.name.replace('_', '-')} {stored.get(f.name)!r}, not "
-                f"{getattr(config, f.name)!r}: resume with the same options, or train without --resume"
-            )
-    if state["data_hash"] != data_hash:
-        raise UserError("the dataset changed since the checkpoint was saved: train without --resume to start over")
 
 
 def _trim_log(path: Path, step: int) -> None:
@@ -423,35 +361,3 @@ def _train_table(config, base_dir, model, plain_format, result, n_train, n_val, 
         table["best_val_ppl"] = round(math.exp(min(result.best_val_loss, 50)), 3)
         table["first_val_loss"] = round(result.first_val_loss, 5)
     return table
-
-
-class _StopFlag:
-    """SIGINT/SIGTERM ask training to stop after the current step; a second Ctrl-C aborts at once."""
-
-    def __init__(self) -> None:
-        self.requested = False
-
-    def _handle(self, signum: int, frame: object) -> None:
-        if self.requested and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.requested = True
-        log.warning("stopping after this step to save a checkpoint (Ctrl-C again to abort without saving)")
-
-    def installed(self):
-        import contextlib
-
-        @contextlib.contextmanager
-        def scope():
-            import threading
-
-            if threading.current_thread() is not threading.main_thread():
-                yield
-                return
-            saved = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
-            try:
-                yield
-            finally:
-                for s, handler in saved.items():
-                    signal.signal(s, handler)
-
-        return scope()

@@ -215,6 +215,81 @@ def chat_cmd(
         run_chat(settings)
 
 
+@app.command("train")
+def train_cmd(
+    name: Annotated[Optional[str], typer.Option(help="The twin (default: the only one with a dataset).")] = None,
+    base: Annotated[Optional[str], typer.Option(help="default (embedded SmolLM2-135M), tinyllama, phi3-mini, qwen2.5-0.5b, qwen2.5-1.5b, gpt2, distilgpt2, a hub id or a directory.")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Passes over the training split. [default: 3]")] = None,
+    max_steps: Annotated[Optional[int], typer.Option(help="Optimizer steps to run instead (0 = epochs decide).")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Samples per micro-batch. [default: 8]")] = None,
+    grad_accum: Annotated[Optional[int], typer.Option(help="Micro-batches per optimizer step. [default: 1]")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Peak learning rate. [default: 2e-4]")] = None,
+    warmup_ratio: Annotated[Optional[float], typer.Option(help="Share of steps warming up before the cosine decay. [default: 0.05]")] = None,
+    weight_decay: Annotated[Optional[float], typer.Option(help="AdamW weight decay. [default: 0]")] = None,
+    max_length: Annotated[Optional[int], typer.Option(help="Tokens per sample; older context is cut first. [default: 512]")] = None,
+    lora_r: Annotated[Optional[int], typer.Option(help="LoRA rank. [default: 16]")] = None,
+    lora_alpha: Annotated[Optional[int], typer.Option(help="LoRA alpha. [default: 32]")] = None,
+    lora_dropout: Annotated[Optional[float], typer.Option(help="LoRA dropout. [default: 0.05]")] = None,
+    lora_target: Annotated[Optional[list[str]], typer.Option(help="Module to adapt (repeatable; default: every linear projection).")] = None,
+    eval_every: Annotated[Optional[int], typer.Option(help="Validate every N steps, and after each epoch. [default: 100]")] = None,
+    max_val_samples: Annotated[Optional[int], typer.Option(help="Validation samples used. [default: 256]")] = None,
+    patience: Annotated[Optional[int], typer.Option(help="Stop after N validations without improvement (0 = never). [default: 3]")] = None,
+    min_delta: Annotated[Optional[float], typer.Option(help="Smallest validation-loss fall that counts as improvement. [default: 0]")] = None,
+    log_every: Annotated[Optional[int], typer.Option(help="Steps between lines in train_log.jsonl. [default: 10]")] = None,
+    gradient_checkpointing: Annotated[Optional[bool], typer.Option("--gradient-checkpointing", help="Recompute activations: less memory, ~10% slower.")] = None,
+    device: Annotated[Optional[str], typer.Option(help="auto (CUDA when present), cpu, cuda, cuda:N, mps. [default: auto]")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Random seed. [default: 0]")] = None,
+    dataset: Annotated[Optional[str], typer.Option(help="Dataset folder (default: the twin's dataset/).")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from its checkpoint.")] = False,
+) -> None:
+    """Fine-tune a base model on a twin's dataset with LoRA; writes adapter/ and merged/ (Ctrl-C saves a checkpoint)."""
+    from trainer.train import TrainConfig, resume_config, train
+    from trainer.twin_name import resolve_name
+
+    flags = {
+        "base": base, "epochs": epochs, "max_steps": max_steps, "batch_size": batch_size, "grad_accum": grad_accum,
+        "lr": lr, "warmup_ratio": warmup_ratio, "weight_decay": weight_decay, "max_length": max_length,
+        "lora_r": lora_r, "lora_alpha": lora_alpha, "lora_dropout": lora_dropout, "lora_targets": lora_target,
+        "eval_every": eval_every, "max_val_samples": max_val_samples, "patience": patience, "min_delta": min_delta,
+        "log_every": log_every, "gradient_checkpointing": gradient_checkpointing, "device": device, "seed": seed,
+        "dataset_dir": dataset,
+    }
+    flags = {k: v for k, v in flags.items() if v is not None}
+    name = resolve_name(name)
+    config = resume_config(name, flags) if resume else TrainConfig(name=name, **flags)
+    setup_logging()
+    result = train(config)
+    if result.interrupted:
+        print(f"twin train: stopped at step {result.steps}/{result.total_steps}; checkpoint saved. "
+              f"Continue with `twin train --name {name} --resume`", file=sys.stderr)
+        raise typer.Exit(128 + result.signal)
+    print(f"trained {name}: {result.steps} steps, {result.tokens} tokens, {result.tokens_per_s:.0f} tokens/s")
+    if result.best_val_loss is not None:
+        import math
+
+        print(f"validation loss {result.first_val_loss:.4f} -> {result.best_val_loss:.4f} "
+              f"(perplexity {math.exp(min(result.best_val_loss, 50)):.2f}, best at step {result.best_step})")
+    print(f"adapter: {result.adapter_dir}")
+    print(f"merged:  {result.merged_dir}")
+
+
+@app.command("persona")
+def persona_cmd(
+    name: Annotated[Optional[str], typer.Option(help="The twin (default: the only one with a dataset).")] = None,
+    examples: Annotated[int, typer.Option(help="Few-shot exchanges put in the prompt.")] = 3,
+    base: Annotated[str, typer.Option(help="The model the daemon puts the persona on: default (embedded) or a .gguf path.")] = "default",
+    dataset: Annotated[Optional[str], typer.Option(help="Dataset folder (default: the twin's dataset/).")] = None,
+) -> None:
+    """Build the prompt-only twin: a style summary and a few examples from your messages (served as <name>-prompt)."""
+    from trainer.persona import build_persona
+    from trainer.twin_name import resolve_name
+
+    name = resolve_name(name)
+    persona = build_persona(name, examples=examples, base=base, dataset_dir=dataset)
+    print(persona["system_prompt"])
+    print(f"\nsaved {paths.twin_dir(name) / 'persona.json'}; `twin serve` offers it as model {name}-prompt", file=sys.stderr)
+
+
 @app.command("eval")
 def eval_cmd(
     name: Annotated[Optional[str], typer.Option(help="The twin to evaluate (default: the only twin with a dataset).")] = None,

@@ -53,7 +53,8 @@ EXCHANGES = [
 
 def conversation(i: int) -> dict:
     question, reply = EXCHANGES[i % len(EXCHANGES)]
-    return {"messages": [{"role": "user", "content": question}, {"role": "assistant", "content": reply}]}
+    system = {"role": "system", "content": "Chat with a friend."}
+    return {"messages": [system, {"role": "user", "content": question}, {"role": "assistant", "content": reply}]}
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
@@ -64,15 +65,24 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
     return path
 
 
+def write_style_dataset(folder: Path, n_train: int = 16, n_val: int = 6) -> Path:
+    write_jsonl(folder / "train.jsonl", [conversation(i) for i in range(n_train)])
+    write_jsonl(folder / "val.jsonl", [conversation(i + 3) for i in range(n_val)])
+    return folder
+
+
+@pytest.fixture(scope="session")
+def style_dataset():
+    """style_dataset(folder, n_train, n_val) writes {train,val}.jsonl in the ingest format, one reply style."""
+    return write_style_dataset
+
+
 @pytest.fixture
 def make_dataset(twin_home: Path):
     """make_dataset(name, n_train, n_val) writes twins/<name>/dataset/{train,val}.jsonl in the ingest format."""
 
     def make(name: str = "me", n_train: int = 16, n_val: int = 6) -> Path:
-        folder = twin_home / "twins" / name / "dataset"
-        write_jsonl(folder / "train.jsonl", [conversation(i) for i in range(n_train)])
-        write_jsonl(folder / "val.jsonl", [conversation(i + 3) for i in range(n_val)])
-        return folder
+        return write_style_dataset(twin_home / "twins" / name / "dataset", n_train, n_val)
 
     return make
 

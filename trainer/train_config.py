@@ -1,0 +1,107 @@
+"""`twin train`'s settings: one validated dataclass, and the settings of a checkpoint to resume."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from twin import paths
+from twin.errors import UserError
+
+# Settings a resumed run may change: they do not alter what is computed.
+_RESUME_FREE = ("resume", "device", "dataset_dir", "log_every")
+
+
+@dataclass
+class TrainConfig:
+    """`twin train`: what to train on, the LoRA shape, the optimizer and the schedule."""
+
+    name: str  # the twin: reads twins/<name>/dataset/, writes adapter/, merged/, train_log.jsonl
+    base: str = "default"  # default (embedded SmolLM2), a short name, a hub id or a local directory
+    epochs: int = 3
+    max_steps: int = 0  # optimizer steps to run; 0 = as many as `epochs` make
+    batch_size: int = 8
+    grad_accum: int = 1  # micro-batches per optimizer step
+    lr: float = 2e-4
+    warmup_ratio: float = 0.05  # share of the steps with a linearly rising learning rate, then cosine decay
+    weight_decay: float = 0.0
+    max_length: int = 512  # tokens per sample; older context is cut first
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    lora_targets: list[str] = field(default_factory=list)  # module names; empty = the architecture's map
+    eval_every: int = 100  # validate every N steps (and after each epoch); 0 = after each epoch only
+    max_val_samples: int = 256  # validation samples used (the first N of val.jsonl)
+    patience: int = 3  # stop after N validations without improvement; 0 = never stop early
+    min_delta: float = 0.0  # the smallest fall in validation loss that counts as an improvement
+    log_every: int = 10  # steps between train lines in train_log.jsonl
+    gradient_checkpointing: bool = False  # less memory, ~10% slower
+    device: str = "auto"  # auto (CUDA when present), cpu, cuda, cuda:N, mps
+    seed: int = 0
+    resume: bool = False  # continue from twins/<name>/checkpoint/
+    dataset_dir: str = ""  # default: twins/<name>/dataset
+
+    def __post_init__(self) -> None:
+        paths.check_name(self.name)
+        _check(bool(self.base.strip()), "base", "must name a model", self.base)
+        _check(1 <= self.epochs <= 1000, "epochs", "must be between 1 and 1000", self.epochs)
+        _check(self.max_steps >= 0, "max_steps", "must be 0 (use epochs) or more", self.max_steps)
+        _check(1 <= self.batch_size <= 4096, "batch_size", "must be between 1 and 4096", self.batch_size)
+        _check(1 <= self.grad_accum <= 4096, "grad_accum", "must be between 1 and 4096", self.grad_accum)
+        _check(0 < self.lr <= 1, "lr", "must be above 0 and at most 1", self.lr)
+        _check(0 <= self.warmup_ratio < 1, "warmup_ratio", "must be at least 0 and below 1", self.warmup_ratio)
+        _check(self.weight_decay >= 0, "weight_decay", "must not be negative", self.weight_decay)
+        _check(16 <= self.max_length <= 131072, "max_length", "must be between 16 and 131072", self.max_length)
+        _check(1 <= self.lora_r <= 1024, "lora_r", "must be between 1 and 1024", self.lora_r)
+        _check(self.lora_alpha >= 1, "lora_alpha", "must be at least 1", self.lora_alpha)
+        _check(0 <= self.lora_dropout < 1, "lora_dropout", "must be at least 0 and below 1", self.lora_dropout)
+        _check(self.eval_every >= 0, "eval_every", "must be 0 (each epoch) or more", self.eval_every)
+        _check(self.max_val_samples >= 1, "max_val_samples", "must be at least 1", self.max_val_samples)
+        _check(self.patience >= 0, "patience", "must be 0 (never stop early) or more", self.patience)
+        _check(self.min_delta >= 0, "min_delta", "must not be negative", self.min_delta)
+        _check(self.log_every >= 1, "log_every", "must be at least 1", self.log_every)
+        dev = self.device
+        _check(dev in ("auto", "cpu", "mps") or dev == "cuda" or (dev.startswith("cuda:") and dev[5:].isdigit()),
+               "device", "must be auto, cpu, cuda, cuda:N or mps", dev)
+
+    @property
+    def twin_dir(self) -> Path:
+        return paths.twin_dir(self.name)
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.dataset_dir).expanduser() if self.dataset_dir else self.twin_dir / "dataset"
+
+
+def resume_config(name: str, overrides: dict[str, Any]) -> TrainConfig:
+    """The settings of the twin's checkpoint with `overrides` on top, marked to resume.
+
+    train() then refuses overrides that would change what is computed.
+    """
+    from trainer import checkpoint
+
+    folder = paths.twin_dir(name) / checkpoint.CHECKPOINT_DIR
+    state, _, _ = checkpoint.load(folder)
+    stored = {f.name: state["config"][f.name] for f in dataclasses.fields(TrainConfig) if f.name in state["config"]}
+    return TrainConfig(**{**stored, **overrides, "name": name, "resume": True})
+
+
+def _check(ok: bool, name: str, why: str, value: object) -> None:
+    if not ok:
+        raise UserError(f"--{name.replace('_', '-')} {why}, got {value!r}")
+
+
+def check_resumable(config: TrainConfig, state: dict[str, Any], data_hash: str) -> None:
+    stored = state["config"]
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in _RESUME_FREE:
+            continue
+        if stored.get(f.name) != getattr(config, f.name):
+            raise UserError(
+                f"the checkpoint was made with --{f.name.replace('_', '-')} {stored.get(f.name)!r}, not "
+                f"{getattr(config, f.name)!r}: resume with the same options, or train without --resume"
+            )
+    if state["data_hash"] != data_hash:
+        raise UserError("the dataset changed since the checkpoint was saved: train without --resume to start over")
