@@ -301,6 +301,7 @@ def eval_cmd(
     seed: Annotated[int, typer.Option(help="Seed for sampling (temperature above 0).")] = 0,
     max_context_chars: Annotated[int, typer.Option(help="Context given to each variant: the newest messages within this many characters.")] = 2000,
     url: Annotated[Optional[str], typer.Option(help="A running daemon to use for the GGUF's replies (else one is started; config chat.url, env TWIN_URL).")] = None,
+    threads: Annotated[int, typer.Option(help="llama.cpp threads for the GGUF's perplexity and a daemon started here (0 = their default).")] = 0,
 ) -> None:
     """Measure how much the twin sounds like you: perplexity, ROUGE-L, chrF, style, ratings; writes twins/NAME/eval/."""
     import os
@@ -321,6 +322,7 @@ def eval_cmd(
         repetition_penalty=repetition_penalty,
         seed=seed,
         max_context_chars=max_context_chars,
+        threads=threads,
         chat=load(ChatSettings, {"url": url}),
     )
     setup_logging()
