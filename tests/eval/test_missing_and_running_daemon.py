@@ -12,8 +12,22 @@ from trainer.evaluation.run import EvalConfig, evaluate
 from twin.config import ChatSettings
 
 
+def rate_two_rounds(name: str) -> None:
+    """Two rounds of `twin chat --rate`, stored by the TUI's own code: the twin scored 4 and 2, my replies 5 and 2."""
+    from tui import database
+    from tui.rating import Candidate, Round, load_samples, save_round
+
+    db = database.connect()
+    for sample, (twin_score, real_score) in zip(load_samples(name), ((4, 5), (2, 2))):
+        twin = Candidate("twin", name, text="норм", score=twin_score, best=twin_score >= real_score)
+        real = Candidate("real", "", text=sample.real, score=real_score, best=twin_score < real_score)
+        save_round(db, Round(name, sample, [twin, real]), "{}")
+    db.close()
+
+
 def test_gguf_only_twin_through_a_running_daemon(dataset_twin: str, twins, twin_home: Path) -> None:
     twins.gguf(dataset_twin)
+    rate_two_rounds(dataset_twin)
     with DaemonProcess(["--model", "default", "--threads", "1"], log_path=twin_home / "serve.log") as running:
         result = evaluate(
             EvalConfig(name=dataset_twin, limit=3, max_new_tokens=12, threads=1, progress=False, chat=ChatSettings(url=running.url))
@@ -45,6 +59,10 @@ def test_gguf_only_twin_through_a_running_daemon(dataset_twin: str, twins, twin_
     markdown = (folder / "report.md").read_text(encoding="utf-8")
     assert "- **prompt-only**: no persona yet: build it with `twin persona --name dima`" in markdown
     assert "- **LoRA**: not trained yet" in markdown
+    assert "2 rated rounds." in markdown
+    assert "| served GGUF (twin) | 2 | 3.00 | 50% | 50% |" in markdown
+    assert "| my real reply | 2 | 3.50 | 50% | – |" in markdown
+    assert report["ratings"]["rounds"] == 2
     assert oct(folder.stat().st_mode & 0o777) == "0o700"
     assert {p.name for p in folder.iterdir()} == {"report.md", "report.json", "generations.jsonl", "metrics.png", "lengths.png"}
     assert all(oct(p.stat().st_mode & 0o777) == "0o600" for p in folder.iterdir())
