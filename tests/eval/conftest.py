@@ -1,0 +1,94 @@
+"""Evaluation tests: small twins built on disk, the embedded model's HF copy made once per session."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+# Torch's OpenMP workers spin while waiting; on a machine whose cores are busy that costs 10x (set before torch loads).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+EXCHANGES = [
+    ("Что делаешь?", "да ничего, сижу)"),
+    ("Пойдём в кино на выходных?", "го, только не на ужастик)))"),
+    ("Ты где?", "щас буду 👌"),
+    ("Как дела?", "норм, а ты?"),
+    ("Are you free tonight?", "yep, after 8 🔥"),
+    ("Видел новости?", "неа, что там"),
+]
+
+
+def conversation(question: str, reply: str) -> dict:
+    return {"messages": [{"role": "user", "content": question}, {"role": "assistant", "content": reply}]}
+
+
+class TwinBuilder:
+    """Writes a twin's parts as the stages would: its dataset, a persona, a GGUF, the base model in the cache."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+
+    def dataset(self, name: str, val: list[dict], train: list[dict] | None = None) -> Path:
+        folder = self.home / "twins" / name / "dataset"
+        folder.mkdir(parents=True, exist_ok=True)
+        for split, rows in (("val", val), ("train", train if train is not None else val)):
+            (folder / f"{split}.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+        return folder
+
+    def exchanges(self, name: str, pairs: list[tuple[str, str]] = EXCHANGES) -> str:
+        self.dataset(name, [conversation(q, r) for q, r in pairs])
+        return name
+
+    def persona(self, name: str, prompt: str) -> None:
+        from twin import paths, registry
+
+        (paths.twin_dir(name) / "persona.json").write_text(json.dumps({"system_prompt": prompt}, ensure_ascii=False), encoding="utf-8")
+        registry.update(name, "persona", {"file": "persona.json", "base": "default"})
+
+    def gguf(self, name: str) -> None:
+        """Register a GGUF as `twin convert` would; here the embedded model itself, copied in."""
+        from twin import embedded, paths, registry
+
+        shutil.copyfile(embedded.embedded_gguf(), paths.twin_dir(name) / "model-q4_1.gguf")
+        registry.update(name, "model", {"gguf": "model-q4_1.gguf", "quant": "q4_1"})
+
+    def base(self, embedded_hf: Path) -> None:
+        """Put the session's embedded HF copy where resolve_base("default") looks in this home."""
+        from twin import embedded
+
+        link = self.home / "cache" / "bases" / embedded.MODEL_ID
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if not link.exists():
+            link.symlink_to(embedded_hf, target_is_directory=True)
+
+
+@pytest.fixture
+def twins(twin_home: Path) -> TwinBuilder:
+    return TwinBuilder(twin_home)
+
+
+@pytest.fixture
+def dataset_twin(twins: TwinBuilder) -> str:
+    """Twin `dima` with a validation split of six short exchanges and nothing else."""
+    return twins.exchanges("dima")
+
+
+@pytest.fixture(scope="session")
+def embedded_hf(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The embedded SmolLM2 as an HF checkpoint, imported by trainer.bases once for the whole session."""
+    from trainer.bases import embedded_hf_dir
+
+    home = tmp_path_factory.mktemp("eval-bases-home")
+    saved = os.environ.get("TWIN_HOME")
+    os.environ["TWIN_HOME"] = str(home)
+    try:
+        return embedded_hf_dir()
+    finally:
+        if saved is None:
+            del os.environ["TWIN_HOME"]
+        else:
+            os.environ["TWIN_HOME"] = saved

@@ -1,0 +1,196 @@
+"""Replies written by each variant for the evaluation, with one decoding setting that the report states.
+
+Default: greedy decoding with a repetition penalty of 1.2 over the last 64
+generated tokens (as llama.cpp applies it), because the embedded model loops under plain greedy
+decoding. Transformers models (base + persona, merged LoRA) generate in batches
+here; the served GGUF answers through the daemon's OpenAI API, a few requests in
+flight so the daemon's queue never runs dry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from trainer.evaluation.evalset import EvalSample, Messages
+from twin.errors import UserError
+
+PENALTY_LAST_N = 64  # llama-cpp-python's window for repeat_penalty (generated tokens only); the HF side copies it
+IN_FLIGHT = 2
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """How every variant writes its replies."""
+
+    max_new_tokens: int = 64
+    temperature: float = 0.0  # 0 = greedy
+    repetition_penalty: float = 1.2
+    seed: int = 0
+    # top_k/top_p/min_p apply only when sampling (temperature > 0); the daemon's defaults, copied to transformers
+    top_k: int = 40
+    top_p: float = 0.95
+    min_p: float = 0.05
+
+    def describe(self) -> str:
+        how = "greedy" if self.temperature == 0 else (
+            f"sampling at temperature {self.temperature} (top_k {self.top_k}, top_p {self.top_p}, min_p {self.min_p}, seed {self.seed})"
+        )
+        return (
+            f"{how}, repetition penalty {self.repetition_penalty} over the last {PENALTY_LAST_N} generated tokens, "
+            f"at most {self.max_new_tokens} new tokens"
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "penalty_last_n": PENALTY_LAST_N, "greedy": self.temperature == 0}
+
+
+def clean_reply(text: str) -> str:
+    """The reply as a person would read it: without a next turn the model began (plain `User:/Bot:` format) or the
+    half of a character cut by the token budget (shown as U+FFFD)."""
+    for marker in ("\nUser:", "\nBot:"):
+        text = text.split(marker, 1)[0]
+    return text.strip().rstrip("\ufffd").strip()
+
+
+def messages_for(sample: EvalSample, system_prompt: str | None) -> Messages:
+    return ([{"role": "system", "content": system_prompt}] if system_prompt else []) + sample.context
+
+
+class _LastNRepetitionPenalty:
+    """llama.cpp's repeat_penalty on transformers: only the last N *generated* tokens are penalized.
+
+    llama.cpp's sampler accepts only the tokens it sampled into its penalty
+    history, never the prompt; transformers' own processor would penalize the
+    whole prompt too, so both backends would not decode alike.
+    """
+
+    def __init__(self, penalty: float, last_n: int, prompt_length: int) -> None:
+        self.penalty, self.last_n, self.prompt_length = penalty, last_n, prompt_length
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        window = input_ids[:, max(self.prompt_length, input_ids.shape[1] - self.last_n) :]
+        if window.shape[1] == 0:
+            return scores
+        seen = torch.zeros_like(scores, dtype=torch.bool).scatter_(1, window, True)
+        return torch.where(seen, torch.where(scores < 0, scores * self.penalty, scores / self.penalty), scores)
+
+
+def hf_generate(
+    model: Any,
+    tokenizer: Any,
+    samples: Sequence[EvalSample],
+    system_prompt: str | None,
+    decoding: Decoding,
+    batch_size: int = 8,
+    advance: Callable[[int], None] = lambda n: None,
+) -> list[str]:
+    """One reply per sample from a transformers model, in batches of similar length (left-padded)."""
+    import torch
+    from transformers import LogitsProcessorList
+
+    prompts = [_prompt(tokenizer, s, system_prompt) for s in samples]
+    encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    eos = _eos_ids(model, tokenizer)
+    replies: list[str] = [""] * len(samples)
+    model.eval()
+    torch.manual_seed(decoding.seed)
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        longest = max(len(encoded[i]) for i in idx)
+        pads = torch.tensor([longest - len(encoded[i]) for i in idx])
+        ids = torch.tensor([[pad_id] * (longest - len(encoded[i])) + encoded[i] for i in idx])
+        mask = (torch.arange(longest)[None, :] >= pads[:, None]).long()
+        sampling = {}
+        if decoding.temperature > 0:
+            sampling = dict(temperature=decoding.temperature, top_k=decoding.top_k, top_p=decoding.top_p, min_p=decoding.min_p)
+        processors = LogitsProcessorList()
+        if decoding.repetition_penalty != 1.0:
+            processors.append(_LastNRepetitionPenalty(decoding.repetition_penalty, PENALTY_LAST_N, longest))
+        with torch.inference_mode():
+            out = model.generate(
+                input_ids=ids,
+                attention_mask=mask,
+                max_new_tokens=decoding.max_new_tokens,
+                do_sample=decoding.temperature > 0,
+                logits_processor=processors,
+                eos_token_id=eos,
+                pad_token_id=pad_id,
+                **sampling,
+            )
+        for row, i in enumerate(idx):
+            replies[i] = clean_reply(tokenizer.decode(out[row, longest:], skip_special_tokens=True))
+        advance(len(idx))
+    return replies
+
+
+def _prompt(tokenizer: Any, sample: EvalSample, system_prompt: str | None) -> str:
+    """The context rendered for generation; a template that refuses it (roles must alternate, …) gets fewer old messages."""
+    from jinja2 import TemplateError
+
+    context = sample.context
+    while True:
+        try:
+            return tokenizer.apply_chat_template(
+                messages_for(EvalSample(sample.line, context, sample.real), system_prompt), tokenize=False, add_generation_prompt=True
+            )
+        except TemplateError as e:
+            if len(context) <= 1:
+                raise UserError(f"the model's chat template refuses validation sample {sample.line} ({e}): rebuild the dataset or pick another base") from None
+            context = context[1:]
+
+
+def _eos_ids(model: Any, tokenizer: Any) -> list[int]:
+    ids = {tokenizer.eos_token_id}
+    configured = getattr(model.generation_config, "eos_token_id", None)
+    ids.update(configured if isinstance(configured, list) else [configured])
+    return sorted(i for i in ids if i is not None)
+
+
+def daemon_generate(
+    url: str,
+    api_key: str,
+    model_id: str,
+    samples: Sequence[EvalSample],
+    system_prompt: str | None,
+    decoding: Decoding,
+    advance: Callable[[int], None] = lambda n: None,
+) -> list[str]:
+    """One reply per sample from a model the daemon serves, through the OpenAI SDK; a few requests in flight."""
+    import openai
+
+    client = openai.OpenAI(base_url=url, api_key=api_key or "not-needed-on-loopback", timeout=600, max_retries=2)
+
+    def one(sample: EvalSample) -> str:
+        context = sample.context
+        while True:
+            try:
+                reply = client.chat.completions.create(
+                    model=model_id,
+                    messages=messages_for(EvalSample(sample.line, context, sample.real), system_prompt),
+                    max_tokens=decoding.max_new_tokens,
+                    temperature=decoding.temperature,
+                    top_p=decoding.top_p,
+                    seed=decoding.seed,
+                    extra_body={"repetition_penalty": decoding.repetition_penalty, "top_k": decoding.top_k, "min_p": decoding.min_p},
+                )
+            except openai.BadRequestError as e:
+                # The daemon's context window is smaller, or the template wants other roles first: drop the oldest message.
+                refused = getattr(e, "code", None) == "context_length_exceeded" or "chat template rejected" in str(e.message)
+                if refused and len(context) > 1:
+                    context = context[1:]
+                    continue
+                raise UserError(f"the daemon at {url} refused a request for {model_id!r}: {e.message}") from None
+            except openai.APIConnectionError:
+                raise UserError(f"lost the connection to the daemon at {url}: is it still running? Rerun `twin eval`") from None
+            advance(1)
+            return clean_reply(reply.choices[0].message.content or "")
+
+    with ThreadPoolExecutor(max_workers=IN_FLIGHT) as pool:
+        return list(pool.map(one, samples))

@@ -1,0 +1,133 @@
+"""eval/ in the twin's directory: report.md, report.json, generations.jsonl and the PNG plots, swapped in as a whole."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from trainer.evaluation import plots
+from trainer.evaluation.results import RATING_VARIANT, EvalResult
+from trainer.evaluation.style import FEATURES, feature_values
+from twin.files import atomic_dir, write_bytes, write_json, write_text
+
+EVAL_DIR = "eval"
+CONTEXT_SHOWN = 3  # messages of context in the examples table
+SHORT_NAMES = {"prompt": "prompt-only", "lora": "LoRA", "gguf": "GGUF"}
+
+
+def fmt(value: float | None, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"
+    return f"{value:.{digits}f}"
+
+
+def cell(text: str) -> str:
+    """Text for one markdown table cell: pipes escaped, lines joined with <br>."""
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", "<br>").strip() or "∅"
+
+
+def context_cell(messages: list[dict[str, str]]) -> str:
+    shown = messages[-CONTEXT_SHOWN:]
+    lines = ["…"] if len(messages) > len(shown) else []
+    lines += [f"{'me' if m['role'] == 'assistant' else 'them'}: {m['content']}" for m in shown if m["role"] != "system"]
+    return cell("\n".join(lines))
+
+
+def markdown(result: EvalResult) -> str:
+    measured = result.measured()
+    out = [
+        f"# Does twin `{result.name}` sound like me?",
+        "",
+        f"Evaluated {result.created} on {len(result.samples)} of the {result.val_samples} validation samples "
+        f"(`dataset/val.jsonl`, spread evenly; context cut to the newest {result.max_context_chars} characters).",
+        "",
+        f"**Decoding** (every variant): {result.decoding.describe()}, seed {result.decoding.seed}.",
+        f"Served GGUF replies: {result.daemon}.",
+        "",
+        "## Summary",
+        "",
+        "| variant | perplexity ↓ | ROUGE-L ↑ | chrF ↑ | style distance ↓ | vocabulary overlap ↑ | words per reply |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        f"| my real replies | – | 1.000 | 1.000 | 0.000 | 1.000 | {fmt(result.real_style['words'], 1)} |",
+    ]
+    for v in measured:
+        s = v.summary()
+        out.append(
+            f"| {cell(v.variant.label)} | {fmt(s['perplexity'], 2)} | {fmt(s['rouge_l'])} | {fmt(s['chrf'])} | "
+            f"{fmt(s['style_distance'])} | {fmt(s['vocabulary_overlap'])} | {fmt(s['words_per_reply'], 1)} |"
+        )
+    missing = [v for v in result.variants if v.variant.missing]
+    if missing:
+        out += ["", "Not measured:", ""] + [f"- **{SHORT_NAMES[v.key]}**: {v.variant.missing}" for v in missing]
+    out += ["", "![metrics per variant](metrics.png)", "", "Backends:", ""]
+    out += [f"- {SHORT_NAMES[v.key]}: perplexity by {v.backends.get('perplexity')}, replies by {v.backends.get('generation')} ({v.seconds:.0f} s)" for v in measured]
+
+    out += ["", "## Style", "", "Means over the replies; in brackets the standardized mean difference from mine (0 = same).", ""]
+    out.append("| feature | mine | " + " | ".join(SHORT_NAMES[v.key] for v in measured) + " |")
+    out.append("| --- | ---: |" + " ---: |" * len(measured))
+    for name, (what, _) in FEATURES.items():
+        row = [f"{fmt(v.style.means[name], 2)} ({fmt(v.style.distances[name], 2)})" if v.style else "–" for v in measured]
+        out.append(f"| {what} | {fmt(result.real_style[name], 2)} | " + " | ".join(row) + " |")
+    out += ["", "![reply lengths](lengths.png)", ""]
+
+    out += ["## Human ratings (`twin chat --rate`)", ""]
+    r = result.ratings
+    if r.variants:
+        out += [
+            f"{r.rounds} rated rounds" + (f" ({r.stale} rows of an older dataset left out)" if r.stale else "") + ".",
+            "",
+            "| reply | ratings | mean score (1–5) | picked as most like me | rated at least as high as my real reply |",
+            "| --- | ---: | ---: | ---: | ---: |",
+        ]
+        names = {"twin": "served GGUF (twin)", "prompt": "prompt-only", "real": "my real reply"}
+        for vr in r.variants:
+            at_least = "–" if vr.at_least_real_share is None else f"{vr.at_least_real_share:.0%}"
+            out.append(f"| {names[vr.variant]} | {vr.ratings} | {vr.mean_score:.2f} | {vr.best_share:.0%} | {at_least} |")
+    else:
+        out.append(r.note)
+    out.append("")
+
+    out += [f"## Examples ({len(result.examples)})", ""]
+    out.append("| context | my reply | " + " | ".join(SHORT_NAMES[v.key] for v in measured) + " |")
+    out.append("| --- | --- |" + " --- |" * len(measured))
+    for i in result.examples:
+        s = result.samples[i]
+        replies = [cell(v.replies[i]) if v.replies else "–" for v in measured]
+        out.append(f"| {context_cell(s.context)} | {cell(s.real)} | " + " | ".join(replies) + " |")
+
+    out += [
+        "",
+        "## How this was measured",
+        "",
+        "- **Perplexity**: exp of the mean negative log-likelihood of the tokens of my real reply (its text and the chat",
+        "  template's end of turn) given the context rendered with the model's chat template; context tokens are not scored.",
+        "  The prompt-only variant gets the persona as system prompt.",
+        "- **ROUGE-L**: F1 of the longest common word subsequence (`rouge_score`), with a Unicode tokenizer: words of any",
+        "  script and each emoji, lowercased, no stemming. Mean over the samples.",
+        "- **chrF**: corpus-level character n-gram F-score (sacrebleu, n ≤ 6, β = 2), divided by 100.",
+        "- **Style distance**: per feature, |mean(generated) − mean(mine)| divided by the standard deviation of both sets",
+        "  pooled; the mean over the features above. **Vocabulary overlap**: Jaccard index of the sets of words used.",
+        f"- Ratings: {'mapped' if r.variants else 'would be mapped'} from the rating mode's variants "
+        + ", ".join(f"`{b}` = {SHORT_NAMES[a]}" for a, b in RATING_VARIANT.items())
+        + ".",
+        "",
+    ]
+    return "\n".join(out)
+
+
+def write(result: EvalResult) -> Path:
+    """Write the whole eval/ folder of the twin at once; returns it. Files 0600, folder 0700."""
+    measured = result.measured()
+    groups = [("mine", "real", {"perplexity": None, "rouge_l": 1.0, "chrf": 1.0, "style_distance": 0.0})]
+    groups += [(SHORT_NAMES[v.key], v.key, v.summary()) for v in measured]
+    real_words = feature_values([s.real for s in result.samples])["words"]
+    series = [("mine", "real", real_words)]
+    series += [(SHORT_NAMES[v.key], v.key, feature_values(v.replies)["words"]) for v in measured if v.replies is not None]
+    with atomic_dir(result.folder) as tmp:
+        write_text(tmp / "report.md", markdown(result))
+        write_json(tmp / "report.json", result.as_json())
+        write_text(tmp / "generations.jsonl", "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in result.generations()))
+        write_bytes(tmp / "metrics.png", plots.metric_bars(f"twin {result.name}: {len(result.samples)} validation samples", groups))
+        write_bytes(tmp / "lengths.png", plots.length_distributions(f"twin {result.name}: reply length, mine vs generated", series))
+    return result.folder
