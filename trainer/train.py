@@ -108,7 +108,11 @@ def train(config: TrainConfig, on_step: Callable[[int], None] | None = None) -> 
     saved_dtype = _checkpoint_dtype(base_dir)
     model.config.use_cache = False
     if config.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        # Non-reentrant: works with frozen inputs (LoRA) and replays dropout masks. Newer transformers renamed the call.
+        if hasattr(model, "activation_checkpointing_enable"):
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model = add_lora(model, config.lora_r, config.lora_alpha, config.lora_dropout, config.lora_targets or None)
     model.to(device)
 
