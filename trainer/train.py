@@ -88,6 +88,8 @@ def train(config: TrainConfig, on_step: Callable[[int], None] | None = None) -> 
     if config.resume:
         resumed = checkpoint.load(ckpt_dir)
         check_resumable(config, resumed[0], data_hash)
+    elif checkpoint.exists(ckpt_dir):
+        log.warning("starting over: the checkpoint of the interrupted run in %s will be replaced (--resume continues it)", ckpt_dir)
 
     device = _pick_device(config.device)
     amp_dtype = None

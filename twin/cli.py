@@ -136,7 +136,7 @@ def train_cmd(
     lr: Annotated[Optional[float], typer.Option(help="Peak learning rate. [default: 2e-4]")] = None,
     warmup_ratio: Annotated[Optional[float], typer.Option(help="Share of steps warming up before the cosine decay. [default: 0.05]")] = None,
     weight_decay: Annotated[Optional[float], typer.Option(help="AdamW weight decay. [default: 0]")] = None,
-    max_length: Annotated[Optional[int], typer.Option(help="Tokens per sample; older context is cut first. [default: 512]")] = None,
+    max_length: Annotated[Optional[int], typer.Option(help="Tokens per sample; older context is cut first. [default: 256]")] = None,
     lora_r: Annotated[Optional[int], typer.Option(help="LoRA rank. [default: 16]")] = None,
     lora_alpha: Annotated[Optional[int], typer.Option(help="LoRA alpha. [default: 32]")] = None,
     lora_dropout: Annotated[Optional[float], typer.Option(help="LoRA dropout. [default: 0.05]")] = None,
