@@ -68,6 +68,8 @@ def train(config: TrainConfig, on_step: Callable[[int], None] | None = None) -> 
     if not train_convs:
         raise UserError(f"dataset file {train_file} has no samples: ingest more chat history with `twin ingest`")
     val_convs = read_jsonl(val_file)[: config.max_val_samples] if val_file.exists() else []
+    if not val_convs:
+        log.warning("%s is missing or empty: training without validation (no perplexity, no early stopping)", val_file)
     base_dir = resolve_base(config.base)
     target_modules(_model_type(base_dir), config.lora_targets)  # an unknown architecture fails before any work
 
