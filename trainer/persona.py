@@ -21,7 +21,7 @@ MAX_EXAMPLE_CHARS = 80  # per side of an example: the whole prompt stays a few h
 MAX_EXAMPLES = 10
 
 _HEAD = {
-    "ru": ("Ты отвечаешь вместо меня, как ответил бы я сам: коротко, своими словами, без пояснений. Мой стиль: {d}.",
+    "ru": ("Ты отвечаешь вместо меня, как ответил бы я сам: своими словами, без пояснений. Мой стиль: {d}.",
            "Примеры моих ответов:"),
     "en": ("You reply in my place, the way I would: in my own words, no explanations. My style: {d}.",
            "Examples of my replies:"),

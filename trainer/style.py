@@ -98,13 +98,13 @@ def _ending(text: str) -> str:
 
 _PHRASES = {
     "ru": {
-        "short": "короткие фразы (обычно {w} слов)", "long": "развёрнутые сообщения (обычно {w} слов)",
+        "short": "короткие фразы (обычно {w} {words})", "long": "развёрнутые сообщения (обычно {w} {words})",
         "emoji": "смайлики {e}", "no_emoji": "без эмодзи", "paren": "скобочки-смайлики «)»",
         "lower": "пишу с маленькой буквы", "upper": "начинаю с заглавной", "no_period": "без точки в конце",
         "period": "ставлю точку в конце", "excl": "часто «!»", "words": "мои словечки: {v}", "lang": "язык: русский",
     },
     "en": {
-        "short": "short messages (usually {w} words)", "long": "longer messages (usually {w} words)",
+        "short": "short messages (usually {w} {words})", "long": "longer messages (usually {w} {words})",
         "emoji": "emoji {e}", "no_emoji": "no emoji", "paren": "')' as a smile",
         "lower": "mostly lowercase", "upper": "capitalised", "no_period": "no full stop at the end",
         "period": "full stops at the end", "excl": "often '!'", "words": "words I use: {v}", "lang": "language: {l}",
@@ -113,10 +113,18 @@ _PHRASES = {
 _LANG_NAMES = {"ru": "Russian", "en": "English", "mixed": "Russian and English mixed"}
 
 
+def _word_forms(n: int, lang: str) -> str:
+    if lang != "ru":
+        return "word" if n == 1 else "words"
+    if n % 10 == 1 and n % 100 != 11:
+        return "слово"
+    return "слова" if 2 <= n % 10 <= 4 and not 12 <= n % 100 <= 14 else "слов"
+
+
 def _words(s: dict[str, Any]) -> str:
     p = _PHRASES["ru" if s["language"] == "ru" else "en"]
     w = round(s["words_median"])
-    parts = [p["short" if w <= 8 else "long"].format(w=w)]
+    parts = [p["short" if w <= 8 else "long"].format(w=w, words=_word_forms(w, s["language"]))]
     parts.append(p["emoji"].format(e="".join(s["top_emoji"])) if s["emoji_share"] >= 0.15 and s["top_emoji"] else p["no_emoji"])
     if s["paren_smile_share"] >= 0.15:
         parts.append(p["paren"])

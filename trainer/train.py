@@ -68,6 +68,8 @@ def train(config: TrainConfig, on_step: Callable[[int], None] | None = None) -> 
     if not train_convs:
         raise UserError(f"dataset file {train_file} has no samples: ingest more chat history with `twin ingest`")
     val_convs = read_jsonl(val_file)[: config.max_val_samples] if val_file.exists() else []
+    if not val_convs:
+        log.warning("%s is missing or empty: training without validation (no perplexity, no early stopping)", val_file)
     base_dir = resolve_base(config.base)
     target_modules(_model_type(base_dir), config.lora_targets)  # an unknown architecture fails before any work
 
@@ -88,6 +90,8 @@ def train(config: TrainConfig, on_step: Callable[[int], None] | None = None) -> 
     if config.resume:
         resumed = checkpoint.load(ckpt_dir)
         check_resumable(config, resumed[0], data_hash)
+    elif checkpoint.exists(ckpt_dir):
+        log.warning("starting over: the checkpoint of the interrupted run in %s will be replaced (--resume continues it)", ckpt_dir)
 
     device = _pick_device(config.device)
     amp_dtype = None
@@ -108,7 +112,11 @@ def train(config: TrainConfig, on_step: Callable[[int], None] | None = None) -> 
     saved_dtype = _checkpoint_dtype(base_dir)
     model.config.use_cache = False
     if config.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        # Non-reentrant: works with frozen inputs (LoRA) and replays dropout masks. Newer transformers renamed the call.
+        if hasattr(model, "activation_checkpointing_enable"):
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model = add_lora(model, config.lora_r, config.lora_alpha, config.lora_dropout, config.lora_targets or None)
     model.to(device)
 

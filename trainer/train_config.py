@@ -27,7 +27,7 @@ class TrainConfig:
     lr: float = 2e-4
     warmup_ratio: float = 0.05  # share of the steps with a linearly rising learning rate, then cosine decay
     weight_decay: float = 0.0
-    max_length: int = 512  # tokens per sample; older context is cut first
+    max_length: int = 256  # tokens per sample; older context is cut first (memory grows with it: ~2 MB a token on the embedded model)
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.05
