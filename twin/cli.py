@@ -401,4 +401,5 @@ def main(argv: list[str] | None = None) -> None:
     except (typer.Abort, KeyboardInterrupt):
         print("twin: interrupted", file=sys.stderr)
         sys.exit(130)
+    # Like click's standalone mode, always exit: with a command's typer.Exit code, else 0.
     sys.exit(code if isinstance(code, int) else 0)

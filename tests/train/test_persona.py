@@ -60,7 +60,9 @@ def test_daemon_serves_the_persona(make_dataset, twin_home: Path, capsys: pytest
     from daemon.process import DaemonProcess
 
     make_dataset("anna", n_train=20)
-    main(["persona", "--name", "anna"])
+    with pytest.raises(SystemExit) as done:
+        main(["persona", "--name", "anna"])
+    assert done.value.code == 0
     printed = capsys.readouterr().out
     persona = json.loads((twin_home / "twins" / "anna" / "persona.json").read_text())
     assert printed.strip() == persona["system_prompt"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 
+from textual import events
 from textual.widgets import OptionList, Select, TextArea
 
 from tui.chat_app import ChatApp
@@ -90,9 +91,16 @@ async def test_keys_are_handled_while_a_reply_streams_and_quit_keeps_it(daemon, 
         await ready(app, pilot, wait_for)
         await send(pilot, "Write a poem")
         await wait_for(pilot, lambda: app.chat.query(MessageView).last().content, "the first words")
-        await pilot.press(*"next one")
-        assert app.chat.query_one(PromptInput).text == "next one"
-        assert app.chat.streaming  # typed while the reply was still coming
+        # Keys go in the way a terminal delivers them (pilot.press would wait for the whole
+        # screen to go idle, which a streaming reply never lets it): each is handled while
+        # the reply is still coming.
+        box = app.chat.query_one(PromptInput)
+        for key in "next one":
+            before = box.text
+            app.post_message(events.Key(key, key))
+            await wait_for(pilot, lambda: box.text != before, f"the key {key!r}", limit=10)
+            assert app.chat.streaming
+        assert box.text == "next one"
         await pilot.press("enter")  # refused while streaming; the text stays
         assert app.chat.query_one(PromptInput).text == "next one"
         conversation_id = app.chat.conversation.id
