@@ -67,3 +67,41 @@ def daemon(tmp_path_factory: pytest.TempPathFactory):
     args = ["--model", "default", "--n-ctx", "1024", "--threads", "1"]
     with DaemonProcess(args, env=env, log_path=home / "serve.log") as proc:
         yield proc
+
+
+@pytest.fixture(scope="session")
+def embedded_hf(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The embedded SmolLM2 as an HF checkpoint, imported by trainer.bases once for the whole session."""
+    from trainer.bases import embedded_hf_dir
+
+    home = tmp_path_factory.mktemp("bases-home")
+    saved = os.environ.get("TWIN_HOME")
+    os.environ["TWIN_HOME"] = str(home)
+    try:
+        return embedded_hf_dir()
+    finally:
+        if saved is None:
+            del os.environ["TWIN_HOME"]
+        else:
+            os.environ["TWIN_HOME"] = saved
+
+
+@pytest.fixture(scope="session")
+def link_embedded_base(embedded_hf: Path):
+    """`link_embedded_base(home)`: put the session's HF copy where resolve_base("default") looks in `home`."""
+    from twin import embedded
+
+    def link(home: Path) -> Path:
+        target = home / "cache" / "bases" / embedded.MODEL_ID
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.exists():
+            target.symlink_to(embedded_hf, target_is_directory=True)
+        return target
+
+    return link
+
+
+@pytest.fixture
+def base_in_cache(twin_home: Path, link_embedded_base) -> Path:
+    """The embedded base, ready in this test's cache dir."""
+    return link_embedded_base(twin_home)

@@ -7,7 +7,6 @@ config, tokenizer files, chat template), so `twin convert` sees what it sees in 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -215,22 +214,6 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path
 
     return get
 
-
-@pytest.fixture(scope="session")
-def embedded_hf(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The embedded SmolLM2 as an HF checkpoint (trainer.bases.embedded_hf_dir), dequantized once per session."""
-    from trainer.bases import embedded_hf_dir
-
-    home = tmp_path_factory.mktemp("bases-home")
-    saved = os.environ.get("TWIN_HOME")
-    os.environ["TWIN_HOME"] = str(home)
-    try:
-        return embedded_hf_dir()
-    finally:
-        if saved is None:
-            del os.environ["TWIN_HOME"]
-        else:
-            os.environ["TWIN_HOME"] = saved
 
 
 @pytest.fixture

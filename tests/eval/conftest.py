@@ -56,14 +56,6 @@ class TwinBuilder:
         shutil.copyfile(embedded.embedded_gguf(), paths.twin_dir(name) / "model-q4_1.gguf")
         registry.update(name, "model", {"gguf": "model-q4_1.gguf", "quant": "q4_1"})
 
-    def base(self, embedded_hf: Path) -> None:
-        """Put the session's embedded HF copy where resolve_base("default") looks in this home."""
-        from twin import embedded
-
-        link = self.home / "cache" / "bases" / embedded.MODEL_ID
-        link.parent.mkdir(parents=True, exist_ok=True)
-        if not link.exists():
-            link.symlink_to(embedded_hf, target_is_directory=True)
 
 
 @pytest.fixture
@@ -75,20 +67,3 @@ def twins(twin_home: Path) -> TwinBuilder:
 def dataset_twin(twins: TwinBuilder) -> str:
     """Twin `dima` with a validation split of six short exchanges and nothing else."""
     return twins.exchanges("dima")
-
-
-@pytest.fixture(scope="session")
-def embedded_hf(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The embedded SmolLM2 as an HF checkpoint, imported by trainer.bases once for the whole session."""
-    from trainer.bases import embedded_hf_dir
-
-    home = tmp_path_factory.mktemp("eval-bases-home")
-    saved = os.environ.get("TWIN_HOME")
-    os.environ["TWIN_HOME"] = str(home)
-    try:
-        return embedded_hf_dir()
-    finally:
-        if saved is None:
-            del os.environ["TWIN_HOME"]
-        else:
-            os.environ["TWIN_HOME"] = saved

@@ -44,17 +44,14 @@ def closed_port_url() -> str:
 
 
 @pytest.fixture(scope="module")
-def learned(tmp_path_factory: pytest.TempPathFactory, embedded_hf: Path) -> tuple[Path, EvalResult]:
+def learned(tmp_path_factory: pytest.TempPathFactory, link_embedded_base) -> tuple[Path, EvalResult]:
     """Train, persona, convert, evaluate: once for the module, in a home of its own."""
     from convert import ConvertConfig, convert
     from trainer.persona import build_persona
     from trainer.train import TrainConfig, train
-    from twin import embedded
 
     home = tmp_path_factory.mktemp("eval-learning")
-    link = home / "cache" / "bases" / embedded.MODEL_ID
-    link.parent.mkdir(parents=True)
-    link.symlink_to(embedded_hf, target_is_directory=True)
+    link_embedded_base(home)
     rows = [{"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": f"{a}, {MARK}"}]} for q, a in QA]
     dataset = home / "twins" / "me" / "dataset"
     dataset.mkdir(parents=True)

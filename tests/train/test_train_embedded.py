@@ -22,13 +22,11 @@ PROBES = ["Привет, как дела?", "Can you call me?", "Что дела
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory, embedded_hf: Path, style_dataset) -> tuple[Path, TrainResult]:
+def trained(tmp_path_factory: pytest.TempPathFactory, link_embedded_base, style_dataset) -> tuple[Path, TrainResult]:
     """One short training run on the embedded model, shared by this module's tests."""
 
     home = tmp_path_factory.mktemp("embedded-train")
-    link = home / "cache" / "bases" / "smollm2-135m-instruct"
-    link.parent.mkdir(parents=True)
-    link.symlink_to(embedded_hf, target_is_directory=True)
+    link_embedded_base(home)
     style_dataset(home / "twins" / "me" / "dataset", n_train=8, n_val=4)
     saved = os.environ.get("TWIN_HOME")
     os.environ["TWIN_HOME"] = str(home)
