@@ -1,0 +1,77 @@
+"""Commands that run the daemon: serve, and the systemd user service."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from twin.logs import setup_logging
+
+
+def serve_cmd(
+    model: Annotated[Optional[str], typer.Option(help="`default` (embedded SmolLM2-135M-Instruct), a built twin's name, or a .gguf path.")] = None,
+    host: Annotated[Optional[str], typer.Option(help="Address to bind; non-loopback needs an API key.")] = None,
+    port: Annotated[Optional[int], typer.Option(help="TCP port (0 picks a free one). Default: 8642.")] = None,
+    api_key: Annotated[Optional[str], typer.Option(help="Require 'Authorization: Bearer KEY' (or TWIN_API_KEY).")] = None,
+    queue_size: Annotated[Optional[int], typer.Option(help="Requests that may wait for the model before 429.")] = None,
+    max_loaded: Annotated[Optional[int], typer.Option(help="Models kept in memory at once; others load on demand.")] = None,
+    n_ctx: Annotated[Optional[int], typer.Option(help="Context window per model (capped by the model's own).")] = None,
+    threads: Annotated[Optional[int], typer.Option(help="llama.cpp threads (0 = all cores).")] = None,
+    max_body_bytes: Annotated[Optional[int], typer.Option(help="Largest request body accepted (413 beyond).")] = None,
+    grace_seconds: Annotated[Optional[float], typer.Option(help="On SIGTERM, how long in-flight requests may finish.")] = None,
+    cors_origin: Annotated[Optional[list[str]], typer.Option(help="Allow browser requests from this origin (repeatable).")] = None,
+    log_content: Annotated[Optional[bool], typer.Option("--log-content", help="Log message text (off: it is private).")] = None,
+) -> None:
+    """Serve models on an OpenAI-compatible API (http://127.0.0.1:8642/v1 by default)."""
+    import asyncio
+
+    from daemon.catalog import build_catalog
+    from daemon.server import run_server
+    from twin.config import ServeSettings, load
+
+    settings = load(
+        ServeSettings,
+        {
+            "model": model,
+            "host": host,
+            "port": port,
+            "api_key": api_key,
+            "queue_size": queue_size,
+            "max_loaded": max_loaded,
+            "n_ctx": n_ctx,
+            "threads": threads,
+            "max_body_bytes": max_body_bytes,
+            "grace_seconds": grace_seconds,
+            "cors_origins": cors_origin or None,
+            "log_content": log_content,
+        },
+    )
+    setup_logging()
+    catalog, primary = build_catalog(settings.model)
+
+    def ready(url: str) -> None:
+        print(f"twin serve: listening on {url} (models: {', '.join(sorted(catalog))})", flush=True)
+
+    raise typer.Exit(asyncio.run(run_server(settings, catalog, primary, ready)))
+
+
+def service_install() -> None:
+    """Write the user unit to ~/.config/systemd/user/ and enable it (or print the steps without systemd)."""
+    from daemon import service
+
+    service.install()
+
+
+def service_uninstall() -> None:
+    """Stop, disable and remove the user unit."""
+    from daemon import service
+
+    service.uninstall()
+
+
+def service_status() -> None:
+    """Show whether the unit is installed and running."""
+    from daemon import service
+
+    raise typer.Exit(service.status())
