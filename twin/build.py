@@ -31,16 +31,42 @@ class BuildConfig:
     epochs: int = 3
     max_steps: int = 0  # 0: as many as the epochs make
     batch_size: int = 8
-    max_length: int = 512
+    max_length: int = 256  # as `twin train`
     lr: float = 2e-4
     seed: int = 0
     device: str = "auto"
     ingest_options: dict[str, Any] = field(default_factory=dict)  # the rest of IngestConfig, by field name
 
     def __post_init__(self) -> None:
+        """Check every stage's settings before the first one runs: no bad option found after training."""
+        from convert.quantize import check_quant
+        from trainer.bases import resolve_base
+
         if not self.exports:
             raise UserError("name at least one chat export: twin build EXPORT... [--me WHO]")
         paths.check_name(self.name)
+        self.quant = check_quant(self.quant)
+        self.train_config()  # validates the training options
+        if self.base in embedded.ALIASES:
+            embedded.embedded_gguf()
+        else:
+            resolve_base(self.base)  # a local directory or a downloaded hub model; offline errors say how to get it
+
+    def train_config(self) -> Any:
+        """The TrainConfig of the training stage (validated when built)."""
+        from trainer.train_config import TrainConfig
+
+        return TrainConfig(
+            name=self.name,
+            base=self.base,
+            epochs=self.epochs,
+            max_steps=self.max_steps,
+            batch_size=self.batch_size,
+            max_length=self.max_length,
+            lr=self.lr,
+            seed=self.seed,
+            device=self.device,
+        )
 
 
 @dataclass
@@ -66,7 +92,7 @@ def build(config: BuildConfig, out: Callable[[str], None] = print) -> BuildResul
     from convert.pipeline import ConvertConfig, convert
     from trainer.ingest import IngestConfig, ingest
     from trainer.persona import build_persona
-    from trainer.train import TrainConfig, train
+    from trainer.train import train
 
     seconds: dict[str, float] = {}
 
@@ -76,19 +102,7 @@ def build(config: BuildConfig, out: Callable[[str], None] = print) -> BuildResul
     out(f"      {data.train_samples} training and {data.val_samples} validation samples")
 
     started = _stage(out, 2, "training the LoRA adapter and merging it")
-    trained = train(
-        TrainConfig(
-            name=config.name,
-            base=config.base,
-            epochs=config.epochs,
-            max_steps=config.max_steps,
-            batch_size=config.batch_size,
-            max_length=config.max_length,
-            lr=config.lr,
-            seed=config.seed,
-            device=config.device,
-        )
-    )
+    trained = train(config.train_config())
     seconds["train"] = time.perf_counter() - started
     if trained.interrupted:
         raise UserError(

@@ -44,10 +44,6 @@ def eval_cmd(
     threads: Annotated[int, typer.Option(help="llama.cpp threads for the GGUF's perplexity and a daemon started here (0 = their default).")] = 0,
 ) -> None:
     """Measure how much the twin sounds like you: perplexity, ROUGE-L, chrF, style, ratings; writes twins/NAME/eval/."""
-    import os
-
-    # Before torch loads OpenMP: spinning worker threads slow down 10x or more when the cores are shared (a daemon, a TUI).
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from trainer.evaluation.run import EvalConfig, evaluate
     from trainer.evaluation.terminal import comparison_table, print_result
     from twin.config import ChatSettings, load

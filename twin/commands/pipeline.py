@@ -31,7 +31,7 @@ def build_cmd(
     epochs: Annotated[int, typer.Option(help="Passes over the training split.")] = 3,
     max_steps: Annotated[int, typer.Option(help="Optimizer steps instead (0 = epochs decide).")] = 0,
     batch_size: Annotated[int, typer.Option(help="Samples per step.")] = 8,
-    max_length: Annotated[int, typer.Option(help="Tokens per sample; older context is cut first.")] = 512,
+    max_length: Annotated[int, typer.Option(help="Tokens per sample; older context is cut first.")] = 256,
     lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 2e-4,
     strip_emoji: Annotated[bool, typer.Option("--strip-emoji", help="Remove emoji from the dataset (kept by default: they are style).")] = False,
     seed: Annotated[int, typer.Option(help="Random seed (split, training).")] = 0,

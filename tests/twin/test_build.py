@@ -1,0 +1,75 @@
+"""`twin build` on the bundled sample, end to end, and the daemon serving what it built."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import openai
+import pytest
+
+from daemon.process import DaemonProcess
+from twin import registry
+from twin.demo import SAMPLE, pick_samples
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def twin_cli(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "twin", *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+
+
+def test_build_from_the_sample_export_to_a_served_twin(twin_home, base_in_cache):
+    # A short budget; `twin convert`'s own tests cover `--quant auto` on this model.
+    result = twin_cli("build", str(SAMPLE), "--name", "dima", "--max-steps", "3", "--batch-size", "4", "--quant", "q4_1")
+    assert result.returncode == 0, result.stderr
+    for stage in ("[1/4]", "[2/4]", "[3/4]", "[4/4]"):
+        assert stage in result.stderr
+    assert "twin 'dima' is built" in result.stdout
+    assert "156 train, 39 validation" in result.stdout
+    assert "model-q4_1.gguf (q4_1" in result.stdout
+
+    folder = twin_home / "twins" / "dima"
+    data = registry.read("dima")
+    assert set(data) >= {"twin", "dataset", "train", "model", "persona"}
+    assert (folder / data["model"]["gguf"]).is_file()
+    assert data["train"]["steps"] == 3
+    persona = json.loads((folder / "persona.json").read_text())
+    assert persona["base"] == "default" and persona["system_prompt"]
+    assert (folder / "dataset" / "val.jsonl").stat().st_mode & 0o077 == 0  # private
+
+    context = pick_samples(folder / "dataset" / "val.jsonl", 1)[0][:-1]
+    with DaemonProcess([], log_path=twin_home / "serve.log") as d:
+        client = openai.OpenAI(base_url=d.url, api_key="-", max_retries=0)
+        ids = {m.id for m in client.models.list().data}
+        assert {"dima", "dima-prompt", "smollm2-135m-instruct"} <= ids
+        for model in ("dima", "dima-prompt"):
+            reply = client.chat.completions.create(model=model, messages=context, max_tokens=8, seed=0)
+            assert reply.model == model and reply.usage.completion_tokens >= 1
+        prompt_log = [l for l in d.log_path.read_text().splitlines() if "model=dima-prompt" in l]
+        plain_log = [l for l in d.log_path.read_text().splitlines() if "model=dima " in l]
+    # The persona variant carries its system prompt in front of the same context.
+    prompt_tokens = int(prompt_log[-1].split("prompt_tokens=")[1].split()[0])
+    plain_tokens = int(plain_log[-1].split("prompt_tokens=")[1].split()[0])
+    assert prompt_tokens > plain_tokens + 50
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["build"], "Missing argument"),
+        (["build", "/nonexistent/result.json"], "/nonexistent/result.json"),
+        (["build", str(SAMPLE), "--name", "../x"], "invalid twin name"),
+        (["build", str(SAMPLE), "--quant", "q3"], "q3"),
+        (["build", str(SAMPLE), "--base", "no/such-model"], "no/such-model"),
+    ],
+)
+def test_bad_build_input_is_one_line_exit_2_nothing_left(args, needle, twin_home):
+    result = twin_cli(*args, timeout=300)
+    assert result.returncode == 2, result.stderr
+    errors = [l for l in result.stderr.splitlines() if l.startswith("twin: error:")]
+    assert len(errors) == 1 and needle in errors[0]
+    built = twin_home / "twins"
+    assert not any(built.glob("*/model-*.gguf")) and not any(built.glob("*/merged"))
