@@ -156,8 +156,9 @@ def summary(result: BuildResult) -> str:
     twin_dir = paths.twin_dir(result.name)
     ppl = f"{result.val_perplexity:.2f}" if result.val_perplexity is not None else "n/a (no validation split)"
     total = sum(result.seconds.values())
+    took = ", ".join(f"{stage} {result.seconds[stage]:.0f}s" for stage in STAGES if stage in result.seconds)
     lines = [
-        f"twin {result.name!r} is built ({total / 60:.1f} min)",
+        f"twin {result.name!r} is built in {total / 60:.1f} min ({took})",
         f"  samples              {result.samples[0]} train, {result.samples[1]} validation",
         f"  validation perplexity {ppl}",
         f"  model                {result.gguf.name} ({result.quant}, {result.gguf_bytes / 2**20:.1f} MB)",

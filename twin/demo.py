@@ -4,6 +4,7 @@ shows three exchanges side by side: the base with the persona prompt, the twin, 
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,10 +30,17 @@ class Exchange:
 
 
 def pick_samples(val_file: Path, count: int) -> list[list[dict[str, str]]]:
-    """Validation samples with a short context, the easiest for a reader to follow."""
+    """Validation samples a reader can follow: short contexts ending in a question or remark in words."""
     samples = [json.loads(line)["messages"] for line in val_file.read_text(encoding="utf-8").splitlines() if line.strip()]
-    samples.sort(key=lambda m: (len(m), sum(len(x["content"]) for x in m)))
-    return samples[:count]
+
+    def wordy(text: str) -> bool:
+        text = re.sub(r"<[A-Z_]+>", "", text.split(": ", 1)[-1])  # placeholders such as <URL> are not words
+        return len(re.findall(r"\w{2,}", text)) >= 2
+
+    readable = [m for m in samples if wordy(m[-2]["content"]) and re.search(r"\w", m[-1]["content"])]
+    chosen = readable if len(readable) >= count else samples
+    chosen.sort(key=lambda m: (len(m), sum(len(x["content"]) for x in m)))
+    return chosen[:count]
 
 
 def run_demo(out=print, steps: int = STEPS, exchanges: int = 3) -> list[Exchange]:
@@ -43,6 +51,9 @@ def run_demo(out=print, steps: int = STEPS, exchanges: int = 3) -> list[Exchange
         raise UserError(f"the bundled sample export is missing ({SAMPLE}): run `twin demo` from a clone of the repository")
     result = build(BuildConfig(exports=[SAMPLE], name=NAME, epochs=1, max_steps=steps), out=out)
     out("")
+    if result.quant_table:
+        out("4-bit types measured on the validation replies (perplexity, lower is better):")
+        out(result.quant_table)
     out(summary(result))
 
     samples = pick_samples(paths.twin_dir(NAME) / "dataset" / "val.jsonl", exchanges)

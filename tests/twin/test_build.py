@@ -27,7 +27,7 @@ def test_build_from_the_sample_export_to_a_served_twin(twin_home, base_in_cache)
     assert result.returncode == 0, result.stderr
     for stage in ("[1/4]", "[2/4]", "[3/4]", "[4/4]"):
         assert stage in result.stderr
-    assert "twin 'dima' is built" in result.stdout
+    assert "twin 'dima' is built in" in result.stdout
     assert "156 train, 39 validation" in result.stdout
     assert "model-q4_1.gguf (q4_1" in result.stdout
 
@@ -73,3 +73,17 @@ def test_bad_build_input_is_one_line_exit_2_nothing_left(args, needle, twin_home
     assert len(errors) == 1 and needle in errors[0]
     built = twin_home / "twins"
     assert not any(built.glob("*/model-*.gguf")) and not any(built.glob("*/merged"))
+
+
+def test_demo_shows_readable_exchanges(tmp_path):
+    rows = [
+        [{"role": "user", "content": "🤣"}, {"role": "assistant", "content": ")))"}],
+        [{"role": "user", "content": "Смотри <URL>"}, {"role": "assistant", "content": "кек"}],
+        [{"role": "user", "content": "Игорь: ты где сейчас?"}, {"role": "assistant", "content": "щас буду"}],
+        [{"role": "user", "content": "Как дела у тебя?"}, {"role": "assistant", "content": "👍"}],
+        [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}, {"role": "user", "content": "Пойдём гулять вечером?"}, {"role": "assistant", "content": "го)"}],
+    ]
+    val = tmp_path / "val.jsonl"
+    val.write_text("".join(json.dumps({"messages": r}, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    picked = [m[-1]["content"] for m in pick_samples(val, 2)]
+    assert picked == ["щас буду", "го)"]
