@@ -10,18 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
 import typing
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from twin.errors import UserError
+from twin.files import read_toml
 from twin.paths import config_file
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 
@@ -89,16 +84,7 @@ T = TypeVar("T")
 
 
 def read_config_file() -> dict[str, Any]:
-    path = config_file()
-    if not path.is_file():
-        return {}
-    try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
-    except tomllib.TOMLDecodeError as e:
-        raise UserError(f"{path}: not valid TOML ({e}): fix or delete the file") from None
-    except OSError as e:
-        raise UserError(f"{path}: cannot read ({e.strerror})") from None
+    return read_toml(config_file(), "fix or delete the file")
 
 
 def _convert(value: Any, tp: Any, name: str, source: str) -> Any:

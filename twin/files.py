@@ -11,11 +11,32 @@ import contextlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+from twin.errors import UserError
 from twin.paths import private_dir
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+def read_toml(path: Path, fix: str) -> dict[str, Any]:
+    """A TOML file as a dict, {} when it does not exist; a broken one is a UserError ending in `fix`."""
+    if not path.is_file():
+        return {}
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as e:
+        raise UserError(f"{path}: not valid TOML ({e}): {fix}") from None
+    except OSError as e:
+        raise UserError(f"{path}: cannot read ({e.strerror}): check its permissions") from None
 
 
 @contextlib.contextmanager

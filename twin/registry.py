@@ -7,7 +7,6 @@ serves). Reads tolerate missing tables: a twin is built step by step.
 
 from __future__ import annotations
 
-import sys
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -15,13 +14,7 @@ from typing import Any
 import tomli_w
 
 from twin import paths
-from twin.errors import UserError
-from twin.files import write_text
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from twin.files import read_toml, write_text
 
 TWIN_TOML = "twin.toml"
 
@@ -32,14 +25,7 @@ def toml_path(name: str) -> Path:
 
 def read(name: str) -> dict[str, Any]:
     """The twin's twin.toml as a dict ({} when the twin has none yet)."""
-    path = toml_path(name)
-    if not path.is_file():
-        return {}
-    try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
-    except tomllib.TOMLDecodeError as e:
-        raise UserError(f"{path}: not valid TOML ({e}): fix it or rebuild the twin") from None
+    return read_toml(toml_path(name), "fix it or rebuild the twin")
 
 
 def update(name: str, table: str, values: dict[str, Any]) -> None:
