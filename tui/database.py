@@ -12,7 +12,7 @@ import contextlib
 import os
 import sqlite3
 from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from twin import paths
@@ -86,8 +86,18 @@ def db_path() -> Path:
     return paths.data_dir() / DB_NAME
 
 
+_last_stamp = ""
+
+
 def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    """A UTC timestamp that only grows: conversations are ordered by it, and two changes within
+    the clock's resolution must not tie."""
+    global _last_stamp
+    stamp = datetime.now(timezone.utc).isoformat(timespec="microseconds")
+    if stamp <= _last_stamp:
+        stamp = (datetime.fromisoformat(_last_stamp) + timedelta(microseconds=1)).isoformat(timespec="microseconds")
+    _last_stamp = stamp
+    return stamp
 
 
 @contextlib.contextmanager

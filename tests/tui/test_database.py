@@ -91,3 +91,10 @@ def test_title_from_first_message() -> None:
     assert title_from("  Привет,\n как дела? ") == "Привет, как дела?"
     long = title_from("word " * 30)
     assert len(long) == 40 and long.endswith("…")
+
+
+def test_timestamps_never_tie() -> None:
+    from tui.database import now
+
+    stamps = [now() for _ in range(2000)]  # far faster than the clock's resolution
+    assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps)
