@@ -13,7 +13,7 @@ from twin.logs import setup_logging
 
 
 def demo_cmd(
-    steps: Annotated[int, typer.Option(help="Training steps for the demo twin (about 10 s each on 2 cores).")] = 20,
+    steps: Annotated[int, typer.Option(help="Training steps for the demo twin (a few seconds each on 2 cores).")] = 40,
 ) -> None:
     """Build a twin from the bundled sample export, serve it, and compare persona, twin and the real replies."""
     from twin.demo import run_demo
