@@ -12,6 +12,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from twin import threads
 from twin.errors import UserError
 
 _URL_RE = re.compile(r"listening on (http://\S+/v1)")
@@ -33,7 +34,7 @@ class DaemonProcess:
         timeout: float = 180.0,
     ) -> None:
         self.args = ["--port", "0", *(args or [])]
-        self.env = {**(os.environ if env is None else env), "PYTHONUNBUFFERED": "1"}
+        self.env = {**threads.for_daemon(os.environ if env is None else env), "PYTHONUNBUFFERED": "1"}
         self.log_path = log_path
         self.timeout = timeout
         self.proc: subprocess.Popen[str] | None = None

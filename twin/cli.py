@@ -69,10 +69,6 @@ def version_cmd() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `twin` script: every user error ends in one line on stderr and exit code 2."""
-    # Before torch loads: its OpenMP threads otherwise spin while waiting, and on a busy machine
-    # (a laptop doing other work) that made training and evaluation 7-20x slower here; on an
-    # idle one passive waiting costs about 10%.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     # The stages show their own progress; transformers' per-file bars would interleave with it.
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     try:

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
 import pytest
 
-# Torch's OpenMP workers spin while waiting; on a machine whose cores are busy that costs 10x (set before torch loads).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 EXCHANGES = [
     ("Что делаешь?", "да ничего, сижу)"),

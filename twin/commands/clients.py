@@ -8,6 +8,7 @@ import typer
 
 from twin.errors import UserError
 from twin.logs import setup_logging
+from twin.threads import passive_for_torch
 
 
 def chat_cmd(
@@ -44,6 +45,7 @@ def eval_cmd(
     threads: Annotated[int, typer.Option(help="llama.cpp threads for the GGUF's perplexity and a daemon started here (0 = their default).")] = 0,
 ) -> None:
     """Measure how much the twin sounds like you: perplexity, ROUGE-L, chrF, style, ratings; writes twins/NAME/eval/."""
+    passive_for_torch()
     from trainer.evaluation.run import EvalConfig, evaluate
     from trainer.evaluation.terminal import comparison_table, print_result
     from twin.config import ChatSettings, load

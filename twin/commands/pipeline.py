@@ -10,12 +10,14 @@ import typer
 
 from twin import paths
 from twin.logs import setup_logging
+from twin.threads import passive_for_torch
 
 
 def demo_cmd(
     steps: Annotated[int, typer.Option(help="Training steps for the demo twin (a few seconds each on 2 cores).")] = 40,
 ) -> None:
     """Build a twin from the bundled sample export, serve it, and compare persona, twin and the real replies."""
+    passive_for_torch()
     from twin.demo import run_demo
 
     setup_logging()
@@ -38,6 +40,7 @@ def build_cmd(
     device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu, cuda, cuda:N, mps.")] = "auto",
 ) -> None:
     """From chat exports to a served twin in one go: ingest, train (LoRA + merge), convert to 4-bit GGUF, persona."""
+    passive_for_torch()
     from twin.build import BuildConfig, build, summary
 
     setup_logging()
@@ -125,6 +128,7 @@ def train_cmd(
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from its checkpoint.")] = False,
 ) -> None:
     """Fine-tune a base model on a twin's dataset with LoRA; writes adapter/ and merged/ (Ctrl-C saves a checkpoint)."""
+    passive_for_torch()
     from trainer.train import TrainConfig, resume_config, train
     from trainer.twin_name import resolve_name
 
@@ -180,6 +184,7 @@ def convert_cmd(
     threads: Annotated[int, typer.Option(help="llama.cpp threads for checking and measuring (0 = half the logical CPUs).")] = 0,
 ) -> None:
     """Convert a merged model to GGUF, verify it against transformers, quantize it (4-bit chosen by measurement)."""
+    passive_for_torch()
     from convert.pipeline import ConvertConfig, convert, report
 
     config = ConvertConfig(name=name, model_dir=model_dir, quant=quant, output=output, val=val, threads=threads)
