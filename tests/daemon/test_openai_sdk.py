@@ -76,13 +76,14 @@ def test_completions_stream_and_echo(client):
 
 
 def test_max_tokens_gives_finish_reason_length(client):
+    # Greedy, so the answer (a long story) is the same every run and cannot end before the cap.
     reply = client.chat.completions.create(
-        model=MODEL_ID, messages=[{"role": "user", "content": "Write a long story about a dragon."}], max_tokens=5
+        model=MODEL_ID, messages=[{"role": "user", "content": "Write a long story about a dragon."}], max_tokens=5, temperature=0
     )
     assert reply.choices[0].finish_reason == "length"
     assert reply.usage.completion_tokens == 5
     newer = client.chat.completions.create(
-        model=MODEL_ID, messages=[{"role": "user", "content": "Write a long story."}], max_completion_tokens=3
+        model=MODEL_ID, messages=[{"role": "user", "content": "Write a long story."}], max_completion_tokens=3, temperature=0
     )
     assert newer.usage.completion_tokens == 3
 
