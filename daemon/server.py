@@ -274,8 +274,8 @@ async def _stream(
         async with gen:
             events = gen.events()
             run.take(await anext(events))  # Started, or the APIError raised before any byte is sent
-            await response.prepare(request)
             try:
+                await response.prepare(request)  # the client may have left while its request waited
                 for obj in first:
                     await send(obj)
                 async for event in events:
