@@ -9,6 +9,7 @@ from textual import events
 from textual.widgets import OptionList, Select, TextArea
 
 from tui.chat_app import ChatApp
+from tui.client import Sampling
 from tui.dialogs import ConfirmDialog, TextDialog
 from tui.history import History
 from tui.message_view import MessageView
@@ -31,15 +32,18 @@ async def send(pilot, text: str) -> None:
     await pilot.press("enter")
 
 
-async def test_send_a_message_and_see_the_reply_stream_in(daemon, wait_for, quick) -> None:
-    app = ChatApp(ChatSettings(url=daemon.url), sampling=quick)
+async def test_send_a_message_and_see_the_reply_stream_in(daemon, wait_for) -> None:
+    # Long enough (EOS ignored) that the reply is still coming when the test looks at it.
+    app = ChatApp(ChatSettings(url=daemon.url), sampling=Sampling(max_tokens=64, temperature=0.7, seed=7, ignore_eos=True))
     async with app.run_test(size=(100, 30)) as pilot:
         await ready(app, pilot, wait_for)
         assert app.chat.query_one("#model", Select).value == MODEL_ID
         await send(pilot, "Hi there")
-        assert app.chat.streaming
+        await wait_for(pilot, lambda: app.chat.streaming and len(views(app)) == 2 and views(app)[1][1], "the first words")
+        partial = views(app)[1][1]
         await wait_for(pilot, lambda: not app.chat.streaming, "the reply")
         (user, you), (role, reply) = views(app)
+        assert reply.startswith(partial)
         assert (user, you, role) == ("user", "Hi there", "assistant")
         assert reply.strip()
         assert app.chat.query(MessageView).last().markdown.source == reply  # what streamed is what is shown
