@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
@@ -30,7 +31,9 @@ def wait_for() -> Callable:
         while not condition():
             if time.monotonic() > deadline:
                 raise AssertionError(f"gave up waiting for {what}")
-            await pilot.pause(0.05)
+            # A plain sleep, not pilot.pause: pause first waits until the screen has handled every
+            # pending message, which during a stream may only happen once the reply is complete.
+            await asyncio.sleep(0.05)
 
     return wait
 

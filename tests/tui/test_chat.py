@@ -38,7 +38,10 @@ async def test_send_a_message_and_see_the_reply_stream_in(daemon, wait_for) -> N
     async with app.run_test(size=(100, 30)) as pilot:
         await ready(app, pilot, wait_for)
         assert app.chat.query_one("#model", Select).value == MODEL_ID
-        await send(pilot, "Hi there")
+        await pilot.press(*"Hi there")
+        # Enter goes in as a terminal delivers it: pilot.press would wait for an idle screen,
+        # which may only come once the reply has finished streaming.
+        app.post_message(events.Key("enter", "\r"))
         await wait_for(pilot, lambda: app.chat.streaming and len(views(app)) == 2 and views(app)[1][1], "the first words")
         partial = views(app)[1][1]
         await wait_for(pilot, lambda: not app.chat.streaming, "the reply")
