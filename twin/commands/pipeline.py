@@ -12,6 +12,10 @@ from twin import paths
 from twin.logs import setup_logging
 from twin.threads import passive_for_torch
 
+# The arguments `twin build` and `twin ingest` share.
+Exports = Annotated[list[Path], typer.Argument(help="Chat exports: Telegram result.json (or its folder), WhatsApp .txt, plain JSON, JSONL.", show_default=False)]
+Me = Annotated[Optional[list[str]], typer.Option(help="You: a display name or Telegram id (user123); repeatable. Optional for a whole-account Telegram export.")]
+
 
 def demo_cmd(
     steps: Annotated[int, typer.Option(help="Training steps for the demo twin (a few seconds each on 2 cores).")] = 40,
@@ -25,8 +29,8 @@ def demo_cmd(
 
 
 def build_cmd(
-    exports: Annotated[list[Path], typer.Argument(help="Chat exports: Telegram result.json (or its folder), WhatsApp .txt, plain JSON, JSONL.", show_default=False)],
-    me: Annotated[Optional[list[str]], typer.Option(help="You: a display name or Telegram id (user123); repeatable. Optional for a whole-account Telegram export.")] = None,
+    exports: Exports,
+    me: Me = None,
     name: Annotated[str, typer.Option(help="The twin to build (twins/NAME).")] = "me",
     base: Annotated[str, typer.Option(help="default (embedded SmolLM2-135M), tinyllama, phi3-mini, qwen2.5-0.5b, qwen2.5-1.5b, gpt2, distilgpt2, a hub id or a directory.")] = "default",
     quant: Annotated[str, typer.Option(help="auto (measure the 4-bit types, keep the best), q4_k_m, q4_1, q4_0, q5_k_m, q8_0, f16, f32.")] = "auto",
@@ -56,8 +60,8 @@ def build_cmd(
 
 
 def ingest_cmd(
-    exports: Annotated[list[Path], typer.Argument(help="Chat exports: Telegram result.json (or its folder), WhatsApp .txt, plain JSON, JSONL.", show_default=False)],
-    me: Annotated[Optional[list[str]], typer.Option(help="You: a display name or Telegram id (user123); repeatable. Optional for a whole-account Telegram export.")] = None,
+    exports: Exports,
+    me: Me = None,
     name: Annotated[str, typer.Option(help="The twin to build (twins/NAME/dataset).")] = "me",
     gap: Annotated[str, typer.Option(help="Silence that ends a conversation: 90s, 30m, 1h (a bare number is minutes).")] = "1h",
     merge: Annotated[str, typer.Option(help="One sender's messages closer than this become one turn.")] = "5m",
