@@ -159,16 +159,8 @@ class JsonStream:
             key = self.value()
             self.expect(":")
             yield key
-            ch = self.peek()
-            if ch == ",":
-                self.pos += 1
-            elif ch == "}":
-                self.pos += 1
+            if self._closed_after_item("}", "an object"):
                 return
-            elif not ch:
-                raise self.error("the file ends inside an object", truncated=True)
-            else:
-                raise self.error(f"expected ',' or '}}' but found {ch!r}")
 
     def elements(self) -> Iterator[int]:
         """Walk an array: yields each index; the caller must consume the element before the next step."""
@@ -180,16 +172,8 @@ class JsonStream:
         while True:
             yield index
             index += 1
-            ch = self.peek()
-            if ch == ",":
-                self.pos += 1
-            elif ch == "]":
-                self.pos += 1
+            if self._closed_after_item("]", "a list"):
                 return
-            elif not ch:
-                raise self.error("the file ends inside a list", truncated=True)
-            else:
-                raise self.error(f"expected ',' or ']' but found {ch!r}")
 
     def values(self) -> Iterator[Any]:
         """Walk an array, yielding each element decoded: the hot loop over a chat's messages."""
@@ -218,16 +202,21 @@ class JsonStream:
                 continue
             self.pos = end
             yield obj
-            ch = self.peek()
-            if ch == ",":
-                self.pos += 1
-            elif ch == "]":
-                self.pos += 1
+            if self._closed_after_item("]", "a list"):
                 return
-            elif not ch:
-                raise self.error("the file ends inside a list", truncated=True)
-            else:
-                raise self.error(f"expected ',' or ']' but found {ch!r}")
+
+    def _closed_after_item(self, close: str, inside: str) -> bool:
+        """Step over the ',' after an item (False) or the closing bracket (True); anything else is an error."""
+        ch = self.peek()
+        if ch == ",":
+            self.pos += 1
+            return False
+        if ch == close:
+            self.pos += 1
+            return True
+        if not ch:
+            raise self.error(f"the file ends inside {inside}", truncated=True)
+        raise self.error(f"expected ',' or '{close}' but found {ch!r}")
 
     def end(self) -> None:
         """Require that nothing but blanks follows the document."""
