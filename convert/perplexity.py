@@ -6,9 +6,10 @@ daemon renders it); only the tokens of the last message, my reply, are scored.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from convert.llama_runtime import eval_threads, llama_log
-from twin.chatformat import PLAIN_TEMPLATE
+from twin.chatformat import gguf_chat_formatter
 from twin.errors import UserError
 
 Messages = list[dict[str, str]]
@@ -57,11 +58,56 @@ def load_conversations(path: Path, limit: int = 40) -> list[Messages]:
     return [conversations[int(i * step)] for i in range(min(limit, len(conversations)))]
 
 
-def _split_reply(formatter_prefix: Any, formatter_full: Any, messages: Messages) -> tuple[str, str] | None:
+class GGUFScorer:
+    """A GGUF open in llama.cpp for scoring replies, rendering chats with its own template as the daemon does."""
+
+    def __init__(self, llm: Any) -> None:
+        self.llm = llm
+        self._formatters = {gen: gguf_chat_formatter(llm, add_generation_prompt=gen) for gen in (True, False)}
+
+    def render(self, messages: Messages, add_generation_prompt: bool) -> str:
+        return self._formatters[add_generation_prompt](messages=messages).prompt
+
+    def tokenize(self, text: str) -> list[int]:
+        return self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+
+    def reply_nll(self, prefix: list[int], reply: list[int]) -> float:
+        """Summed negative log-likelihood of the `reply` tokens after `prefix` (which must not be empty)."""
+        llm = self.llm
+        llm.reset()
+        llm.eval(prefix + reply)
+        logits = np.asarray(llm.scores[len(prefix) - 1 : len(prefix) + len(reply) - 1], dtype=np.float64)
+        top = logits.max(axis=1, keepdims=True)
+        log_norm = top[:, 0] + np.log(np.exp(logits - top).sum(axis=1))
+        return float((log_norm - logits[np.arange(len(reply)), reply]).sum())
+
+
+@contextlib.contextmanager
+def open_scorer(gguf_path: Path, n_ctx: int, threads: int | None) -> Iterator[GGUFScorer]:
+    """The GGUF loaded with every position's logits kept; llama.cpp's log captured, not printed."""
+    import llama_cpp
+
+    with llama_log():
+        llm = llama_cpp.Llama(
+            model_path=str(gguf_path),
+            n_ctx=n_ctx,
+            n_batch=n_ctx,
+            logits_all=True,
+            n_threads=threads,
+            n_threads_batch=threads,
+            verbose=False,
+        )
+        try:
+            yield GGUFScorer(llm)
+        finally:
+            llm.close()
+
+
+def _split_reply(render: Callable[[Messages, bool], str], messages: Messages) -> tuple[str, str] | None:
     """(everything before my reply, my reply as the template renders it), or None when the template cannot split it."""
     try:
-        prefix = formatter_prefix(messages=messages[:-1]).prompt
-        full = formatter_full(messages=messages).prompt
+        prefix = render(messages[:-1], True)
+        full = render(messages, False)
     except Exception:  # a template's raise_exception() on a conversation it refuses (e.g. roles out of order)
         return None
     if not full.startswith(prefix):
@@ -77,48 +123,21 @@ def reply_perplexity(
     advance: Callable[[], None] = lambda: None,
 ) -> Perplexity:
     """exp(mean negative log-likelihood) of the reply tokens of `conversations` under the GGUF at `gguf_path`."""
-    import llama_cpp
-    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
-    threads = eval_threads(threads)
     nll_sum, count, used = 0.0, 0, 0
-    with llama_log():
-        llm = llama_cpp.Llama(
-            model_path=str(gguf_path),
-            n_ctx=n_ctx,
-            n_batch=n_ctx,
-            logits_all=True,
-            n_threads=threads,
-            n_threads_batch=threads,
-            verbose=False,
-        )
-        try:
-            model = llm._model
-            template = llm.metadata.get("tokenizer.chat_template") or PLAIN_TEMPLATE
-            eos = model.token_get_text(llm.token_eos()) if llm.token_eos() >= 0 else ""
-            bos = model.token_get_text(llm.token_bos()) if llm.token_bos() >= 0 else ""
-            prefix_fmt = Jinja2ChatFormatter(template, eos_token=eos, bos_token=bos, add_generation_prompt=True)
-            full_fmt = Jinja2ChatFormatter(template, eos_token=eos, bos_token=bos, add_generation_prompt=False)
-            for messages in conversations:
-                parts = _split_reply(prefix_fmt, full_fmt, messages)
-                advance()
-                if parts is None:
-                    continue
-                prefix = llm.tokenize(parts[0].encode("utf-8"), add_bos=False, special=True)
-                reply = llm.tokenize(parts[1].encode("utf-8"), add_bos=False, special=True)[: n_ctx // 2]
-                prefix = prefix[-(n_ctx - len(reply)):]
-                if not prefix or not reply:
-                    continue
-                llm.reset()
-                llm.eval(prefix + reply)
-                logits = np.asarray(llm.scores[len(prefix) - 1 : len(prefix) + len(reply) - 1], dtype=np.float64)
-                top = logits.max(axis=1, keepdims=True)
-                log_norm = top[:, 0] + np.log(np.exp(logits - top).sum(axis=1))
-                nll_sum += float((log_norm - logits[np.arange(len(reply)), reply]).sum())
-                count += len(reply)
-                used += 1
-        finally:
-            llm.close()
+    with open_scorer(gguf_path, n_ctx, eval_threads(threads)) as scorer:
+        for messages in conversations:
+            parts = _split_reply(scorer.render, messages)
+            advance()
+            if parts is None:
+                continue
+            prefix = scorer.tokenize(parts[0])
+            reply = scorer.tokenize(parts[1])[: n_ctx // 2]
+            prefix = prefix[-(n_ctx - len(reply)):]
+            if not prefix or not reply:
+                continue
+            nll_sum += scorer.reply_nll(prefix, reply)
+            count += len(reply)
+            used += 1
     if count == 0:
         raise UserError("no validation reply could be scored with this model's chat template: pick a --quant instead of auto")
     return Perplexity(math.exp(nll_sum / count), count, used)

@@ -25,7 +25,7 @@ import psutil
 
 from daemon.catalog import ModelSpec
 from daemon.schema import APIError, SamplingParams
-from twin.chatformat import PLAIN_TEMPLATE
+from twin.chatformat import gguf_chat_formatter
 from twin.errors import UserError
 
 log = logging.getLogger("twin.daemon")
@@ -90,8 +90,6 @@ class LoadedModel:
 
     def __init__(self, path: Path, n_ctx: int, threads: int) -> None:
         import llama_cpp
-        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
         self._llama_cpp = llama_cpp
         n_ctx = min(n_ctx, _context_length(path) or n_ctx)
         self.llm = llama_cpp.Llama(
@@ -105,18 +103,8 @@ class LoadedModel:
         self.path = path
         self.n_ctx = self.llm.n_ctx()
         self._vocab = self.llm._model.vocab
-        template = self.llm.metadata.get("tokenizer.chat_template") or PLAIN_TEMPLATE
-        self.formatter = Jinja2ChatFormatter(
-            template,
-            eos_token=self._token_text(self.llm.token_eos()),
-            bos_token=self._token_text(self.llm.token_bos()),
-        )
+        self.formatter = gguf_chat_formatter(self.llm)
         self.add_bos = self.llm._model.add_bos_token()
-
-    def _token_text(self, token: int) -> str:
-        if token < 0:
-            return ""
-        return self.llm._model.token_get_text(token)
 
     def close(self) -> None:
         self.llm.close()

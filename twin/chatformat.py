@@ -6,6 +6,10 @@ EOS. The trainer stores this template in `merged/`, the converter writes it into
 the GGUF, and the daemon falls back to it for any GGUF that carries none.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 PLAIN_TEMPLATE = (
     "{% for message in messages %}"
     "{% if message['role'] == 'system' %}{{ message['content'] }}\n"
@@ -15,3 +19,18 @@ PLAIN_TEMPLATE = (
     "{% endfor %}"
     "{% if add_generation_prompt %}Bot:{% endif %}"
 )
+
+
+def gguf_chat_formatter(llm: Any, add_generation_prompt: bool = True) -> Any:
+    """A llama-cpp-python `Llama`'s own chat template (or the plain one) as a formatter, the way the daemon renders chats."""
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    def token_text(token: int) -> str:
+        return llm._model.token_get_text(token) if token >= 0 else ""
+
+    return Jinja2ChatFormatter(
+        llm.metadata.get("tokenizer.chat_template") or PLAIN_TEMPLATE,
+        eos_token=token_text(llm.token_eos()),
+        bos_token=token_text(llm.token_bos()),
+        add_generation_prompt=add_generation_prompt,
+    )

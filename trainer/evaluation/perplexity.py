@@ -53,6 +53,30 @@ def _fit(prefix: list[int], reply: list[int]) -> tuple[list[int], list[int]]:
     return prefix[-(MAX_TOKENS - len(reply)) :], reply
 
 
+def _measure(
+    samples: Sequence[EvalSample],
+    system_prompt: str | None,
+    render: Callable[[Messages, bool], str],
+    tokenize: Callable[[str], list[int]],
+    score: Callable[[list[int], list[int]], float],
+    advance: Callable[[], None],
+) -> Perplexity:
+    """The loop both backends share; `score(prefix, reply)` is the backend's mean NLL of the reply tokens."""
+    nlls: list[float | None] = []
+    counts: list[int] = []
+    for sample in samples:
+        parts = split_reply(render, conversation(sample, system_prompt))
+        advance()
+        if parts is None:
+            nlls.append(None)
+            counts.append(0)
+            continue
+        prefix, reply = _fit(tokenize(parts[0]), tokenize(parts[1]))
+        nlls.append(score(prefix, reply))
+        counts.append(len(reply))
+    return _result(nlls, counts)
+
+
 def _result(nlls: list[float | None], counts: list[int]) -> Perplexity:
     total = sum(n * c for n, c in zip(nlls, counts) if n is not None)
     tokens = sum(c for n, c in zip(nlls, counts) if n is not None)
@@ -74,27 +98,17 @@ def hf_perplexity(
     def render(messages: Messages, gen: bool) -> str:
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=gen)
 
-    nlls: list[float | None] = []
-    counts: list[int] = []
+    def tokenize(text: str) -> list[int]:
+        return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def score(prefix: list[int], reply: list[int]) -> float:
+        ids = torch.tensor([prefix + reply])
+        logits = model(input_ids=ids, logits_to_keep=len(reply) + 1).logits[0, :-1].float()
+        return float(torch.nn.functional.cross_entropy(logits, torch.tensor(reply), reduction="mean"))
+
     model.eval()
     with torch.inference_mode():
-        for sample in samples:
-            parts = split_reply(render, conversation(sample, system_prompt))
-            advance()
-            if parts is None:
-                nlls.append(None)
-                counts.append(0)
-                continue
-            prefix, reply = _fit(
-                tokenizer(parts[0], add_special_tokens=False)["input_ids"],
-                tokenizer(parts[1], add_special_tokens=False)["input_ids"],
-            )
-            ids = torch.tensor([prefix + reply])
-            logits = model(input_ids=ids, logits_to_keep=len(reply) + 1).logits[0, :-1].float()
-            nll = torch.nn.functional.cross_entropy(logits, torch.tensor(reply), reduction="mean")
-            nlls.append(float(nll))
-            counts.append(len(reply))
-    return _result(nlls, counts)
+        return _measure(samples, system_prompt, render, tokenize, score, advance)
 
 
 def gguf_perplexity(
@@ -105,53 +119,9 @@ def gguf_perplexity(
     advance: Callable[[], None] = lambda: None,
 ) -> Perplexity:
     """Reply perplexity under a GGUF in llama.cpp, rendered with the GGUF's own chat template as the daemon does."""
-    import llama_cpp
-    import numpy as np
-    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+    from convert.perplexity import open_scorer
 
-    from twin.chatformat import PLAIN_TEMPLATE
-
-    llm = llama_cpp.Llama(
-        model_path=str(gguf),
-        n_ctx=MAX_TOKENS,
-        n_batch=MAX_TOKENS,
-        logits_all=True,
-        n_threads=threads or None,
-        n_threads_batch=threads or None,
-        verbose=False,
-    )
-    try:
-        vocab = llm._model
-        eos = vocab.token_get_text(llm.token_eos()) if llm.token_eos() >= 0 else ""
-        bos = vocab.token_get_text(llm.token_bos()) if llm.token_bos() >= 0 else ""
-        template = llm.metadata.get("tokenizer.chat_template") or PLAIN_TEMPLATE
-        formatters = {
-            gen: Jinja2ChatFormatter(template, eos_token=eos, bos_token=bos, add_generation_prompt=gen) for gen in (True, False)
-        }
-
-        def render(messages: Messages, gen: bool) -> str:
-            return formatters[gen](messages=messages).prompt
-
-        def tokens(text: str) -> list[int]:
-            return llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
-
-        nlls: list[float | None] = []
-        counts: list[int] = []
-        for sample in samples:
-            parts = split_reply(render, conversation(sample, system_prompt))
-            advance()
-            if parts is None:
-                nlls.append(None)
-                counts.append(0)
-                continue
-            prefix, reply = _fit(tokens(parts[0]), tokens(parts[1]))
-            llm.reset()
-            llm.eval(prefix + reply)
-            logits = np.asarray(llm.scores[len(prefix) - 1 : len(prefix) + len(reply) - 1], dtype=np.float64)
-            top = logits.max(axis=1, keepdims=True)
-            log_norm = top[:, 0] + np.log(np.exp(logits - top).sum(axis=1))
-            nlls.append(float((log_norm - logits[np.arange(len(reply)), reply]).mean()))
-            counts.append(len(reply))
-    finally:
-        llm.close()
-    return _result(nlls, counts)
+    with open_scorer(gguf, MAX_TOKENS, threads or None) as scorer:
+        return _measure(
+            samples, system_prompt, scorer.render, scorer.tokenize, lambda prefix, reply: scorer.reply_nll(prefix, reply) / len(reply), advance
+        )
