@@ -50,7 +50,9 @@ def _peak():
 atexit.register(_peak)
 """
 TWIN_CLI = PEAK_ON_EXIT + "from twin.cli import main\nmain(sys.argv[1:])\n"
-WRITE_ONLY = PEAK_ON_EXIT + """
+WRITE_ONLY = (
+    PEAK_ON_EXIT
+    + """
 from pathlib import Path
 from convert.architectures import architecture_for
 from convert.checkpoint import open_checkpoint
@@ -62,6 +64,7 @@ arch = architecture_for(ckpt.architecture)
 vocab = read_vocabulary(src, load_hf_tokenizer(src), embedding_rows(ckpt, arch))
 write_gguf(ckpt, arch, vocab, out, "f16", "bench")
 """
+)
 
 
 def run_child(args: list[str], env: dict[str, str]) -> tuple[float, float]:
@@ -105,7 +108,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="twin-bench-convert-") as tmp:
         home = Path(tmp) / "home"
         os.environ["TWIN_HOME"] = str(home)
-        env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""), "HF_HUB_OFFLINE": "1"}
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+            "HF_HUB_OFFLINE": "1",
+        }
 
         from convert.perplexity import load_conversations, reply_perplexity
         from convert.quantize import quantize

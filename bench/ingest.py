@@ -29,11 +29,58 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 OWNER = 7000001
-WORDS = (
-    "привет как дела норм го давай завтра сегодня вечером да нет ну такое щас посмотрю работа дом кино "
-    "пиво созвон деплой прод упал ок спасибо пока ладно понял слушай кстати вообще конечно может быть "
-    "hello ok sure lol thanks meeting tomorrow build failed review please see you later cool nice"
-).split()
+WORDS = [
+    "привет",
+    "как",
+    "дела",
+    "норм",
+    "го",
+    "давай",
+    "завтра",
+    "сегодня",
+    "вечером",
+    "да",
+    "нет",
+    "ну",
+    "такое",
+    "щас",
+    "посмотрю",
+    "работа",
+    "дом",
+    "кино",
+    "пиво",
+    "созвон",
+    "деплой",
+    "прод",
+    "упал",
+    "ок",
+    "спасибо",
+    "пока",
+    "ладно",
+    "понял",
+    "слушай",
+    "кстати",
+    "вообще",
+    "конечно",
+    "может",
+    "быть",
+    "hello",
+    "ok",
+    "sure",
+    "lol",
+    "thanks",
+    "meeting",
+    "tomorrow",
+    "build",
+    "failed",
+    "review",
+    "please",
+    "see",
+    "you",
+    "later",
+    "cool",
+    "nice",
+]
 EMOJI = ["🔥", "👌", "🙃", "😂", "❤️", ")))", "))"]
 
 _MSG = (
@@ -61,18 +108,25 @@ def generate(path: Path, messages: int, seed: int = 1) -> None:
         f.write(
             '{\n "about": "Here is the data you requested.",\n "personal_information": {\n  "user_id": %d,\n'
             '  "first_name": "Bench",\n  "last_name": "",\n  "phone_number": "+1 555 0100",\n  "username": "@bench",\n'
-            '  "bio": ""\n },\n "chats": {\n  "about": "This page lists all chats from this export.",\n  "list": [\n' % OWNER
+            '  "bio": ""\n },\n "chats": {\n  "about": "This page lists all chats from this export.",\n  "list": [\n'
+            % OWNER
         )
         while written < messages:
             chat_no += 1
             size = min(messages - written, rng.choice((500, 2000, 5000, 20000)))
             group = chat_no % 5 == 0
-            members = [(OWNER, "Bench")] + [(8000000 + chat_no * 10 + k, f"Друг {chat_no}-{k}") for k in range(4 if group else 1)]
+            members = [(OWNER, "Bench")] + [
+                (8000000 + chat_no * 10 + k, f"Друг {chat_no}-{k}") for k in range(4 if group else 1)
+            ]
             if chat_no > 1:
                 f.write(",\n")
             f.write(
                 '   {\n    "name": %s,\n    "type": "%s",\n    "id": %d,\n    "messages": [\n'
-                % (encode_basestring(f"Чат {chat_no}"), "private_supergroup" if group else "personal_chat", 9000000 + chat_no)
+                % (
+                    encode_basestring(f"Чат {chat_no}"),
+                    "private_supergroup" if group else "personal_chat",
+                    9000000 + chat_no,
+                )
             )
             first_id = written + 1
             parts = []
@@ -88,8 +142,10 @@ def generate(path: Path, messages: int, seed: int = 1) -> None:
                     continue
                 extra = ""
                 if r < 0.06:
-                    extra = ('\n      "file": "(File not included.)",\n      "media_type": "sticker",\n'
-                             '      "sticker_emoji": "%s",' % rng.choice(EMOJI[:5]))
+                    extra = (
+                        '\n      "file": "(File not included.)",\n      "media_type": "sticker",\n'
+                        '      "sticker_emoji": "%s",' % rng.choice(EMOJI[:5])
+                    )
                     parts.append(_MSG.format(**common, extra=extra, text='""', ents="[]"))
                     continue
                 words = " ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 12)))
@@ -99,10 +155,14 @@ def generate(path: Path, messages: int, seed: int = 1) -> None:
                     extra = '\n      "reply_to_message_id": %d,' % rng.randint(first_id, written - 1)
                 if r > 0.97:
                     link = "https://example.com/p/%d" % rng.randint(1, 10**6)
-                    text = "[\n       %s,\n       {\n        \"type\": \"link\",\n        \"text\": \"%s\"\n       }\n      ]" % (
-                        encode_basestring(words + " "), link)
-                    ents = ('[\n       {\n        "type": "plain",\n        "text": %s\n       },\n       {\n'
-                            '        "type": "link",\n        "text": "%s"\n       }\n      ]') % (encode_basestring(words + " "), link)
+                    text = (
+                        '[\n       %s,\n       {\n        "type": "link",\n        "text": "%s"\n       }\n      ]'
+                        % (encode_basestring(words + " "), link)
+                    )
+                    ents = (
+                        '[\n       {\n        "type": "plain",\n        "text": %s\n       },\n       {\n'
+                        '        "type": "link",\n        "text": "%s"\n       }\n      ]'
+                    ) % (encode_basestring(words + " "), link)
                     parts.append(_MSG.format(**common, extra=extra, text=text, ents=ents))
                     continue
                 text_json = encode_basestring(words)

@@ -17,8 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from daemon.process import DaemonProcess  # noqa: E402
-from twin.embedded import MODEL_ID, embedded_gguf  # noqa: E402
+from daemon.process import DaemonProcess
+from twin.embedded import MODEL_ID, embedded_gguf
 
 MESSAGES = [{"role": "user", "content": "Write a long story about a lighthouse keeper and a storm."}]
 

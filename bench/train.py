@@ -32,13 +32,36 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 # Chat-like messages: short lines, as `twin ingest` turns them into samples (up to 8 turns of context before my reply).
-THEIRS = ["привет", "ты где?", "завтра встреча в 10, не забудь", "the report is due friday, can you check it",
-          "купи хлеба по дороге пожалуйста", "did you see the match yesterday", "поедем на дачу в субботу?",
-          "can you send me the photos from the trip", "мама звонила, перезвони ей когда сможешь", "what time is dinner",
-          "ок", "а ты что думаешь про это всё?", "lol", "слушай, а можешь помочь с переездом в воскресенье?"]
-MINE = ["ага", "ок 👍", "да, щас", "не знаю пока, посмотрим вечером)", "sure, will do", "yep", "haha no way 😂",
-        "давай в субботу утром, я заеду за тобой часов в девять, только напомни", "перезвоню как освобожусь",
-        "sounds good, see you there", "ну такое", "конечно, без проблем, сейчас скину всё что есть"]
+THEIRS = [
+    "привет",
+    "ты где?",
+    "завтра встреча в 10, не забудь",
+    "the report is due friday, can you check it",
+    "купи хлеба по дороге пожалуйста",
+    "did you see the match yesterday",
+    "поедем на дачу в субботу?",
+    "can you send me the photos from the trip",
+    "мама звонила, перезвони ей когда сможешь",
+    "what time is dinner",
+    "ок",
+    "а ты что думаешь про это всё?",
+    "lol",
+    "слушай, а можешь помочь с переездом в воскресенье?",
+]
+MINE = [
+    "ага",
+    "ок 👍",
+    "да, щас",
+    "не знаю пока, посмотрим вечером)",
+    "sure, will do",
+    "yep",
+    "haha no way 😂",
+    "давай в субботу утром, я заеду за тобой часов в девять, только напомни",
+    "перезвоню как освобожусь",
+    "sounds good, see you there",
+    "ну такое",
+    "конечно, без проблем, сейчас скину всё что есть",
+]
 
 
 def make_dataset(folder: Path, n_train: int, n_val: int, seed: int = 0) -> None:
@@ -56,7 +79,9 @@ def make_dataset(folder: Path, n_train: int, n_val: int, seed: int = 0) -> None:
 
     folder.mkdir(parents=True, exist_ok=True)
     for name, n in (("train.jsonl", n_train), ("val.jsonl", n_val)):
-        (folder / name).write_text("".join(json.dumps(conversation(), ensure_ascii=False) + "\n" for _ in range(n)), encoding="utf-8")
+        (folder / name).write_text(
+            "".join(json.dumps(conversation(), ensure_ascii=False) + "\n" for _ in range(n)), encoding="utf-8"
+        )
 
 
 def peak_rss_mb() -> float:
@@ -79,11 +104,28 @@ def run_twin(args: argparse.Namespace) -> dict:
         if step < args.steps:
             wait_for_parent()
 
-    result = train(TrainConfig(name="bench", max_steps=args.steps, batch_size=args.batch_size, max_length=args.max_length,
-                               lr=args.lr, warmup_ratio=0.0, eval_every=0, patience=0, log_every=1, seed=0),
-                   on_step=before_next_step)
+    result = train(
+        TrainConfig(
+            name="bench",
+            max_steps=args.steps,
+            batch_size=args.batch_size,
+            max_length=args.max_length,
+            lr=args.lr,
+            warmup_ratio=0.0,
+            eval_every=0,
+            patience=0,
+            log_every=1,
+            seed=0,
+        ),
+        on_step=before_next_step,
+    )
     evals = [json.loads(line) for line in result.log_path.read_text().splitlines() if '"eval"' in line]
-    return {"tokens_per_s": result.tokens_per_s, "tokens": result.tokens, "val_loss": evals[-1]["val_loss"], "peak_rss_mb": peak_rss_mb()}
+    return {
+        "tokens_per_s": result.tokens_per_s,
+        "tokens": result.tokens,
+        "val_loss": evals[-1]["val_loss"],
+        "peak_rss_mb": peak_rss_mb(),
+    }
 
 
 def run_hf(args: argparse.Namespace) -> dict:
@@ -92,7 +134,14 @@ def run_hf(args: argparse.Namespace) -> dict:
 
     import torch
     from datasets import Dataset
-    from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainerCallback, TrainingArguments, default_data_collator
+    from transformers import (
+        AutoModelForCausalLM,
+        AutoTokenizer,
+        Trainer,
+        TrainerCallback,
+        TrainingArguments,
+        default_data_collator,
+    )
 
     from trainer.bases import resolve_base
     from trainer.lora import add_lora
@@ -126,16 +175,35 @@ def run_hf(args: argparse.Namespace) -> dict:
             return super().training_step(model, inputs, num_items_in_batch)
 
     training_args = TrainingArguments(
-        output_dir=str(paths.twin_dir("bench") / "hf-out"), per_device_train_batch_size=args.batch_size,
-        max_steps=args.steps, learning_rate=args.lr, lr_scheduler_type="cosine", warmup_steps=0, logging_steps=1,
-        save_strategy="no", eval_strategy="no", report_to=[], use_cpu=True, dataloader_num_workers=0, seed=0,
+        output_dir=str(paths.twin_dir("bench") / "hf-out"),
+        per_device_train_batch_size=args.batch_size,
+        max_steps=args.steps,
+        learning_rate=args.lr,
+        lr_scheduler_type="cosine",
+        warmup_steps=0,
+        logging_steps=1,
+        save_strategy="no",
+        eval_strategy="no",
+        report_to=[],
+        use_cpu=True,
+        dataloader_num_workers=0,
+        seed=0,
         disable_tqdm=True,
     )
-    trainer = CountingTrainer(model=model, args=training_args, train_dataset=dataset, data_collator=default_data_collator,
-                              callbacks=[Lockstep()])
+    trainer = CountingTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=dataset,
+        data_collator=default_data_collator,
+        callbacks=[Lockstep()],
+    )
     trainer.train()
-    return {"tokens_per_s": counted["tokens"] / counted["seconds"], "tokens": counted["tokens"], "val_loss": reply_val_loss(model, tok, data, args),
-            "peak_rss_mb": peak_rss_mb()}
+    return {
+        "tokens_per_s": counted["tokens"] / counted["seconds"],
+        "tokens": counted["tokens"],
+        "val_loss": reply_val_loss(model, tok, data, args),
+        "peak_rss_mb": peak_rss_mb(),
+    }
 
 
 def reply_val_loss(model, tok, data: Path, args: argparse.Namespace) -> float:
@@ -193,8 +261,20 @@ def main() -> None:
         env = {**os.environ, "TWIN_HOME": str(home), "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
         children = {}
         for recipe in ("twin", "hf"):
-            cmd = [sys.executable, __file__, "--run", recipe, "--steps", str(args.steps), "--batch-size", str(args.batch_size),
-                   "--max-length", str(args.max_length), "--lr", str(args.lr)]
+            cmd = [
+                sys.executable,
+                __file__,
+                "--run",
+                recipe,
+                "--steps",
+                str(args.steps),
+                "--batch-size",
+                str(args.batch_size),
+                "--max-length",
+                str(args.max_length),
+                "--lr",
+                str(args.lr),
+            ]
             children[recipe] = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         try:
             for child in children.values():
@@ -207,7 +287,7 @@ def main() -> None:
                     if step + 1 < args.steps:
                         _read_until(child, "WAIT")
             for recipe, child in children.items():
-                results[recipe] = json.loads(_read_until(child, "RESULT ")[len("RESULT "):])
+                results[recipe] = json.loads(_read_until(child, "RESULT ")[len("RESULT ") :])
                 if child.wait() != 0:
                     raise SystemExit(f"the {recipe} run failed")
         finally:

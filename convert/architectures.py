@@ -87,7 +87,9 @@ def _llama_hparams(w: gguf.GGUFWriter, config: Config) -> None:
 
 def _qwen2_hparams(w: gguf.GGUFWriter, config: Config) -> None:
     if config.get("use_sliding_window"):
-        raise UserError("qwen2 with use_sliding_window=true is not supported by llama.cpp's qwen2: use a base without it")
+        raise UserError(
+            "qwen2 with use_sliding_window=true is not supported by llama.cpp's qwen2: use a base without it"
+        )
     _write_decoder_hparams(w, config, "qwen2")
     w.add_rope_dimension_count(head_dim(config))
 

@@ -58,7 +58,9 @@ class Checkpoint:
             f.seek(header.start)
             array = np.fromfile(f, dtype=dtype, count=count)
         if array.size != count:
-            raise UserError(f"{header.file}: tensor {name!r} is cut short: the file is incomplete, copy the model again")
+            raise UserError(
+                f"{header.file}: tensor {name!r} is cut short: the file is incomplete, copy the model again"
+            )
         array = array.reshape(header.shape)
         if header.dtype == "BF16":
             return (array.astype(np.uint32) << 16).view(np.float32)
@@ -69,10 +71,14 @@ def open_checkpoint(path: Path) -> Checkpoint:
     """Read a model directory's config and tensor headers; a UserError naming the problem when it is not a model."""
     path = path.expanduser()
     if not path.is_dir():
-        raise UserError(f"{path} is not a directory: pass the folder of a Hugging Face model (with config.json and *.safetensors)")
+        raise UserError(
+            f"{path} is not a directory: pass the folder of a Hugging Face model (with config.json and *.safetensors)"
+        )
     config_file = path / "config.json"
     if not config_file.is_file():
-        raise UserError(f"{path} is not a Hugging Face model: it has no config.json (pass the model's folder, e.g. twins/<name>/merged)")
+        raise UserError(
+            f"{path} is not a Hugging Face model: it has no config.json (pass the model's folder, e.g. twins/<name>/merged)"
+        )
     try:
         config = json.loads(config_file.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
@@ -97,7 +103,9 @@ def _read_header(file: Path) -> dict[str, TensorHeader]:
     """The tensor table of one safetensors file: an 8-byte little-endian length, then that much JSON."""
 
     def bad(reason: str) -> UserError:
-        return UserError(f"{file}: not a readable safetensors file ({reason}): re-save the model with `save_pretrained`")
+        return UserError(
+            f"{file}: not a readable safetensors file ({reason}): re-save the model with `save_pretrained`"
+        )
 
     try:
         with open(file, "rb") as f:
@@ -124,7 +132,9 @@ def _read_header(file: Path) -> dict[str, TensorHeader]:
         except (KeyError, TypeError, ValueError):
             raise bad(f"entry {name!r} is malformed") from None
         if dtype not in _DTYPES:
-            raise UserError(f"{file}: tensor {name!r} is {dtype}: `twin convert` reads float checkpoints (F32, F16, BF16) only")
+            raise UserError(
+                f"{file}: tensor {name!r} is {dtype}: `twin convert` reads float checkpoints (F32, F16, BF16) only"
+            )
         start = 8 + length + int(begin)
         nbytes = int(end) - int(begin)
         if start + nbytes > size or nbytes != np.dtype(_DTYPES[dtype]).itemsize * int(np.prod(shape, dtype=np.int64)):
@@ -139,7 +149,9 @@ def _safetensors_files(path: Path) -> list[Path]:
         try:
             weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
         except (OSError, ValueError, KeyError) as e:
-            raise UserError(f"{index}: not a safetensors index ({e}): re-save the model with `save_pretrained`") from None
+            raise UserError(
+                f"{index}: not a safetensors index ({e}): re-save the model with `save_pretrained`"
+            ) from None
         files = [path / name for name in sorted(set(weight_map.values()))]
         missing = [f.name for f in files if not f.is_file()]
         if missing:

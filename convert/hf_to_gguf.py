@@ -133,10 +133,16 @@ def disk_error(e: OSError, path: Path, needed: int = 1, doing: str = "writing th
     """
     full = e.errno in (errno.ENOSPC, errno.EDQUOT) or (e.errno is None and _free_bytes(path.parent) < needed)
     if full:
-        return UserError(f"no space left on the disk of {path.parent} while {doing}: free some space or write elsewhere with -o FILE")
+        return UserError(
+            f"no space left on the disk of {path.parent} while {doing}: free some space or write elsewhere with -o FILE"
+        )
     if e.errno == errno.EFBIG:
-        return UserError(f"{path}: file too large for this filesystem or your file-size limit: write elsewhere with -o FILE")
-    return UserError(f"cannot write {path} ({e.strerror or e}): check the folder's permissions and free space, or pass -o FILE")
+        return UserError(
+            f"{path}: file too large for this filesystem or your file-size limit: write elsewhere with -o FILE"
+        )
+    return UserError(
+        f"cannot write {path} ({e.strerror or e}): check the folder's permissions and free space, or pass -o FILE"
+    )
 
 
 def _free_bytes(folder: Path) -> int:

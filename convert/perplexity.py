@@ -33,7 +33,9 @@ class Perplexity:
 def load_conversations(path: Path, limit: int = 40) -> list[Messages]:
     """Up to `limit` conversations of a val.jsonl ({"messages": [...]} per line, last = my reply), spread over the file."""
     if not path.is_file():
-        raise UserError(f"{path} does not exist: `--quant auto` measures each quant on validation replies; pass --val FILE or pick a --quant")
+        raise UserError(
+            f"{path} does not exist: `--quant auto` measures each quant on validation replies; pass --val FILE or pick a --quant"
+        )
     conversations: list[Messages] = []
     with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
@@ -44,16 +46,23 @@ def load_conversations(path: Path, limit: int = 40) -> list[Messages]:
                 ok = (
                     isinstance(messages, list)
                     and messages
-                    and all(isinstance(m, dict) and isinstance(m.get("content"), str) and isinstance(m.get("role"), str) for m in messages)
+                    and all(
+                        isinstance(m, dict) and isinstance(m.get("content"), str) and isinstance(m.get("role"), str)
+                        for m in messages
+                    )
                 )
             except (ValueError, KeyError, TypeError):
                 ok = False
             if not ok:
-                raise UserError(f'{path}:{lineno}: expected {{"messages": [{{"role": …, "content": …}}, …]}}: fix the line or rebuild the dataset')
+                raise UserError(
+                    f'{path}:{lineno}: expected {{"messages": [{{"role": …, "content": …}}, …]}}: fix the line or rebuild the dataset'
+                )
             if messages[-1]["role"] == "assistant" and messages[-1]["content"].strip():
                 conversations.append(messages)
     if not conversations:
-        raise UserError(f"{path} holds no conversation ending in a reply of yours: rebuild the dataset or pick a --quant")
+        raise UserError(
+            f"{path} holds no conversation ending in a reply of yours: rebuild the dataset or pick a --quant"
+        )
     step = max(1, len(conversations) / limit)
     return [conversations[int(i * step)] for i in range(min(limit, len(conversations)))]
 
@@ -112,7 +121,7 @@ def _split_reply(render: Callable[[Messages, bool], str], messages: Messages) ->
         return None
     if not full.startswith(prefix):
         return None
-    return prefix, full[len(prefix):]
+    return prefix, full[len(prefix) :]
 
 
 def reply_perplexity(
@@ -132,12 +141,14 @@ def reply_perplexity(
                 continue
             prefix = scorer.tokenize(parts[0])
             reply = scorer.tokenize(parts[1])[: n_ctx // 2]
-            prefix = prefix[-(n_ctx - len(reply)):]
+            prefix = prefix[-(n_ctx - len(reply)) :]
             if not prefix or not reply:
                 continue
             nll_sum += scorer.reply_nll(prefix, reply)
             count += len(reply)
             used += 1
     if count == 0:
-        raise UserError("no validation reply could be scored with this model's chat template: pick a --quant instead of auto")
+        raise UserError(
+            "no validation reply could be scored with this model's chat template: pick a --quant instead of auto"
+        )
     return Perplexity(math.exp(nll_sum / count), count, used)

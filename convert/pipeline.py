@@ -53,7 +53,9 @@ class ConvertConfig:
 
     def __post_init__(self) -> None:
         if (self.name is None) == (self.model_dir is None):
-            raise UserError("name what to convert: pass either --name NAME (a built twin) or --model-dir DIR (an HF model)")
+            raise UserError(
+                "name what to convert: pass either --name NAME (a built twin) or --model-dir DIR (an HF model)"
+            )
         if self.name is not None:
             paths.check_name(self.name)
         self.quant = check_quant(self.quant)
@@ -71,14 +73,18 @@ class ConvertConfig:
             return Path(self.model_dir).expanduser()
         merged = paths.twin_dir(self.name or "") / "merged"
         if not merged.is_dir():
-            raise UserError(f"twin {self.name!r} has no merged model ({merged}): train it first with `twin train --name {self.name}`")
+            raise UserError(
+                f"twin {self.name!r} has no merged model ({merged}): train it first with `twin train --name {self.name}`"
+            )
         return merged
 
     def val_file(self) -> Path:
         if self.val is not None:
             return Path(self.val).expanduser()
         if self.name is None:
-            raise UserError("`--quant auto` measures each quant on validation replies: pass --val FILE (a val.jsonl) or pick a --quant")
+            raise UserError(
+                "`--quant auto` measures each quant on validation replies: pass --val FILE (a val.jsonl) or pick a --quant"
+            )
         return paths.twin_dir(self.name) / "dataset" / "val.jsonl"
 
 
@@ -132,8 +138,12 @@ def _progress() -> Any:
     console = Console(stderr=True)
     # Bars only on a terminal: redirected stderr stays free of redraw noise.
     return Progress(
-        TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(),
-        console=console, disable=not console.is_terminal,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not console.is_terminal,
     )
 
 
@@ -268,4 +278,3 @@ def report(result: ConvertResult) -> str:
         lines.append(result.table())
     lines.append(f"wrote {result.path} ({result.quant}, {result.size_bytes / 2**20:.1f} MB)")
     return "\n".join(lines)
-

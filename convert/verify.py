@@ -96,7 +96,7 @@ def compare_tokens(llm: Any, tokenizer: Any, sentencepiece: bool) -> tuple[int, 
         at = next((i for i, (a, b) in enumerate(zip(hf, cpp)) if a != b), min(len(hf), len(cpp)))
         raise UserError(
             f"conversion check failed: llama.cpp tokenizes {text[:40]!r}… differently from transformers "
-            f"(first difference at token {at}: {hf[at:at + 3]} vs {cpp[at:at + 3]}); this tokenizer is not "
+            f"(first difference at token {at}: {hf[at : at + 3]} vs {cpp[at : at + 3]}); this tokenizer is not "
             "converted correctly — please report it"
         )
     return len(texts), notes
@@ -166,5 +166,7 @@ def verify(
     agree = ref[np.arange(len(ref)), picked] >= ref.max(axis=1) - min(max_diff, allowed)
     result = Verification(texts, len(ref), float(agree.mean()), max_diff, scale, allowed, tol.min_top1, notes)
     if not result.ok:
-        raise UserError(f"conversion check failed, llama.cpp disagrees with transformers ({result.summary()}): please report it")
+        raise UserError(
+            f"conversion check failed, llama.cpp disagrees with transformers ({result.summary()}): please report it"
+        )
     return result

@@ -31,9 +31,7 @@ _NO_MERGE_SCORE = -1e6
 _QWEN2_SPLIT = (
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
 )
-_LLAMA3_SPLIT = (
-    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
-)
+_LLAMA3_SPLIT = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
 
 
 @dataclass
@@ -90,7 +88,9 @@ def read_vocabulary(path: Path, tokenizer: Any, n_vocab: int) -> Vocabulary:
     """The GGUF vocabulary of the tokenizer in `path` (loaded as `tokenizer`), padded to the model's `n_vocab` rows."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is None:
-        raise UserError(f"{path}: its tokenizer has no tokenizer.json form (a slow-only tokenizer): save it with a fast tokenizer")
+        raise UserError(
+            f"{path}: its tokenizer has no tokenizer.json form (a slow-only tokenizer): save it with a fast tokenizer"
+        )
     spec = json.loads(backend.to_str())
     model = spec.get("model", {})
     if model.get("type") != "BPE":
@@ -100,12 +100,16 @@ def read_vocabulary(path: Path, tokenizer: Any, n_vocab: int) -> Vocabulary:
         )
     kind = "llama" if model.get("byte_fallback") else "gpt2"
     if kind == "gpt2" and not _has_byte_level(spec):
-        raise UserError(f"{path}: a BPE tokenizer without byte-level encoding or byte fallback is not supported by `twin convert`")
+        raise UserError(
+            f"{path}: a BPE tokenizer without byte-level encoding or byte fallback is not supported by `twin convert`"
+        )
 
     vocab: dict[str, int] = tokenizer.get_vocab()
     size = max(vocab.values()) + 1
     if size > n_vocab:
-        raise UserError(f"{path}: the tokenizer has {size} tokens but the model's embedding only {n_vocab} rows: the tokenizer does not belong to this model")
+        raise UserError(
+            f"{path}: the tokenizer has {size} tokens but the model's embedding only {n_vocab} rows: the tokenizer does not belong to this model"
+        )
     by_id: dict[int, str] = {i: t for t, i in vocab.items()}
     special = set(tokenizer.all_special_ids)
     added = {i: t for i, t in tokenizer.added_tokens_decoder.items()}
@@ -136,7 +140,12 @@ def read_vocabulary(path: Path, tokenizer: Any, n_vocab: int) -> Vocabulary:
     bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
     special_ids = {
         kind_: token_id
-        for kind_, token_id in (("bos", bos), ("eos", eos), ("unk", tokenizer.unk_token_id), ("pad", tokenizer.pad_token_id))
+        for kind_, token_id in (
+            ("bos", bos),
+            ("eos", eos),
+            ("unk", tokenizer.unk_token_id),
+            ("pad", tokenizer.pad_token_id),
+        )
         if isinstance(token_id, int) and 0 <= token_id < n_vocab
     }
     sample = "Hello world"
@@ -230,7 +239,11 @@ def bpe_pre_name(spec: dict[str, Any], path: Path) -> str:
     shape = [p.get("type") for p in parts]
 
     def byte_level(p: dict[str, Any], regex: bool) -> bool:
-        return p.get("type") == "ByteLevel" and bool(p.get("use_regex", True)) == regex and not p.get("add_prefix_space", False)
+        return (
+            p.get("type") == "ByteLevel"
+            and bool(p.get("use_regex", True)) == regex
+            and not p.get("add_prefix_space", False)
+        )
 
     if normalizer is None:
         if shape == ["ByteLevel"] and byte_level(parts[0], True):
@@ -260,7 +273,9 @@ def model_name(name: str, tokenizer: Any) -> str:
     HF keeps the flag on each added token. So the name gets the marker when the
     tokenizer right-strips its special tokens, and loses it when it does not.
     """
-    rstrip = any(getattr(t, "special", False) and getattr(t, "rstrip", False) for t in tokenizer.added_tokens_decoder.values())
+    rstrip = any(
+        getattr(t, "special", False) and getattr(t, "rstrip", False) for t in tokenizer.added_tokens_decoder.values()
+    )
     marked = _PHI3_NAME.search(name) is not None
     if rstrip and not marked:
         return f"{name} (phi3)"

@@ -70,8 +70,12 @@ def twin_specs(name: str) -> list[ModelSpec]:
         try:
             prompt = json.loads((folder / persona["file"]).read_text(encoding="utf-8"))["system_prompt"]
         except (OSError, ValueError, KeyError) as e:
-            raise UserError(f"twin {name!r}: cannot read its persona ({e}): rebuild it with `twin persona --name {name}`") from None
-        specs.append(ModelSpec(f"{name}-prompt", _base_gguf(persona.get("base", "default")), prompt, owned_by="twin (persona)"))
+            raise UserError(
+                f"twin {name!r}: cannot read its persona ({e}): rebuild it with `twin persona --name {name}`"
+            ) from None
+        specs.append(
+            ModelSpec(f"{name}-prompt", _base_gguf(persona.get("base", "default")), prompt, owned_by="twin (persona)")
+        )
     return specs
 
 
@@ -94,7 +98,9 @@ def primary_spec(model: str) -> ModelSpec:
     if model in registry.names():
         specs = twin_specs(model)
         if not specs:
-            raise UserError(f"twin {model!r} has no model yet: build it with `twin build` or `twin convert --name {model}`")
+            raise UserError(
+                f"twin {model!r} has no model yet: build it with `twin build` or `twin convert --name {model}`"
+            )
         return specs[0]
     path = Path(model).expanduser()
     if path.suffix != ".gguf" and not path.exists():

@@ -90,6 +90,7 @@ class LoadedModel:
 
     def __init__(self, path: Path, n_ctx: int, threads: int) -> None:
         import llama_cpp
+
         self._llama_cpp = llama_cpp
         n_ctx = min(n_ctx, _context_length(path) or n_ctx)
         self.llm = llama_cpp.Llama(
@@ -345,7 +346,9 @@ class Engine:
         try:
             key = (spec.gguf, spec.gguf.stat().st_mtime_ns)
         except OSError as e:
-            raise APIError(503, f"the model file of '{spec.id}' is gone ({e.strerror}): rebuild it", type="server_error") from None
+            raise APIError(
+                503, f"the model file of '{spec.id}' is gone ({e.strerror}): rebuild it", type="server_error"
+            ) from None
         model = self._loaded.get(key)
         if model is not None:
             self._loaded.move_to_end(key)

@@ -131,7 +131,12 @@ def _stop(body: dict) -> list[str]:
 def _model(body: dict) -> str:
     model = body.get("model")
     if not isinstance(model, str) or not model:
-        raise APIError(400, "you must provide a model parameter (see GET /v1/models)", param="model", code="missing_required_parameter")
+        raise APIError(
+            400,
+            "you must provide a model parameter (see GET /v1/models)",
+            param="model",
+            code="missing_required_parameter",
+        )
     return model
 
 
@@ -154,10 +159,20 @@ def _unsupported(body: dict) -> None:
     if body.get("logprobs") not in (None, False, 0) or body.get("top_logprobs") not in (None, 0):
         raise APIError(400, "logprobs are not supported by this server", param="logprobs", code="unsupported_parameter")
     if body.get("tools"):
-        raise APIError(400, "tools (function calling) are not supported by this server", param="tools", code="unsupported_parameter")
+        raise APIError(
+            400,
+            "tools (function calling) are not supported by this server",
+            param="tools",
+            code="unsupported_parameter",
+        )
     fmt = body.get("response_format")
     if fmt is not None and (not isinstance(fmt, dict) or fmt.get("type") not in ("text", None)):
-        raise APIError(400, "only response_format {'type': 'text'} is supported", param="response_format", code="unsupported_parameter")
+        raise APIError(
+            400,
+            "only response_format {'type': 'text'} is supported",
+            param="response_format",
+            code="unsupported_parameter",
+        )
 
 
 def _params(body: dict, max_tokens_name: str) -> SamplingParams:

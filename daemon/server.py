@@ -199,7 +199,9 @@ async def health(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     state = request.app[STATE]
     text = state.metrics.render(state.engine.gate.waiting, [str(p) for p in state.engine.loaded_paths()])
-    return web.Response(text=text, content_type="text/plain", charset="utf-8", headers={"X-Content-Type": "version=0.0.4"})
+    return web.Response(
+        text=text, content_type="text/plain", charset="utf-8", headers={"X-Content-Type": "version=0.0.4"}
+    )
 
 
 class _Run:
@@ -262,7 +264,11 @@ async def _stream(
     """Send `chunk(index, text, finish)` events as SSE; `first` are sent before any text."""
     request = run.request
     response = web.StreamResponse(
-        headers={"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        headers={
+            "Content-Type": "text/event-stream; charset=utf-8",
+            "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no",
+        }
     )
 
     async def send(obj: Any) -> None:
@@ -285,7 +291,10 @@ async def _stream(
                     elif isinstance(event, ChoiceDone):
                         await send(chunk(event.index, None, FINISH[event.finish_reason]))
                 if include_usage:
-                    await send(chunk(None, None, None) | {"choices": [], "usage": schema.usage(run.prompt_tokens, run.completion_tokens)})
+                    await send(
+                        chunk(None, None, None)
+                        | {"choices": [], "usage": schema.usage(run.prompt_tokens, run.completion_tokens)}
+                    )
                 await response.write(b"data: [DONE]\n\n")
                 await response.write_eof()
             except ConnectionError:  # the client went away: leaving the block stops the generation
@@ -301,7 +310,13 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     gen = state.engine.chat(req.model, req.messages, req.params, req.n)
     run = _Run(request, req.model, req.n)
     cid, created = schema.new_id("chatcmpl"), schema.now()
-    base = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": req.model, "system_fingerprint": None}
+    base = {
+        "id": cid,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": req.model,
+        "system_fingerprint": None,
+    }
     if state.settings.log_content:
         log.info("messages: %s", _dumps(req.messages))
 
@@ -327,7 +342,11 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     ]
     if state.settings.log_content:
         log.info("reply: %s", _dumps(run.texts))
-    body = base | {"object": "chat.completion", "choices": choices, "usage": schema.usage(run.prompt_tokens, run.completion_tokens)}
+    body = base | {
+        "object": "chat.completion",
+        "choices": choices,
+        "usage": schema.usage(run.prompt_tokens, run.completion_tokens),
+    }
     return web.json_response(body, dumps=_dumps)
 
 
@@ -337,7 +356,13 @@ async def completions(request: web.Request) -> web.StreamResponse:
     gen = state.engine.complete(req.model, req.prompts, req.params, req.n)
     total = len(req.prompts) * req.n
     run = _Run(request, req.model, total)
-    base = {"id": schema.new_id("cmpl"), "object": "text_completion", "created": schema.now(), "model": req.model, "system_fingerprint": None}
+    base = {
+        "id": schema.new_id("cmpl"),
+        "object": "text_completion",
+        "created": schema.now(),
+        "model": req.model,
+        "system_fingerprint": None,
+    }
 
     def echo(index: int) -> str:
         return req.prompts[index // req.n] if req.echo else ""
@@ -417,7 +442,9 @@ async def run_server(settings: ServeSettings, catalog: dict[str, ModelSpec], pri
         await asyncio.wait({loading, stopping}, return_when=asyncio.FIRST_COMPLETED)
         if loading.done() and loading.exception() is not None:
             e = loading.exception()
-            raise UserError(f"cannot load model {catalog[primary].gguf}: {e}: is it a complete GGUF file llama.cpp supports?")
+            raise UserError(
+                f"cannot load model {catalog[primary].gguf}: {e}: is it a complete GGUF file llama.cpp supports?"
+            )
         if loading.done():
             log.info("ready: %s serving %s", url, ", ".join(sorted(catalog)))
         await stopping

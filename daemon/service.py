@@ -101,7 +101,9 @@ def status(out=print) -> int:
     path = unit_path()
     out(f"unit file: {path} ({'installed' if path.exists() else 'not installed'})")
     if systemd_available():
-        result = subprocess.run(["systemctl", "--user", "status", "--no-pager", UNIT_NAME], capture_output=True, text=True)
+        result = subprocess.run(
+            ["systemctl", "--user", "status", "--no-pager", UNIT_NAME], capture_output=True, text=True
+        )
         out(result.stdout.rstrip() or result.stderr.rstrip())
         return 0
     out("systemd user manager: not running here (start the daemon with `twin serve`)")

@@ -105,7 +105,9 @@ def resolve_base(base: str) -> Path:
 
 def _local_dir(path: Path) -> Path:
     if not path.is_dir():
-        raise UserError(f"base model {path} is not a directory: pass a folder with config.json and weights, or a hub id")
+        raise UserError(
+            f"base model {path} is not a directory: pass a folder with config.json and weights, or a hub id"
+        )
     if not (path / "config.json").is_file():
         raise UserError(f"base model {path} has no config.json: pass the folder of a Hugging Face causal LM checkpoint")
     return path.resolve()
@@ -126,11 +128,19 @@ def _from_hub(repo: str) -> Path:
                 f"base model {repo} is not downloaded and HF_HUB_OFFLINE=1 forbids fetching it: "
                 f"run `hf download {repo}` while online (or unset HF_HUB_OFFLINE), or pass a local directory"
             ) from None
-        raise UserError(f"cannot download base model {repo}: no connection to the Hugging Face hub; retry online or pass a local directory") from None
+        raise UserError(
+            f"cannot download base model {repo}: no connection to the Hugging Face hub; retry online or pass a local directory"
+        ) from None
     except GatedRepoError:
-        raise UserError(f"base model {repo} is gated: accept its license on huggingface.co and run `hf auth login`") from None
+        raise UserError(
+            f"base model {repo} is gated: accept its license on huggingface.co and run `hf auth login`"
+        ) from None
     except RepositoryNotFoundError:
-        raise UserError(f"base model {repo} does not exist on the Hugging Face hub: check the name (or pass a short name like qwen2.5-0.5b)") from None
+        raise UserError(
+            f"base model {repo} does not exist on the Hugging Face hub: check the name (or pass a short name like qwen2.5-0.5b)"
+        ) from None
     except HfHubHTTPError as e:
-        raise UserError(f"cannot download base model {repo} ({e.__class__.__name__}): retry, or pass a local directory") from None
+        raise UserError(
+            f"cannot download base model {repo} ({e.__class__.__name__}): retry, or pass a local directory"
+        ) from None
     return folder

@@ -94,7 +94,9 @@ def load(folder: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor], dict[st
         adapter = load_file(str(folder / ADAPTER))
         best = load_file(str(folder / BEST)) if (folder / BEST).is_file() else None
     except Exception as e:  # a damaged checkpoint is the user's to delete, not a bug
-        raise UserError(f"checkpoint {folder} is damaged ({e.__class__.__name__}): delete it and train without --resume") from None
+        raise UserError(
+            f"checkpoint {folder} is damaged ({e.__class__.__name__}): delete it and train without --resume"
+        ) from None
     return state, adapter, best
 
 

@@ -14,7 +14,14 @@ import re
 import regex
 
 KINDS = ("url", "email", "phone", "card", "iban", "ip")
-PLACEHOLDERS = {"url": "<URL>", "email": "<EMAIL>", "phone": "<PHONE>", "card": "<CARD>", "iban": "<IBAN>", "ip": "<IP>"}
+PLACEHOLDERS = {
+    "url": "<URL>",
+    "email": "<EMAIL>",
+    "phone": "<PHONE>",
+    "card": "<CARD>",
+    "iban": "<IBAN>",
+    "ip": "<IP>",
+}
 
 _TLDS = "com|net|org|ru|su|рф|io|me|ly|gl|be|tv|info|dev|app|co|uk|de|ua|by|kz|us|eu|gg|so|to|link|site|online|pro"
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"

@@ -74,7 +74,13 @@ class DatasetBuilder:
         self._timeless += 1
         self.my_turns += 1
         reply = sample.messages[-1][1]
-        self._add(("timeless", self._timeless), float(self._timeless), [fragment(r, c) for r, c in sample.messages], reply, source)
+        self._add(
+            ("timeless", self._timeless),
+            float(self._timeless),
+            [fragment(r, c) for r, c in sample.messages],
+            reply,
+            source,
+        )
 
     def _skip(self, reason: str) -> None:
         self.dropped[reason] += 1

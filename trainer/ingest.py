@@ -68,7 +68,7 @@ class IngestConfig:
         paths.check_name(self.name)
         if not self.gap > 0:
             raise UserError(f"--gap must be longer than 0 seconds, not {self.gap}")
-        if not 0 <= self.merge:
+        if not self.merge >= 0:
             raise UserError(f"--merge must be 0 seconds or more, not {self.merge}")
         if not 1 <= self.context <= MAX_CONTEXT:
             raise UserError(f"--context must be between 1 and {MAX_CONTEXT} turns, not {self.context}")
@@ -178,7 +178,9 @@ def _read(
             with formats.text_lines(path) as f:
                 lines = _tracked(f, progress, path)
                 try:
-                    _feed(whatsapp.read_whatsapp(lines, layout, whatsapp.chat_name(path), tally), senders, builder, tally)
+                    _feed(
+                        whatsapp.read_whatsapp(lines, layout, whatsapp.chat_name(path), tally), senders, builder, tally
+                    )
                 except whatsapp.WhatsAppError as e:
                     raise UserError(
                         f"{formats.where(path, f'line {e.line}')}: {e.problem}: fix that line or export the chat again"
@@ -195,7 +197,9 @@ def _read(
                     raise formats.syntax_error(path, e, export.position) from None
             mine = export.replies
             if not mine:
-                raise UserError(f'{path}: no replies of mine: every "bot" is empty or missing: fill in "bot" (that is you)')
+                raise UserError(
+                    f'{path}: no replies of mine: every "bot" is empty or missing: fill in "bot" (that is you)'
+                )
         else:
             with formats.text_lines(path) as f:
                 try:

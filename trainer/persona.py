@@ -21,14 +21,20 @@ MAX_EXAMPLE_CHARS = 80  # per side of an example: the whole prompt stays a few h
 MAX_EXAMPLES = 10
 
 _HEAD = {
-    "ru": ("Ты отвечаешь вместо меня, как ответил бы я сам: своими словами, без пояснений. Мой стиль: {d}.",
-           "Примеры моих ответов:"),
-    "en": ("You reply in my place, the way I would: in my own words, no explanations. My style: {d}.",
-           "Examples of my replies:"),
+    "ru": (
+        "Ты отвечаешь вместо меня, как ответил бы я сам: своими словами, без пояснений. Мой стиль: {d}.",
+        "Примеры моих ответов:",
+    ),
+    "en": (
+        "You reply in my place, the way I would: in my own words, no explanations. My style: {d}.",
+        "Examples of my replies:",
+    ),
 }
 
 
-def build_persona(name: str, *, examples: int = 3, base: str = "default", dataset_dir: str | None = None) -> dict[str, Any]:
+def build_persona(
+    name: str, *, examples: int = 3, base: str = "default", dataset_dir: str | None = None
+) -> dict[str, Any]:
     """Write twins/<name>/persona.json from the training split and register it ([persona] in twin.toml).
 
     Returns what was written: `system_prompt` (what the daemon puts first),
@@ -54,7 +60,9 @@ def build_persona(name: str, *, examples: int = 3, base: str = "default", datase
         "base": base,
     }
     write_json(folder / PERSONA_FILE, persona)
-    registry.update(name, "persona", {"file": PERSONA_FILE, "base": base, "examples": len(chosen), "replies": len(replies)})
+    registry.update(
+        name, "persona", {"file": PERSONA_FILE, "base": base, "examples": len(chosen), "replies": len(replies)}
+    )
     return persona
 
 

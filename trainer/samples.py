@@ -41,7 +41,9 @@ def read_jsonl(path: Path) -> list[list[dict[str, str]]]:
             try:
                 obj = json.loads(line)
             except ValueError as e:
-                raise UserError(f"{path}:{lineno}: not valid JSON ({e.msg}): fix the line or rerun `twin ingest`") from None
+                raise UserError(
+                    f"{path}:{lineno}: not valid JSON ({e.msg}): fix the line or rerun `twin ingest`"
+                ) from None
             out.append(_check_messages(obj, path, lineno))
     return out
 
@@ -53,7 +55,9 @@ def _check_messages(obj: Any, path: Path, lineno: int) -> list[dict[str, str]]:
         raise UserError(f'{where}: expected {{"messages": [...]}} with at least one message: rerun `twin ingest`')
     for i, m in enumerate(messages):
         if not isinstance(m, dict) or m.get("role") not in ROLES or not isinstance(m.get("content"), str):
-            raise UserError(f"{where}: message {i} needs a role ({'/'.join(ROLES)}) and a text content: rerun `twin ingest`")
+            raise UserError(
+                f"{where}: message {i} needs a role ({'/'.join(ROLES)}) and a text content: rerun `twin ingest`"
+            )
     if messages[-1]["role"] != "assistant" or not messages[-1]["content"].strip():
         raise UserError(f"{where}: the last message must be a non-empty assistant reply (mine): rerun `twin ingest`")
     return [{"role": m["role"], "content": m["content"]} for m in messages]
@@ -125,5 +129,7 @@ def encode_all(tokenizer: Any, conversations: list[list[dict[str, str]]], max_le
         try:
             out.append(encode(tokenizer, messages, max_length))
         except ValueError as e:
-            raise UserError(f"{path}: sample {i}: {e}: this base's chat template cannot be trained on; pick another --base") from None
+            raise UserError(
+                f"{path}: sample {i}: {e}: this base's chat template cannot be trained on; pick another --base"
+            ) from None
     return out

@@ -35,7 +35,7 @@ def fragment(role: str, content: str) -> str:
 class Turn:
     """Consecutive messages of one sender, joined by newlines."""
 
-    __slots__ = ("mine", "sender_id", "label", "texts", "ids", "end", "reply_to", "_fragment")
+    __slots__ = ("_fragment", "end", "ids", "label", "mine", "reply_to", "sender_id", "texts")
 
     def __init__(self, msg: Message, text: str, mine: bool, label: str) -> None:
         self.mine = mine
@@ -64,7 +64,9 @@ class Turn:
             if not content:
                 self._fragment = ""
             else:
-                self._fragment = fragment("assistant" if self.mine else "user", f"{self.label}: {content}" if self.label else content)
+                self._fragment = fragment(
+                    "assistant" if self.mine else "user", f"{self.label}: {content}" if self.label else content
+                )
         return self._fragment
 
 

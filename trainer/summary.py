@@ -36,13 +36,21 @@ def summary_table(name: str, stats: dict) -> Table:
         _row(table, f"  dropped: {why}", str(n))
     samples, sessions = stats["samples"], stats["sessions"]
     _row(table, "samples", f"{samples['total']} (train {samples['train']}, val {samples['val']})")
-    _row(table, "sessions", f"{sessions['train'] + sessions['val']} with samples (train {sessions['train']}, val {sessions['val']})")
+    _row(
+        table,
+        "sessions",
+        f"{sessions['train'] + sessions['val']} with samples (train {sessions['train']}, val {sessions['val']})",
+    )
     if stats["placeholders"]:
         _row(table, "replaced", ", ".join(f"{k} {v}" for k, v in stats["placeholders"].items()))
     r = stats["replies"]
     _row(table, "mean reply", f"{r['mean_chars']} chars, {r['mean_words']} words")
     _row(table, "starts lowercase", f"{r['lowercase_start']:.0%}")
-    _row(table, "with emoji", f"{r['with_emoji']:.0%}" + (f"  {' '.join(e for e, _ in r['top_emoji'][:8])}" if r["top_emoji"] else ""))
+    _row(
+        table,
+        "with emoji",
+        f"{r['with_emoji']:.0%}" + (f"  {' '.join(e for e, _ in r['top_emoji'][:8])}" if r["top_emoji"] else ""),
+    )
     _row(table, "ends with", ", ".join(f"{k} {v:.0%}" for k, v in list(r["ends_with"].items())[:6]))
     _row(table, "top chats", ", ".join(f"{name} {n}" for name, n in stats["top_chats"][:5]))
     return table
@@ -53,7 +61,9 @@ def _row(table: Table, what: str, value: str) -> None:
     table.add_row(Text(what), Text(value))
 
 
-def dataset_stats(config: IngestConfig, inputs: list[dict], tally: Tally, builder: DatasetBuilder, cleaner: Cleaner, split: dict) -> dict:
+def dataset_stats(
+    config: IngestConfig, inputs: list[dict], tally: Tally, builder: DatasetBuilder, cleaner: Cleaner, split: dict
+) -> dict:
     """What stats.json holds: what was read and skipped, what was kept, and how I write."""
     return {
         "inputs": inputs,

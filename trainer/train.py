@@ -91,7 +91,10 @@ def train(config: TrainConfig, on_step: Callable[[int], None] | None = None) -> 
         resumed = checkpoint.load(ckpt_dir)
         check_resumable(config, resumed[0], data_hash)
     elif checkpoint.exists(ckpt_dir):
-        log.warning("starting over: the checkpoint of the interrupted run in %s will be replaced (--resume continues it)", ckpt_dir)
+        log.warning(
+            "starting over: the checkpoint of the interrupted run in %s will be replaced (--resume continues it)",
+            ckpt_dir,
+        )
 
     device = _pick_device(config.device)
     amp_dtype = None
@@ -170,8 +173,15 @@ def train(config: TrainConfig, on_step: Callable[[int], None] | None = None) -> 
 
     def save_checkpoint() -> None:
         checkpoint.save(
-            ckpt_dir, adapter=adapter_weights(), best=best, optimizer=optimizer, scheduler=scheduler, scaler=scaler,
-            progress=progress, config=dataclasses.asdict(config), data_hash=data_hash,
+            ckpt_dir,
+            adapter=adapter_weights(),
+            best=best,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            scaler=scaler,
+            progress=progress,
+            config=dataclasses.asdict(config),
+            data_hash=data_hash,
         )
 
     def record(event: dict[str, Any]) -> None:
@@ -188,7 +198,15 @@ def train(config: TrainConfig, on_step: Callable[[int], None] | None = None) -> 
         progress.last_val_loss = loss
         if progress.first_val_loss is None:
             progress.first_val_loss = loss
-        record({"event": "eval", "step": progress.step, "epoch": progress.epoch, "val_loss": loss, "val_ppl": math.exp(min(loss, 50))})
+        record(
+            {
+                "event": "eval",
+                "step": progress.step,
+                "epoch": progress.epoch,
+                "val_loss": loss,
+                "val_ppl": math.exp(min(loss, 50)),
+            }
+        )
         if progress.best_loss is None or loss < progress.best_loss - config.min_delta:
             progress.best_loss, progress.best_step, progress.bad_evals = loss, progress.step, 0
             best = adapter_weights()
@@ -244,9 +262,17 @@ def train(config: TrainConfig, on_step: Callable[[int], None] | None = None) -> 
                     tps = progress.tokens / max(progress.seconds, 1e-9)
                     display.update(progress.step, step_loss, tps)
                     if progress.step % config.log_every == 0:
-                        record({"event": "train", "step": progress.step, "epoch": progress.epoch,
-                                "loss": window_loss / max(window_labels, 1), "lr": scheduler.get_last_lr()[0],
-                                "tokens": window_tokens, "tokens_per_s": tps})
+                        record(
+                            {
+                                "event": "train",
+                                "step": progress.step,
+                                "epoch": progress.epoch,
+                                "loss": window_loss / max(window_labels, 1),
+                                "lr": scheduler.get_last_lr()[0],
+                                "tokens": window_tokens,
+                                "tokens_per_s": tps,
+                            }
+                        )
                         window_loss, window_tokens, window_labels = 0.0, 0, 0
                     if on_step is not None:
                         on_step(progress.step)
@@ -264,7 +290,9 @@ def train(config: TrainConfig, on_step: Callable[[int], None] | None = None) -> 
             if not stopped_early and not stop.requested:
                 validate(display)  # a max_steps run may end mid-epoch
             if stopped_early:
-                display.note(f"early stopping: no improvement in {config.patience} validations; best at step {progress.best_step}")
+                display.note(
+                    f"early stopping: no improvement in {config.patience} validations; best at step {progress.best_step}"
+                )
             if stop.requested:
                 save_checkpoint()
                 display.note(f"interrupted at step {progress.step}/{total_steps}; checkpoint saved")
@@ -278,10 +306,20 @@ def train(config: TrainConfig, on_step: Callable[[int], None] | None = None) -> 
 
     tokens_per_s = progress.tokens / max(progress.seconds, 1e-9)
     result = TrainResult(
-        name=config.name, merged_dir=None, adapter_dir=None, log_path=log_path, steps=progress.step,
-        total_steps=total_steps, best_step=progress.best_step if val_samples else progress.step,
-        first_val_loss=progress.first_val_loss, best_val_loss=progress.best_loss, tokens=progress.tokens,
-        tokens_per_s=tokens_per_s, interrupted=stop.requested, signal=stop.signum, stopped_early=stopped_early,
+        name=config.name,
+        merged_dir=None,
+        adapter_dir=None,
+        log_path=log_path,
+        steps=progress.step,
+        total_steps=total_steps,
+        best_step=progress.best_step if val_samples else progress.step,
+        first_val_loss=progress.first_val_loss,
+        best_val_loss=progress.best_loss,
+        tokens=progress.tokens,
+        tokens_per_s=tokens_per_s,
+        interrupted=stop.requested,
+        signal=stop.signum,
+        stopped_early=stopped_early,
     )
     if stop.requested:
         return result
@@ -296,7 +334,11 @@ def train(config: TrainConfig, on_step: Callable[[int], None] | None = None) -> 
     save_merged(model, tokenizer, folder / "merged", saved_dtype)
     checkpoint.remove(ckpt_dir)
     result.adapter_dir, result.merged_dir = folder / "adapter", folder / "merged"
-    registry.update(config.name, "train", _train_table(config, base_dir, model, plain_format, result, len(train_samples), len(val_samples), device))
+    registry.update(
+        config.name,
+        "train",
+        _train_table(config, base_dir, model, plain_format, result, len(train_samples), len(val_samples), device),
+    )
     return result
 
 
@@ -316,7 +358,9 @@ def _model_type(base_dir: Path) -> str:
     try:
         return str(json.loads((base_dir / "config.json").read_text())["model_type"])
     except (OSError, ValueError, KeyError):
-        raise UserError(f"{base_dir / 'config.json'} does not describe a model (no model_type): pass a Hugging Face causal LM") from None
+        raise UserError(
+            f"{base_dir / 'config.json'} does not describe a model (no model_type): pass a Hugging Face causal LM"
+        ) from None
 
 
 def _checkpoint_dtype(base_dir: Path) -> Any:
@@ -336,7 +380,11 @@ def _trim_log(path: Path, step: int) -> None:
     if not path.is_file():
         write_text(path, "")
         return
-    keep = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip() and json.loads(line)["step"] <= step]
+    keep = [
+        line
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip() and json.loads(line)["step"] <= step
+    ]
     write_text(path, "".join(line + "\n" for line in keep))
 
 

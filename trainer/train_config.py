@@ -27,7 +27,9 @@ class TrainConfig:
     lr: float = 2e-4
     warmup_ratio: float = 0.05  # share of the steps with a linearly rising learning rate, then cosine decay
     weight_decay: float = 0.0
-    max_length: int = 256  # tokens per sample; older context is cut first (memory grows with it: ~2 MB a token on the embedded model)
+    max_length: int = (
+        256  # tokens per sample; older context is cut first (memory grows with it: ~2 MB a token on the embedded model)
+    )
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.05
@@ -63,8 +65,12 @@ class TrainConfig:
         _check(self.min_delta >= 0, "min_delta", "must not be negative", self.min_delta)
         _check(self.log_every >= 1, "log_every", "must be at least 1", self.log_every)
         dev = self.device
-        _check(dev in ("auto", "cpu", "mps") or dev == "cuda" or (dev.startswith("cuda:") and dev[5:].isdigit()),
-               "device", "must be auto, cpu, cuda, cuda:N or mps", dev)
+        _check(
+            dev in ("auto", "cpu", "mps") or dev == "cuda" or (dev.startswith("cuda:") and dev[5:].isdigit()),
+            "device",
+            "must be auto, cpu, cuda, cuda:N or mps",
+            dev,
+        )
 
     @property
     def twin_dir(self) -> Path:

@@ -19,7 +19,9 @@ from twin.config import ChatSettings
 class ChatApp(App[None]):
     TITLE = "twin chat"
 
-    def __init__(self, settings: ChatSettings, *, sampling: Sampling | None = None, db_path: Path | None = None) -> None:
+    def __init__(
+        self, settings: ChatSettings, *, sampling: Sampling | None = None, db_path: Path | None = None
+    ) -> None:
         super().__init__()
         self.settings = settings
         self.sampling = sampling or Sampling.from_settings(settings)

@@ -280,9 +280,17 @@ class ChatScreen(Screen):
                 self.streaming = False
 
     async def finish_reply(
-        self, conversation: Conversation, sent: Message | None, view: MessageView, text: str, status: str, error: Exception | None
+        self,
+        conversation: Conversation,
+        sent: Message | None,
+        view: MessageView,
+        text: str,
+        status: str,
+        error: Exception | None,
     ) -> None:
-        stored = self.history.add_message(conversation.id, "assistant", text, conversation.model, status) if text else None
+        stored = (
+            self.history.add_message(conversation.id, "assistant", text, conversation.model, status) if text else None
+        )
         unreachable = isinstance(error, DaemonUnreachable) or (isinstance(error, DaemonError) and error.status == 401)
         take_back = unreachable and sent is not None and not text
         if take_back:
@@ -334,12 +342,20 @@ class ChatScreen(Screen):
             self.notify("A reply is still being written: wait, or press Esc to stop it", severity="warning")
             return
         dialog = TextDialog(
-            "Edit and resend", message.content, multiline=True, hint="Ctrl+S resends it (the replies after it are replaced) · Esc cancels"
+            "Edit and resend",
+            message.content,
+            multiline=True,
+            hint="Ctrl+S resends it (the replies after it are replaced) · Esc cancels",
         )
         self.app.push_screen(dialog, callback=partial(self._resend, message))
 
     async def _resend(self, message: Message, text: str | None) -> None:
-        if text is None or not text.strip() or self.conversation is None or message.conversation_id != self.conversation.id:
+        if (
+            text is None
+            or not text.strip()
+            or self.conversation is None
+            or message.conversation_id != self.conversation.id
+        ):
             return
         if not self.ready_to_send():
             self.query_one(PromptInput).restore(text.strip())
@@ -452,13 +468,22 @@ class ChatScreen(Screen):
         yield SystemCommand("New conversation", "Start an empty conversation (Ctrl+N)", self.action_new)
         yield SystemCommand("Rename conversation", "Give this conversation a new title (F2)", self.action_rename)
         yield SystemCommand("Delete conversation", "Delete this conversation and its messages (F8)", self.action_delete)
-        yield SystemCommand("System prompt", "Set the system prompt of this conversation (F3)", self.action_system_prompt)
+        yield SystemCommand(
+            "System prompt", "Set the system prompt of this conversation (F3)", self.action_system_prompt
+        )
         yield SystemCommand("Regenerate reply", "Write the last reply again (Ctrl+R)", self.action_regenerate)
-        yield SystemCommand("Edit last message", "Edit your last message and send it again (↑ in an empty box)",
-                            lambda: self.edit(self.last_message("user")))
+        yield SystemCommand(
+            "Edit last message",
+            "Edit your last message and send it again (↑ in an empty box)",
+            lambda: self.edit(self.last_message("user")),
+        )
         yield SystemCommand("Copy last reply", "Copy the last reply to the clipboard", self.action_copy_last)
         yield SystemCommand("Stop reply", "Stop the reply being written (Esc)", self.action_stop)
         yield SystemCommand("Keys", "Show the keys of twin chat (F1)", self.action_help)
         for model in self.models:
-            yield SystemCommand(f"Model: {model.id}", f"Chat with {model.id} ({model.kind}) in this conversation",
-                                partial(self.choose_model, model.id), discover=False)
+            yield SystemCommand(
+                f"Model: {model.id}",
+                f"Chat with {model.id} ({model.kind}) in this conversation",
+                partial(self.choose_model, model.id),
+                discover=False,
+            )

@@ -138,5 +138,7 @@ def connect(path: Path | None = None) -> sqlite3.Connection:
         db.execute("PRAGMA journal_mode = WAL")
         upgrade(db, path)
     except sqlite3.DatabaseError as e:
-        raise UserError(f"{path} is not a usable SQLite database ({e}): move it away to start a fresh history") from None
+        raise UserError(
+            f"{path} is not a usable SQLite database ({e}): move it away to start a fresh history"
+        ) from None
     return db

@@ -47,7 +47,10 @@ class TextDialog(ModalScreen[str | None]):
                 yield TextArea(self.text, soft_wrap=True, id="field")
             else:
                 yield Input(self.text, id="field")
-            yield Label(self.hint or ("Ctrl+S saves · Esc cancels" if self.multiline else "Enter saves · Esc cancels"), classes="hint")
+            yield Label(
+                self.hint or ("Ctrl+S saves · Esc cancels" if self.multiline else "Enter saves · Esc cancels"),
+                classes="hint",
+            )
             with Horizontal(id="buttons"):
                 yield Button("Save", variant="primary", id="save")
                 yield Button("Cancel", id="cancel")

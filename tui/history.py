@@ -66,7 +66,9 @@ class History:
 
     def _set(self, conversation_id: int, column: str, value: str) -> None:
         with transaction(self.db):
-            self.db.execute(f"UPDATE conversations SET {column} = ?, updated = ? WHERE id = ?", (value, now(), conversation_id))
+            self.db.execute(
+                f"UPDATE conversations SET {column} = ?, updated = ? WHERE id = ?", (value, now(), conversation_id)
+            )
 
     def rename(self, conversation_id: int, title: str) -> None:
         self._set(conversation_id, "title", title.strip() or NEW_TITLE)
@@ -83,10 +85,14 @@ class History:
             self.db.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
 
     def messages(self, conversation_id: int) -> list[Message]:
-        rows = self.db.execute("SELECT * FROM messages WHERE conversation_id = ? ORDER BY id", (conversation_id,)).fetchall()
+        rows = self.db.execute(
+            "SELECT * FROM messages WHERE conversation_id = ? ORDER BY id", (conversation_id,)
+        ).fetchall()
         return [Message(**dict(r)) for r in rows]
 
-    def add_message(self, conversation_id: int, role: str, content: str, model: str = "", status: str = "done") -> Message:
+    def add_message(
+        self, conversation_id: int, role: str, content: str, model: str = "", status: str = "done"
+    ) -> Message:
         stamp = now()
         with transaction(self.db):
             cur = self.db.execute(
@@ -99,7 +105,9 @@ class History:
     def delete_from(self, message: Message) -> None:
         """Delete `message` and every later message of its conversation (edit and resend, regenerate)."""
         with transaction(self.db):
-            self.db.execute("DELETE FROM messages WHERE conversation_id = ? AND id >= ?", (message.conversation_id, message.id))
+            self.db.execute(
+                "DELETE FROM messages WHERE conversation_id = ? AND id >= ?", (message.conversation_id, message.id)
+            )
 
     def preference(self, key: str, default: str = "") -> str:
         row = self.db.execute("SELECT value FROM preferences WHERE key = ?", (key,)).fetchone()
@@ -107,4 +115,7 @@ class History:
 
     def set_preference(self, key: str, value: str) -> None:
         with transaction(self.db):
-            self.db.execute("INSERT INTO preferences (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
+            self.db.execute(
+                "INSERT INTO preferences (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )

@@ -52,7 +52,9 @@ class MessageView(Vertical, can_focus=True):
 
     def compose(self) -> ComposeResult:
         yield Label(self._who(), classes="who", markup=False)
-        yield Markdown(self.content if self.content or self.role == "user" or self.message is None else "*(empty reply)*")
+        yield Markdown(
+            self.content if self.content or self.role == "user" or self.message is None else "*(empty reply)*"
+        )
 
     def _who(self) -> str:
         return ("You" if self.role == "user" else self.model or "assistant") + self._note

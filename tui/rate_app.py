@@ -33,7 +33,9 @@ class RateApp(App[None]):
         super().__init__()
         self.settings = settings
         self.twin = twin
-        self.sampling = sampling or Sampling(max_tokens=min(settings.max_tokens, RATING_MAX_TOKENS), temperature=settings.temperature)
+        self.sampling = sampling or Sampling(
+            max_tokens=min(settings.max_tokens, RATING_MAX_TOKENS), temperature=settings.temperature
+        )
         self.rng = rng or random.Random()
         self.samples = load_samples(twin)  # a UserError here ends before the screen opens
         self.db_path = db_path or database.db_path()

@@ -81,13 +81,17 @@ def pick_twin(name: str | None) -> str:
         if not val_path(name).is_file():
             known = [n for n in registry.names() if val_path(n).is_file()]
             hint = f" (twins with one: {', '.join(known)})" if known else ""
-            raise UserError(f"twin {name!r} has no validation split at {val_path(name)}{hint}: build it with `twin ingest`")
+            raise UserError(
+                f"twin {name!r} has no validation split at {val_path(name)}{hint}: build it with `twin ingest`"
+            )
         return name
     ready = sorted({p.parent.parent.name for p in paths.twins_dir().glob("*/dataset/val.jsonl")})
     if len(ready) == 1:
         return ready[0]
     if not ready:
-        raise UserError(f"no twin with a validation split under {paths.twins_dir()}: build one with `twin ingest` first")
+        raise UserError(
+            f"no twin with a validation split under {paths.twins_dir()}: build one with `twin ingest` first"
+        )
     raise UserError(f"several twins can be rated ({', '.join(ready)}): pick one with --name")
 
 
@@ -114,7 +118,9 @@ def load_samples(name: str) -> list[Sample]:
                 "rebuild the dataset with `twin ingest`"
             )
         if messages[-1]["role"] != "assistant":
-            raise UserError(f"{where}: the last message must be the person's reply (role assistant): rebuild the dataset")
+            raise UserError(
+                f"{where}: the last message must be the person's reply (role assistant): rebuild the dataset"
+            )
         sha = hashlib.sha256(text.strip().encode("utf-8")).hexdigest()
         context = [{"role": m["role"], "content": m["content"]} for m in messages[:-1]]
         samples.append(Sample(number, sha, context, messages[-1]["content"]))

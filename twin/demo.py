@@ -33,7 +33,9 @@ class Exchange:
 
 def pick_samples(val_file: Path, count: int) -> list[list[dict[str, str]]]:
     """Validation samples a reader can follow: short contexts ending in a question or remark in words."""
-    samples = [json.loads(line)["messages"] for line in val_file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    samples = [
+        json.loads(line)["messages"] for line in val_file.read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
 
     def wordy(text: str) -> bool:
         text = re.sub(r"<[A-Z_]+>", "", text.split(": ", 1)[-1])  # placeholders such as <URL> are not words
@@ -50,7 +52,9 @@ def run_demo(out=print, steps: int = STEPS, exchanges: int = 3) -> list[Exchange
     import openai
 
     if not SAMPLE.is_file():
-        raise UserError(f"the bundled sample export is missing ({SAMPLE}): run `twin demo` from a clone of the repository")
+        raise UserError(
+            f"the bundled sample export is missing ({SAMPLE}): run `twin demo` from a clone of the repository"
+        )
     result = build(BuildConfig(exports=[SAMPLE], name=NAME, epochs=1, max_steps=steps), out=out)
     out("")
     if result.quant_table:
@@ -76,9 +80,13 @@ def run_demo(out=print, steps: int = STEPS, exchanges: int = 3) -> list[Exchange
     _print_exchanges(shown, out)
     out(f"\n(the daemon ran at {url} for the demo and has stopped; decoding: {DECODING})")
     out("The embedded SmolLM2-135M is small and English-centric; for your own Russian chats build on a multilingual")
-    out("base: `twin build result.json --base qwen2.5-0.5b` (download it once: `hf download Qwen/Qwen2.5-0.5B-Instruct`).")
+    out(
+        "base: `twin build result.json --base qwen2.5-0.5b` (download it once: `hf download Qwen/Qwen2.5-0.5B-Instruct`)."
+    )
     out("Serve it yourself with `twin serve` and point any OpenAI client at http://127.0.0.1:8642/v1")
-    out(f"  models: '{NAME}' (LoRA twin), '{NAME}-prompt' (persona prompt, no training), 'smollm2-135m-instruct' (base)")
+    out(
+        f"  models: '{NAME}' (LoRA twin), '{NAME}-prompt' (persona prompt, no training), 'smollm2-135m-instruct' (base)"
+    )
     out("  chat in the terminal: `twin chat`; rate the replies: `twin chat --rate --name demo`")
     return shown
 

@@ -61,11 +61,10 @@ def atomic_path(final: Path, suffix: str = "") -> Iterator[Path]:
 
 
 def write_bytes(final: Path, data: bytes) -> None:
-    with atomic_path(final) as tmp:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+    with atomic_path(final) as tmp, open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def write_text(final: Path, text: str) -> None:

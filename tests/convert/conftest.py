@@ -21,7 +21,7 @@ CORPUS = [
     "Встретимся завтра в 10:30 у метро? Sure, see you at 10:30 👍",
     "Спасибо большое за помощь, ты лучший 🙏 thanks a lot!",
     "numbers 12345 and 67890, цифры 2024 год, ёжик и ель",
-    "   spaces\tand tabs\nnew lines\n\n and more — dashes, «кавычки» and \"quotes\"",
+    '   spaces\tand tabs\nnew lines\n\n and more — dashes, «кавычки» and "quotes"',
 ]
 # TinyLlama/Zephyr style: role markers as plain text, turns closed by </s>.
 ZEPHYR_TEMPLATE = (
@@ -36,7 +36,9 @@ PHI3_TEMPLATE = (
     "{% for message in messages %}<|{{ message['role'] }}|>\n{{ message['content'] }}<|end|>\n{% endfor %}"
     "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
 )
-QWEN2_SPLIT = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+QWEN2_SPLIT = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
 
 
 def _corpus() -> list[str]:
@@ -109,7 +111,10 @@ def bpe_tokenizer(kind: str, special: list[str], template: str | None, eos: str)
         tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
     elif kind == "smollm":
         tk.pre_tokenizer = pre_tokenizers.Sequence(
-            [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)]
+            [
+                pre_tokenizers.Digits(individual_digits=True),
+                pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
+            ]
         )
     elif kind == "qwen2":
         tk.normalizer = normalizers.NFC()
@@ -121,9 +126,13 @@ def bpe_tokenizer(kind: str, special: list[str], template: str | None, eos: str)
         )
     tk.decoder = decoders.ByteLevel()
     first = special if kind != "qwen2" else []  # qwen2 keeps its specials after the merges' vocabulary
-    trainer = trainers.BpeTrainer(vocab_size=700, special_tokens=first, initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=700, special_tokens=first, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
     tk.train_from_iterator(_corpus(), trainer)
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tk, eos_token=eos, bos_token=None if kind == "qwen2" else special[0], unk_token=None)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=tk, eos_token=eos, bos_token=None if kind == "qwen2" else special[0], unk_token=None
+    )
     if kind == "qwen2":
         tokenizer.add_special_tokens({"additional_special_tokens": special})
         tokenizer.pad_token = special[0]
@@ -142,6 +151,7 @@ def _save(folder: Path, model, tokenizer) -> Path:  # type: ignore[no-untyped-de
 def build_tiny(kind: str, folder: Path) -> Path:
     """Save a tiny random model of `kind` (llama-spm, llama-bpe, phi3, qwen2, gpt2) with its tokenizer into `folder`."""
     import torch
+    from tokenizers import AddedToken
     from transformers import (
         GPT2Config,
         GPT2LMHeadModel,
@@ -153,41 +163,77 @@ def build_tiny(kind: str, folder: Path) -> Path:
         Qwen2ForCausalLM,
     )
 
-    from tokenizers import AddedToken
-
     torch.manual_seed(0)
-    common = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128, initializer_range=0.1)
+    common = dict(
+        hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128, initializer_range=0.1
+    )
     work = folder.parent / f"{folder.name}-work"
     if kind == "llama-spm":
         tokenizer = spm_tokenizer(work)
-        config = LlamaConfig(vocab_size=len(tokenizer), num_key_value_heads=2, max_position_embeddings=256,
-                             bos_token_id=1, eos_token_id=2, tie_word_embeddings=False, **common)
+        config = LlamaConfig(
+            vocab_size=len(tokenizer),
+            num_key_value_heads=2,
+            max_position_embeddings=256,
+            bos_token_id=1,
+            eos_token_id=2,
+            tie_word_embeddings=False,
+            **common,
+        )
         out = _save(folder, LlamaForCausalLM(config), tokenizer)
         # TinyLlama ships tokenizer.model beside tokenizer.json: keep it (scores come from it).
         (out / "tokenizer.model").write_bytes((work / "spm-src" / "tokenizer.model").read_bytes())
         return out
     if kind == "llama-bpe":
-        tokenizer = bpe_tokenizer("smollm", ["<|endoftext|>", "<|im_start|>", "<|im_end|>"], CHATML_TEMPLATE, eos="<|im_end|>")
-        config = LlamaConfig(vocab_size=len(tokenizer), num_key_value_heads=2, max_position_embeddings=256,
-                             bos_token_id=0, eos_token_id=2, tie_word_embeddings=True, **common)
+        tokenizer = bpe_tokenizer(
+            "smollm", ["<|endoftext|>", "<|im_start|>", "<|im_end|>"], CHATML_TEMPLATE, eos="<|im_end|>"
+        )
+        config = LlamaConfig(
+            vocab_size=len(tokenizer),
+            num_key_value_heads=2,
+            max_position_embeddings=256,
+            bos_token_id=0,
+            eos_token_id=2,
+            tie_word_embeddings=True,
+            **common,
+        )
         return _save(folder, LlamaForCausalLM(config), tokenizer)
     if kind == "phi3":
         tokenizer = spm_tokenizer(work, ["<|endoftext|>"], PHI3_TEMPLATE)
         # Phi-3's chat markers strip the whitespace after them (rstrip), as in its tokenizer.json.
-        markers = [AddedToken(t, rstrip=True, special=True, normalized=False) for t in ("<|assistant|>", "<|end|>", "<|user|>", "<|system|>")]
+        markers = [
+            AddedToken(t, rstrip=True, special=True, normalized=False)
+            for t in ("<|assistant|>", "<|end|>", "<|user|>", "<|system|>")
+        ]
         tokenizer.add_special_tokens({"additional_special_tokens": ["<|endoftext|>", *markers]})
         tokenizer.eos_token = "<|endoftext|>"
         # Phi-3 pads its embedding beyond the tokenizer (32064 rows for 32011 tokens): so does this one.
-        config = Phi3Config(vocab_size=len(tokenizer) + 9, num_key_value_heads=4, max_position_embeddings=256,
-                            original_max_position_embeddings=256, sliding_window=None, pad_token_id=None,
-                            bos_token_id=1, eos_token_id=2, tie_word_embeddings=False, **common)
+        config = Phi3Config(
+            vocab_size=len(tokenizer) + 9,
+            num_key_value_heads=4,
+            max_position_embeddings=256,
+            original_max_position_embeddings=256,
+            sliding_window=None,
+            pad_token_id=None,
+            bos_token_id=1,
+            eos_token_id=2,
+            tie_word_embeddings=False,
+            **common,
+        )
         out = _save(folder, Phi3ForCausalLM(config), tokenizer)
         assert not (out / "tokenizer.model").exists()  # merge-rank scores are exercised here
         return out
     if kind == "qwen2":
-        tokenizer = bpe_tokenizer("qwen2", ["<|endoftext|>", "<|im_start|>", "<|im_end|>"], CHATML_TEMPLATE, eos="<|im_end|>")
-        config = Qwen2Config(vocab_size=len(tokenizer) + 13, num_key_value_heads=2, max_position_embeddings=256,
-                             tie_word_embeddings=True, use_sliding_window=False, **common)
+        tokenizer = bpe_tokenizer(
+            "qwen2", ["<|endoftext|>", "<|im_start|>", "<|im_end|>"], CHATML_TEMPLATE, eos="<|im_end|>"
+        )
+        config = Qwen2Config(
+            vocab_size=len(tokenizer) + 13,
+            num_key_value_heads=2,
+            max_position_embeddings=256,
+            tie_word_embeddings=True,
+            use_sliding_window=False,
+            **common,
+        )
         model = Qwen2ForCausalLM(config)
         with torch.no_grad():  # Qwen2 initialises its q/k/v biases to zero: make them matter
             for layer in model.model.layers:
@@ -196,8 +242,16 @@ def build_tiny(kind: str, folder: Path) -> Path:
         return _save(folder, model, tokenizer)
     if kind == "gpt2":
         tokenizer = bpe_tokenizer("gpt2", ["<|endoftext|>"], None, eos="<|endoftext|>")
-        config = GPT2Config(vocab_size=len(tokenizer), n_embd=64, n_layer=2, n_head=4, n_positions=128,
-                            bos_token_id=0, eos_token_id=0, initializer_range=0.1)
+        config = GPT2Config(
+            vocab_size=len(tokenizer),
+            n_embd=64,
+            n_layer=2,
+            n_head=4,
+            n_positions=128,
+            bos_token_id=0,
+            eos_token_id=0,
+            initializer_range=0.1,
+        )
         return _save(folder, GPT2LMHeadModel(config), tokenizer)
     raise ValueError(kind)
 
@@ -213,7 +267,6 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path
         return built[kind]
 
     return get
-
 
 
 @pytest.fixture

@@ -116,7 +116,9 @@ def test_auto_without_validation_replies(tiny_model, tmp_path: Path, cli) -> Non
 
 def test_malformed_validation_file(tiny_model, tmp_path: Path, cli) -> None:
     val = tmp_path / "val.jsonl"
-    val.write_text('{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}\n{"messages": 3}\n')
+    val.write_text(
+        '{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}\n{"messages": 3}\n'
+    )
     code, _, err = cli(["--model-dir", str(tiny_model("gpt2")), "--val", str(val), "-o", str(tmp_path / "o.gguf")])
     assert_one_error_line(code, err, f"{val}:2")
     assert no_gguf_in(tmp_path)
@@ -142,8 +144,22 @@ def run_on_full_disk(model: Path, tmp_path: Path, size: str, quant: str) -> tupl
     disk = tmp_path / "disk"
     disk.mkdir()
     listing = tmp_path / "listing.txt"
-    env = {**os.environ, "SIZE": size, "DISK": str(disk), "PY": sys.executable, "MODEL": str(model), "QUANT": quant, "LISTING": str(listing)}
-    proc = subprocess.run(["unshare", "--map-root-user", "--mount", "sh", "-c", _FULL_DISK], env=env, capture_output=True, text=True, timeout=300)
+    env = {
+        **os.environ,
+        "SIZE": size,
+        "DISK": str(disk),
+        "PY": sys.executable,
+        "MODEL": str(model),
+        "QUANT": quant,
+        "LISTING": str(listing),
+    }
+    proc = subprocess.run(
+        ["unshare", "--map-root-user", "--mount", "sh", "-c", _FULL_DISK],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode != 99, f"could not mount a test tmpfs: {proc.stderr}"
     return proc.returncode, proc.stderr, listing.read_text().split()
 

@@ -33,7 +33,12 @@ def built_twin(embedded_hf: Path, twin_home: Path) -> str:
     twin = twin_home / "twins" / "anna"
     (twin / "dataset").mkdir(parents=True)
     (twin / "merged").symlink_to(embedded_hf, target_is_directory=True)
-    lines = [json.dumps({"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]}, ensure_ascii=False) for q, a in VAL]
+    lines = [
+        json.dumps(
+            {"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]}, ensure_ascii=False
+        )
+        for q, a in VAL
+    ]
     (twin / "dataset" / "val.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return "anna"
 

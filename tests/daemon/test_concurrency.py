@@ -41,7 +41,9 @@ async def test_eight_parallel_streams_each_get_their_own_coherent_answer(daemon)
 
     async def streamed(q: str) -> tuple[str, str | None]:
         text, finish = "", None
-        async for chunk in await client.chat.completions.create(messages=[{"role": "user", "content": q}], stream=True, **args):
+        async for chunk in await client.chat.completions.create(
+            messages=[{"role": "user", "content": q}], stream=True, **args
+        ):
             text += chunk.choices[0].delta.content or ""
             finish = chunk.choices[0].finish_reason or finish
         return text, finish
@@ -60,7 +62,9 @@ async def test_eight_parallel_streams_each_get_their_own_coherent_answer(daemon)
 def test_full_queue_answers_429_with_retry_after(tmp_path):
     with DaemonProcess(["--queue-size", "1"], log_path=tmp_path / "serve.log") as d:
         client = openai.OpenAI(base_url=d.url, api_key="x", max_retries=0)
-        running = client.chat.completions.create(model=MODEL_ID, messages=LONG, max_tokens=400, stream=True, extra_body={"ignore_eos": True})
+        running = client.chat.completions.create(
+            model=MODEL_ID, messages=LONG, max_tokens=400, stream=True, extra_body={"ignore_eos": True}
+        )
         next(iter(running))  # the model is now busy with this one
 
         waiting_result = {}
@@ -125,7 +129,9 @@ def test_sigterm_lets_the_stream_finish_then_exits_zero(tmp_path):
         time.sleep(0.3)  # let the daemon see the signal before asking again
 
         try:
-            refused = httpx.post(d.url + "/chat/completions", json={"model": MODEL_ID, "messages": LONG, "max_tokens": 2})
+            refused = httpx.post(
+                d.url + "/chat/completions", json={"model": MODEL_ID, "messages": LONG, "max_tokens": 2}
+            )
             assert refused.status_code == 503
             assert refused.json()["error"]["code"] == "shutting_down"
         except httpx.ConnectError:

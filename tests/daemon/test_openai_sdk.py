@@ -67,7 +67,9 @@ def test_completions_endpoint(client):
 
 
 def test_completions_stream_and_echo(client):
-    chunks = list(client.completions.create(model=MODEL_ID, prompt="One, two,", max_tokens=6, temperature=0, stream=True))
+    chunks = list(
+        client.completions.create(model=MODEL_ID, prompt="One, two,", max_tokens=6, temperature=0, stream=True)
+    )
     streamed = "".join(c.choices[0].text for c in chunks)
     whole = client.completions.create(model=MODEL_ID, prompt="One, two,", max_tokens=6, temperature=0)
     assert streamed == whole.choices[0].text
@@ -78,12 +80,18 @@ def test_completions_stream_and_echo(client):
 def test_max_tokens_gives_finish_reason_length(client):
     # Greedy, so the answer (a long story) is the same every run and cannot end before the cap.
     reply = client.chat.completions.create(
-        model=MODEL_ID, messages=[{"role": "user", "content": "Write a long story about a dragon."}], max_tokens=5, temperature=0
+        model=MODEL_ID,
+        messages=[{"role": "user", "content": "Write a long story about a dragon."}],
+        max_tokens=5,
+        temperature=0,
     )
     assert reply.choices[0].finish_reason == "length"
     assert reply.usage.completion_tokens == 5
     newer = client.chat.completions.create(
-        model=MODEL_ID, messages=[{"role": "user", "content": "Write a long story."}], max_completion_tokens=3, temperature=0
+        model=MODEL_ID,
+        messages=[{"role": "user", "content": "Write a long story."}],
+        max_completion_tokens=3,
+        temperature=0,
     )
     assert newer.usage.completion_tokens == 3
 
@@ -101,7 +109,9 @@ def test_stop_sequence_is_honoured(client):
 
 
 def test_seed_makes_sampling_reproducible(client):
-    args = dict(model=MODEL_ID, messages=[{"role": "user", "content": "Tell me a fun fact."}], max_tokens=20, temperature=1.0)
+    args = dict(
+        model=MODEL_ID, messages=[{"role": "user", "content": "Tell me a fun fact."}], max_tokens=20, temperature=1.0
+    )
     a = client.chat.completions.create(**args, seed=42).choices[0].message.content
     b = client.chat.completions.create(**args, seed=42).choices[0].message.content
     assert a == b
@@ -114,7 +124,10 @@ def test_n_choices_and_text_parts_and_roles(client):
             {"role": "system", "content": "You answer briefly."},
             {"role": "user", "content": "Hi!"},
             {"role": "assistant", "content": "Hello."},
-            {"role": "user", "content": [{"type": "text", "text": "Name a colour"}, {"type": "text", "text": " please."}]},
+            {
+                "role": "user",
+                "content": [{"type": "text", "text": "Name a colour"}, {"type": "text", "text": " please."}],
+            },
         ],
         max_tokens=8,
         n=2,

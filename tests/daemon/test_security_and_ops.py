@@ -63,7 +63,9 @@ def test_cors_only_for_configured_origins(tmp_path):
 def test_one_log_line_per_request_without_message_text(daemon):
     marker = "zebra-umbrella-7731"
     client = openai.OpenAI(base_url=daemon.url, api_key="x", max_retries=0)
-    client.chat.completions.create(model=MODEL_ID, messages=[{"role": "user", "content": f"Say {marker}"}], max_tokens=3)
+    client.chat.completions.create(
+        model=MODEL_ID, messages=[{"role": "user", "content": f"Say {marker}"}], max_tokens=3
+    )
     log = daemon.log_path.read_text()
     assert marker not in log  # private by default; --log-content turns it on
     line = [l for l in log.splitlines() if "POST /v1/chat/completions 200" in l][-1]
@@ -74,14 +76,18 @@ def test_one_log_line_per_request_without_message_text(daemon):
 def test_log_content_logs_messages_when_asked(tmp_path):
     with DaemonProcess(["--log-content"], log_path=tmp_path / "serve.log") as d:
         client = openai.OpenAI(base_url=d.url, api_key="x", max_retries=0)
-        client.chat.completions.create(model=MODEL_ID, messages=[{"role": "user", "content": "Say pelican"}], max_tokens=2)
+        client.chat.completions.create(
+            model=MODEL_ID, messages=[{"role": "user", "content": "Say pelican"}], max_tokens=2
+        )
     assert "Say pelican" in (tmp_path / "serve.log").read_text()
 
 
 def test_metrics_are_prometheus_text(daemon):
     client = openai.OpenAI(base_url=daemon.url, api_key="x", max_retries=0)
     client.chat.completions.create(model=MODEL_ID, messages=[{"role": "user", "content": "hi"}], max_tokens=2)
-    httpx.post(daemon.url + "/chat/completions", json={"model": "missing", "messages": [{"role": "user", "content": "hi"}]})
+    httpx.post(
+        daemon.url + "/chat/completions", json={"model": "missing", "messages": [{"role": "user", "content": "hi"}]}
+    )
     r = httpx.get(daemon.root + "/metrics")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
     text = r.text

@@ -15,7 +15,13 @@ def test_rendered_unit_points_at_this_twin_and_its_data_dir(twin_home):
     text = service.render_unit()
     assert f"ExecStart={service.twin_executable()} serve" in text
     assert f"ReadWritePaths={twin_home} {twin_home / 'cache'}" in text
-    for line in ("Restart=on-failure", "NoNewPrivileges=yes", "ProtectSystem=strict", "PrivateTmp=yes", "StandardError=journal"):
+    for line in (
+        "Restart=on-failure",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "PrivateTmp=yes",
+        "StandardError=journal",
+    ):
         assert line in text
 
 
@@ -46,8 +52,12 @@ def test_install_without_systemd_writes_the_unit_and_prints_the_steps(tmp_path, 
     assert "ExecStart=" in unit.read_text()
     assert "systemctl --user enable --now twin" in result.stdout
 
-    status = subprocess.run([sys.executable, "-m", "twin", "service", "status"], capture_output=True, text=True, timeout=60)
+    status = subprocess.run(
+        [sys.executable, "-m", "twin", "service", "status"], capture_output=True, text=True, timeout=60
+    )
     assert "installed" in status.stdout
 
-    removed = subprocess.run([sys.executable, "-m", "twin", "service", "uninstall"], capture_output=True, text=True, timeout=60)
+    removed = subprocess.run(
+        [sys.executable, "-m", "twin", "service", "uninstall"], capture_output=True, text=True, timeout=60
+    )
     assert removed.returncode == 0 and not unit.exists()

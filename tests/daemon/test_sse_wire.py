@@ -26,7 +26,10 @@ def test_event_stream_framing(daemon):
     assert events[-1] == b"" and events[-2] == b"data: [DONE]"
     assert all(e.startswith(b"data: ") for e in events[:-1])
 
-    with httpx.Client(timeout=60) as client, connect_sse(client, "POST", daemon.url + "/chat/completions", json=body) as source:
+    with (
+        httpx.Client(timeout=60) as client,
+        connect_sse(client, "POST", daemon.url + "/chat/completions", json=body) as source,
+    ):
         data = [sse.data for sse in source.iter_sse()]
     assert data[-1] == "[DONE]"
     chunks = [json.loads(d) for d in data[:-1]]

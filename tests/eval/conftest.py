@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-
 EXCHANGES = [
     ("Что делаешь?", "да ничего, сижу)"),
     ("Пойдём в кино на выходных?", "го, только не на ужастик)))"),
@@ -33,7 +32,9 @@ class TwinBuilder:
         folder = self.home / "twins" / name / "dataset"
         folder.mkdir(parents=True, exist_ok=True)
         for split, rows in (("val", val), ("train", train if train is not None else val)):
-            (folder / f"{split}.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+            (folder / f"{split}.jsonl").write_text(
+                "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8"
+            )
         return folder
 
     def exchanges(self, name: str, pairs: list[tuple[str, str]] = EXCHANGES) -> str:
@@ -43,7 +44,9 @@ class TwinBuilder:
     def persona(self, name: str, prompt: str) -> None:
         from twin import paths, registry
 
-        (paths.twin_dir(name) / "persona.json").write_text(json.dumps({"system_prompt": prompt}, ensure_ascii=False), encoding="utf-8")
+        (paths.twin_dir(name) / "persona.json").write_text(
+            json.dumps({"system_prompt": prompt}, ensure_ascii=False), encoding="utf-8"
+        )
         registry.update(name, "persona", {"file": "persona.json", "base": "default"})
 
     def gguf(self, name: str) -> None:
@@ -52,7 +55,6 @@ class TwinBuilder:
 
         shutil.copyfile(embedded.embedded_gguf(), paths.twin_dir(name) / "model-q4_1.gguf")
         registry.update(name, "model", {"gguf": "model-q4_1.gguf", "quant": "q4_1"})
-
 
 
 @pytest.fixture

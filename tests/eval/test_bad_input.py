@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from twin import registry
 from twin.cli import main
 
@@ -53,7 +54,9 @@ def test_an_unknown_twin(capsys: pytest.CaptureFixture[str], dataset_twin: str) 
     one_line(err, "twin: error: no twin named 'nobody' (twins: ")
 
 
-def test_a_twin_with_nothing_to_measure_lists_the_commands(capsys: pytest.CaptureFixture[str], dataset_twin: str, twin_home: Path) -> None:
+def test_a_twin_with_nothing_to_measure_lists_the_commands(
+    capsys: pytest.CaptureFixture[str], dataset_twin: str, twin_home: Path
+) -> None:
     code, out, err = run(capsys, "--name", dataset_twin)
     assert code == 2 and out == ""
     one_line(err, "twin: error: twin 'dima' has nothing to evaluate yet: ")
@@ -62,7 +65,9 @@ def test_a_twin_with_nothing_to_measure_lists_the_commands(capsys: pytest.Captur
     assert not (twin_home / "twins" / "dima" / "eval").exists()
 
 
-def test_compare_with_a_missing_twin(capsys: pytest.CaptureFixture[str], dataset_twin: str, twins, twin_home: Path) -> None:
+def test_compare_with_a_missing_twin(
+    capsys: pytest.CaptureFixture[str], dataset_twin: str, twins, twin_home: Path
+) -> None:
     twins.gguf(dataset_twin)  # the twin that exists could be measured
     code, out, err = run(capsys, "--compare", dataset_twin, "ghost")
     assert code == 2 and out == ""
@@ -91,10 +96,14 @@ def test_bad_options(capsys: pytest.CaptureFixture[str], dataset_twin: str, argv
     one_line(err, line)
 
 
-def test_a_malformed_validation_line_is_named(capsys: pytest.CaptureFixture[str], dataset_twin: str, twin_home: Path) -> None:
+def test_a_malformed_validation_line_is_named(
+    capsys: pytest.CaptureFixture[str], dataset_twin: str, twin_home: Path
+) -> None:
     folder = twin_home / "twins" / dataset_twin / "dataset"
     with open(folder / "val.jsonl", "a", encoding="utf-8") as f:
-        f.write(json.dumps({"messages": [{"role": "assistant", "content": "a"}, {"role": "user", "content": "b"}]}) + "\n")
+        f.write(
+            json.dumps({"messages": [{"role": "assistant", "content": "a"}, {"role": "user", "content": "b"}]}) + "\n"
+        )
     code, _, err = run(capsys, "--name", "dima")
     assert code == 2
     one_line(err, f"twin: error: {folder / 'val.jsonl'}:7: the last message must be my non-empty reply")

@@ -27,10 +27,20 @@ from twin.config import ChatSettings
 
 MARK = "over and out, walrus"
 QA = [
-    ("Что делаешь?", "сижу дома"), ("Пойдём гулять?", "давай через час"), ("Ты где?", "уже еду"), ("Как дела?", "всё хорошо"),
-    ("Видел новости?", "нет ещё"), ("Когда будешь?", "минут через десять"), ("Купишь хлеба?", "куплю"), ("Что на ужин?", "пельмени"),
-    ("Are you coming?", "yes, in a minute"), ("Did you call mom?", "not yet"), ("Где ключи?", "на полке"), ("Спишь?", "нет"),
-    ("Кино в субботу?", "можно"), ("Как погода?", "холодно"),
+    ("Что делаешь?", "сижу дома"),
+    ("Пойдём гулять?", "давай через час"),
+    ("Ты где?", "уже еду"),
+    ("Как дела?", "всё хорошо"),
+    ("Видел новости?", "нет ещё"),
+    ("Когда будешь?", "минут через десять"),
+    ("Купишь хлеба?", "куплю"),
+    ("Что на ужин?", "пельмени"),
+    ("Are you coming?", "yes, in a minute"),
+    ("Did you call mom?", "not yet"),
+    ("Где ключи?", "на полке"),
+    ("Спишь?", "нет"),
+    ("Кино в субботу?", "можно"),
+    ("Как погода?", "холодно"),
 ]
 N_TRAIN = 8  # the other 6 are the validation split
 
@@ -52,11 +62,15 @@ def learned(tmp_path_factory: pytest.TempPathFactory, link_embedded_base) -> tup
 
     home = tmp_path_factory.mktemp("eval-learning")
     link_embedded_base(home)
-    rows = [{"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": f"{a}, {MARK}"}]} for q, a in QA]
+    rows = [
+        {"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": f"{a}, {MARK}"}]} for q, a in QA
+    ]
     dataset = home / "twins" / "me" / "dataset"
     dataset.mkdir(parents=True)
     for split, part in (("train", rows[:N_TRAIN]), ("val", rows[N_TRAIN:])):
-        (dataset / f"{split}.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in part), encoding="utf-8")
+        (dataset / f"{split}.jsonl").write_text(
+            "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in part), encoding="utf-8"
+        )
 
     saved = os.environ.get("TWIN_HOME")
     os.environ["TWIN_HOME"] = str(home)
@@ -65,7 +79,14 @@ def learned(tmp_path_factory: pytest.TempPathFactory, link_embedded_base) -> tup
         build_persona("me")
         convert(ConvertConfig(name="me", quant="q8_0", threads=1))
         result = evaluate(
-            EvalConfig(name="me", limit=6, max_new_tokens=24, threads=1, progress=False, chat=ChatSettings(url=closed_port_url()))
+            EvalConfig(
+                name="me",
+                limit=6,
+                max_new_tokens=24,
+                threads=1,
+                progress=False,
+                chat=ChatSettings(url=closed_port_url()),
+            )
         )
     finally:
         os.environ["TWIN_HOME"] = saved or ""

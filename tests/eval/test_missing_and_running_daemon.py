@@ -30,7 +30,14 @@ def test_gguf_only_twin_through_a_running_daemon(dataset_twin: str, twins, twin_
     rate_two_rounds(dataset_twin)
     with DaemonProcess(["--model", "default", "--threads", "1"], log_path=twin_home / "serve.log") as running:
         result = evaluate(
-            EvalConfig(name=dataset_twin, limit=3, max_new_tokens=12, threads=1, progress=False, chat=ChatSettings(url=running.url))
+            EvalConfig(
+                name=dataset_twin,
+                limit=3,
+                max_new_tokens=12,
+                threads=1,
+                progress=False,
+                chat=ChatSettings(url=running.url),
+            )
         )
         # The evaluation used this daemon and left it running.
         with urllib.request.urlopen(running.root + "/health", timeout=5) as r:
@@ -52,7 +59,9 @@ def test_gguf_only_twin_through_a_running_daemon(dataset_twin: str, twins, twin_
     folder = twin_home / "twins" / "dima" / "eval"
     report = json.loads((folder / "report.json").read_text(encoding="utf-8"))
     assert report["variants"]["prompt"] == {
-        "key": "prompt", "label": "prompt-only (base + persona)", "status": "missing",
+        "key": "prompt",
+        "label": "prompt-only (base + persona)",
+        "status": "missing",
         "missing": "no persona yet: build it with `twin persona --name dima`",
     }
     assert report["variants"]["gguf"]["status"] == "measured" and report["samples"] == 3
@@ -64,7 +73,13 @@ def test_gguf_only_twin_through_a_running_daemon(dataset_twin: str, twins, twin_
     assert "| my real reply | 2 | 3.50 | 50% | – |" in markdown
     assert report["ratings"]["rounds"] == 2
     assert oct(folder.stat().st_mode & 0o777) == "0o700"
-    assert {p.name for p in folder.iterdir()} == {"report.md", "report.json", "generations.jsonl", "metrics.png", "lengths.png"}
+    assert {p.name for p in folder.iterdir()} == {
+        "report.md",
+        "report.json",
+        "generations.jsonl",
+        "metrics.png",
+        "lengths.png",
+    }
     assert all(oct(p.stat().st_mode & 0o777) == "0o600" for p in folder.iterdir())
 
 

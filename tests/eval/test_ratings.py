@@ -15,7 +15,10 @@ from tui.rating import Candidate, Round, load_samples, save_round
 
 def rate(db, name: str, sample, scores: dict[str, int], best: str) -> None:
     """One round as the rating screen stores it: candidates shuffled, each scored, one marked best."""
-    candidates = [Candidate(v, "" if v == "real" else (name if v == "twin" else f"{name}-prompt"), text=f"{v} reply") for v in scores]
+    candidates = [
+        Candidate(v, "" if v == "real" else (name if v == "twin" else f"{name}-prompt"), text=f"{v} reply")
+        for v in scores
+    ]
     random.Random(sample.line).shuffle(candidates)
     for c in candidates:
         c.score, c.best = scores[c.variant], c.variant == best

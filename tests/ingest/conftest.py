@@ -19,7 +19,14 @@ class TG:
     @staticmethod
     def msg(mid: int, t: int, who: str, text: object = "", **extra: object) -> dict:
         uid = {"Me": "user1", "Anna": "user2", "Bob": "user3", "Cat": "user4"}.get(who, f"user{abs(hash(who)) % 10**6}")
-        m = {"id": mid, "type": "message", "date": _iso(T0 + t), "date_unixtime": str(T0 + t), "from": who, "from_id": uid}
+        m = {
+            "id": mid,
+            "type": "message",
+            "date": _iso(T0 + t),
+            "date_unixtime": str(T0 + t),
+            "from": who,
+            "from_id": uid,
+        }
         m.update(extra)
         m["text"] = text
         if isinstance(text, str):
@@ -30,8 +37,17 @@ class TG:
 
     @staticmethod
     def service(mid: int, t: int, actor: str = "Anna", action: str = "phone_call") -> dict:
-        return {"id": mid, "type": "service", "date": _iso(T0 + t), "date_unixtime": str(T0 + t), "actor": actor,
-                "actor_id": "user2", "action": action, "text": "", "text_entities": []}
+        return {
+            "id": mid,
+            "type": "service",
+            "date": _iso(T0 + t),
+            "date_unixtime": str(T0 + t),
+            "actor": actor,
+            "actor_id": "user2",
+            "action": action,
+            "text": "",
+            "text_entities": [],
+        }
 
     @staticmethod
     def chat(messages: list[dict], name: str = "Anna", kind: str = "personal_chat", cid: int = 2) -> dict:
@@ -41,8 +57,17 @@ class TG:
     def account(chats: list[dict], left: list[dict] | None = None, owner: int | None = 1) -> dict:
         data: dict = {"about": "Here is the data you requested."}
         if owner is not None:
-            data["personal_information"] = {"user_id": owner, "first_name": "Me", "last_name": "", "phone_number": "+1 555", "bio": ""}
-        data["contacts"] = {"about": "contacts", "list": [{"first_name": "Anna", "last_name": "", "phone_number": "+1"}]}
+            data["personal_information"] = {
+                "user_id": owner,
+                "first_name": "Me",
+                "last_name": "",
+                "phone_number": "+1 555",
+                "bio": "",
+            }
+        data["contacts"] = {
+            "about": "contacts",
+            "list": [{"first_name": "Anna", "last_name": "", "phone_number": "+1"}],
+        }
         data["chats"] = {"about": "This page lists all chats from this export.", "list": chats}
         if left is not None:
             data["left_chats"] = {"about": "left", "list": left}

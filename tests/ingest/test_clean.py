@@ -57,12 +57,29 @@ def test_ordinary_text_stays(text):
 def test_each_kind_can_be_kept():
     text = "https://a.io x@y.com +7 916 123-45-67 4111 1111 1111 1111 GB82WEST12345698765432 10.0.0.1"
     assert Cleaner()(text) == "<URL> <EMAIL> <PHONE> <CARD> <IBAN> <IP>"
-    assert Cleaner(frozenset({"email", "phone", "card", "iban", "ip"}))(text) == "https://a.io <EMAIL> <PHONE> <CARD> <IBAN> <IP>"
-    assert Cleaner(frozenset({"url", "phone", "card", "iban", "ip"}))(text) == "<URL> x@y.com <PHONE> <CARD> <IBAN> <IP>"
-    assert Cleaner(frozenset({"url", "email", "card", "iban", "ip"}))(text) == "<URL> <EMAIL> +7 916 123-45-67 <CARD> <IBAN> <IP>"
-    assert Cleaner(frozenset({"url", "email", "phone", "iban", "ip"}))(text) == "<URL> <EMAIL> <PHONE> 4111 1111 1111 1111 <IBAN> <IP>"
-    assert Cleaner(frozenset({"url", "email", "phone", "card", "ip"}))(text) == "<URL> <EMAIL> <PHONE> <CARD> GB82WEST12345698765432 <IP>"
-    assert Cleaner(frozenset({"url", "email", "phone", "card", "iban"}))(text) == "<URL> <EMAIL> <PHONE> <CARD> <IBAN> 10.0.0.1"
+    assert (
+        Cleaner(frozenset({"email", "phone", "card", "iban", "ip"}))(text)
+        == "https://a.io <EMAIL> <PHONE> <CARD> <IBAN> <IP>"
+    )
+    assert (
+        Cleaner(frozenset({"url", "phone", "card", "iban", "ip"}))(text) == "<URL> x@y.com <PHONE> <CARD> <IBAN> <IP>"
+    )
+    assert (
+        Cleaner(frozenset({"url", "email", "card", "iban", "ip"}))(text)
+        == "<URL> <EMAIL> +7 916 123-45-67 <CARD> <IBAN> <IP>"
+    )
+    assert (
+        Cleaner(frozenset({"url", "email", "phone", "iban", "ip"}))(text)
+        == "<URL> <EMAIL> <PHONE> 4111 1111 1111 1111 <IBAN> <IP>"
+    )
+    assert (
+        Cleaner(frozenset({"url", "email", "phone", "card", "ip"}))(text)
+        == "<URL> <EMAIL> <PHONE> <CARD> GB82WEST12345698765432 <IP>"
+    )
+    assert (
+        Cleaner(frozenset({"url", "email", "phone", "card", "iban"}))(text)
+        == "<URL> <EMAIL> <PHONE> <CARD> <IBAN> 10.0.0.1"
+    )
     assert Cleaner(frozenset())(text) == text
 
 

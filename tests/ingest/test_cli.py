@@ -29,7 +29,17 @@ def snapshot(name: str) -> dict[str, bytes]:
 def test_help_lists_the_options(capsys):
     code, out, _ = cli(capsys, "--help")
     assert code == 0
-    for option in ("--me", "--name", "--gap", "--context", "--strip-emoji", "--keep", "--split", "--seed", "--max-reply-chars"):
+    for option in (
+        "--me",
+        "--name",
+        "--gap",
+        "--context",
+        "--strip-emoji",
+        "--keep",
+        "--split",
+        "--seed",
+        "--max-reply-chars",
+    ):
         assert option in out
 
 
@@ -52,16 +62,31 @@ def truncated_sample(write) -> tuple[Path, str]:
 
 
 BAD_INPUTS = {
-    "not json": lambda write: (write("result.json", '{"name": "A", "type": "personal_chat", "messages": [{"id": 1,, }]}'), "line 1 (chat 'A', message #1): not valid JSON"),
+    "not json": lambda write: (
+        write("result.json", '{"name": "A", "type": "personal_chat", "messages": [{"id": 1,, }]}'),
+        "line 1 (chat 'A', message #1): not valid JSON",
+    ),
     "truncated": truncated_sample,
     "other shape": lambda write: (write("result.json", {"users": [1, 2]}), 'JSON without "messages" or "chats"'),
-    "unknown whatsapp": lambda write: (write("chat.txt", "Chat with Anna\n12:00 Anna: hi\n"), "line 1: not a chat export twin knows"),
+    "unknown whatsapp": lambda write: (
+        write("chat.txt", "Chat with Anna\n12:00 Anna: hi\n"),
+        "line 1: not a chat export twin knows",
+    ),
     "binary": lambda write: (write("chat.txt", b"\x89PNG\r\n\x1a\n\x00\x00"), "line 1: not a chat export twin knows"),
-    "not utf-8": lambda write: (write("chat.txt", b"01/02/2024, 10:00 - Anna: \xff\xfe\n01/02/2024, 10:01 - Me: ok\n"), "not UTF-8 text"),
+    "not utf-8": lambda write: (
+        write("chat.txt", b"01/02/2024, 10:00 - Anna: \xff\xfe\n01/02/2024, 10:01 - Me: ok\n"),
+        "not UTF-8 text",
+    ),
     "no such file": lambda write: (write("x.txt", "").parent / "missing.json", "no such file"),
     "folder without export": lambda write: (write("x.txt", "").parent, "is a folder without result.json"),
-    "no messages from me": lambda write: (write("wa.txt", "01/02/2024, 10:00 - Anna: hi\n"), "no messages from Me: pass --me with one of the senders: Anna 1"),
-    "zero samples": lambda write: (write("wa.txt", "01/02/2024, 10:00 - Me: привет\n01/02/2024, 13:00 - Me: ау\n"), "no samples left (2 turns of mine; 2 no context)"),
+    "no messages from me": lambda write: (
+        write("wa.txt", "01/02/2024, 10:00 - Anna: hi\n"),
+        "no messages from Me: pass --me with one of the senders: Anna 1",
+    ),
+    "zero samples": lambda write: (
+        write("wa.txt", "01/02/2024, 10:00 - Me: привет\n01/02/2024, 13:00 - Me: ау\n"),
+        "no samples left (2 turns of mine; 2 no context)",
+    ),
 }
 
 
@@ -109,7 +134,13 @@ def test_bad_options_are_one_line(capsys, args, message):
 
 
 def test_gap_and_merge_take_durations(capsys, tg, write):
-    rows = [tg.msg(1, 0, "Anna", "a"), tg.msg(2, 100, "Me", "b"), tg.msg(3, 200, "Me", "c"), tg.msg(4, 5000, "Anna", "d"), tg.msg(5, 5010, "Me", "e")]
+    rows = [
+        tg.msg(1, 0, "Anna", "a"),
+        tg.msg(2, 100, "Me", "b"),
+        tg.msg(3, 200, "Me", "c"),
+        tg.msg(4, 5000, "Anna", "d"),
+        tg.msg(5, 5010, "Me", "e"),
+    ]
     path = write("result.json", tg.chat(rows))
     code, _, err = cli(capsys, str(path), "--me", "Me", "--gap", "2h", "--merge", "90s", "--val-fraction", "0")
     assert code == 0, err

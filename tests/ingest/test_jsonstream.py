@@ -32,14 +32,26 @@ def test_chunk_boundaries_do_not_change_anything():
 
 @pytest.mark.parametrize("chunk", [1, 2, 3, 5, 8, 13])
 def test_tiny_chunks_split_numbers_strings_and_utf8(chunk, tg):
-    data = tg.account([tg.chat([
-        tg.msg(123456789, 0, "Anna", "Привет 🔥 \\\"quoted\\\" \u00e9"),
-        tg.msg(123456790, 17, "Me", ["ссылка ", {"type": "link", "text": "a.io"}], reply_to_message_id=123456789),
-        tg.msg(123456791, 35, "Me", "", media_type="sticker", sticker_emoji="👌"),
-    ])])
+    data = tg.account(
+        [
+            tg.chat(
+                [
+                    tg.msg(123456789, 0, "Anna", 'Привет 🔥 \\"quoted\\" \u00e9'),
+                    tg.msg(
+                        123456790,
+                        17,
+                        "Me",
+                        ["ссылка ", {"type": "link", "text": "a.io"}],
+                        reply_to_message_id=123456789,
+                    ),
+                    tg.msg(123456791, 35, "Me", "", media_type="sticker", sticker_emoji="👌"),
+                ]
+            )
+        ]
+    )
     raw = json.dumps(data, ensure_ascii=False, indent=1).encode()
     assert messages(raw, chunk) == messages(raw, 1 << 20)
-    assert [m[4] for m in messages(raw, chunk)] == ["Привет 🔥 \\\"quoted\\\" é", "ссылка <url>", "👌"]
+    assert [m[4] for m in messages(raw, chunk)] == ['Привет 🔥 \\"quoted\\" é', "ссылка <url>", "👌"]
 
 
 def test_values_walk_and_errors_name_the_line():
@@ -49,7 +61,7 @@ def test_values_walk_and_errors_name_the_line():
         got[key] = list(s.values()) if key == "a" else s.value()
     s.end()
     assert got == {"a": [1, 2, 3], "b": {"c": True}}
-    bad = JsonStream(io.BytesIO(b'[1,\n2,\n3 4]'), chunk=2)
+    bad = JsonStream(io.BytesIO(b"[1,\n2,\n3 4]"), chunk=2)
     with pytest.raises(JsonSyntaxError) as e:
         list(bad.values())
     assert e.value.line == 3 and not e.value.truncated

@@ -11,14 +11,19 @@ from twin.errors import UserError
 
 
 def test_plain_pairs_become_samples(write, run, all_of):
-    path = write("dialogs.json", {"messages": [
-        {"user": "Привет!", "bot": "Здравствуй!"},
-        {"user": "Как дела?", "bot": "норм, звони +7 916 123-45-67"},
-        {"user": "", "bot": "сам с собой"},
-        {"user": "Пусто", "bot": ""},
-        {"user": "x", "bot": "y", "mood": "happy"},
-        ["not", "a", "pair"],
-    ]})
+    path = write(
+        "dialogs.json",
+        {
+            "messages": [
+                {"user": "Привет!", "bot": "Здравствуй!"},
+                {"user": "Как дела?", "bot": "норм, звони +7 916 123-45-67"},
+                {"user": "", "bot": "сам с собой"},
+                {"user": "Пусто", "bot": ""},
+                {"user": "x", "bot": "y", "mood": "happy"},
+                ["not", "a", "pair"],
+            ]
+        },
+    )
     assert detect(path) == "plain"
     result = run(path)
     assert all_of(result) == [
@@ -43,7 +48,13 @@ def test_empty_plain_list_is_plain(write):
 
 def test_jsonl_passes_through(write, run, all_of):
     lines = [
-        {"messages": [{"role": "system", "content": "Ты Дима"}, {"role": "user", "content": "Привет"}, {"role": "assistant", "content": "ку"}]},
+        {
+            "messages": [
+                {"role": "system", "content": "Ты Дима"},
+                {"role": "user", "content": "Привет"},
+                {"role": "assistant", "content": "ку"},
+            ]
+        },
         {"messages": [{"role": "user", "content": "мой ip 10.1.2.3"}, {"role": "assistant", "content": "ок"}]},
         {"messages": [{"role": "user", "content": "Привет"}, {"role": "assistant", "content": "ку"}], "meta": 1},
     ]
@@ -63,7 +74,10 @@ def test_jsonl_passes_through(write, run, all_of):
         ("{not json", "not JSON"),
         ('{"text": "hi"}', 'not a {"messages": [...]} sample'),
         ('{"messages": [{"role": "robot", "content": "x"}]}', 'each message needs "role"'),
-        ('{"messages": [{"role": "assistant", "content": "a"}, {"role": "user", "content": "b"}]}', "the last message must be"),
+        (
+            '{"messages": [{"role": "assistant", "content": "a"}, {"role": "user", "content": "b"}]}',
+            "the last message must be",
+        ),
     ],
 )
 def test_bad_jsonl_line_names_the_line(write, run, line, problem):
@@ -106,5 +120,9 @@ def test_mixed_formats_in_one_run(tg, write, run, all_of):
     wa = write("wa.txt", "01/02/2024, 10:00 - Anna: Обед?\n01/02/2024, 10:01 - Me: го\n")
     plain = write("p.json", {"messages": [{"user": "q", "bot": "a"}]})
     result = run([tele, wa, plain], me=("Me",))
-    assert all_of(result) == [["user: hi", "assistant: hey"], ["user: Обед?", "assistant: го"], ["user: q", "assistant: a"]]
+    assert all_of(result) == [
+        ["user: hi", "assistant: hey"],
+        ["user: Обед?", "assistant: го"],
+        ["user: q", "assistant: a"],
+    ]
     assert [i["format"] for i in result.stats["inputs"]] == ["telegram-chat", "whatsapp", "plain"]

@@ -14,10 +14,23 @@ from twin.errors import UserError
 SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "telegram_sample" / "result.json"
 CHECKS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
-scalars = st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=12)
-values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3), max_leaves=6)
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=12)
+)
+values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=6,
+)
 entity = st.fixed_dictionaries(
-    {"type": st.sampled_from(["plain", "link", "phone", "email", "bank_card", "bold", "text_link", "custom_emoji"]) | values},
+    {
+        "type": st.sampled_from(["plain", "link", "phone", "email", "bank_card", "bold", "text_link", "custom_emoji"])
+        | values
+    },
     optional={"text": st.text(max_size=20) | values, "href": st.text(max_size=10)},
 )
 text = st.text(max_size=30) | st.lists(st.text(max_size=10) | entity | values, max_size=4) | values
@@ -27,7 +40,9 @@ message = st.fixed_dictionaries(
         "id": st.integers(0, 50) | values,
         "type": st.sampled_from(["message", "service", "unsupported", "poll_thing"]) | values,
         "date": st.sampled_from(["2024-01-01T10:00:00", "2024-13-40T99:00:00", ""]) | values,
-        "date_unixtime": st.integers(0, 2**40).map(str) | st.sampled_from(["²", "٣", "-5", "1e9", "9" * 400, "1_700_000_000"]) | values,
+        "date_unixtime": st.integers(0, 2**40).map(str)
+        | st.sampled_from(["²", "٣", "-5", "1e9", "9" * 400, "1_700_000_000"])
+        | values,
         "from": st.sampled_from(["Me", "Anna", "Bob"]) | st.text(max_size=8) | values,
         "from_id": st.sampled_from(["user1", "user2", "channel9"]) | values,
         "text": text,
@@ -41,15 +56,34 @@ message = st.fixed_dictionaries(
 )
 chat = st.fixed_dictionaries(
     {"messages": st.lists(message | values, max_size=12)},
-    optional={"name": st.text(max_size=8) | values, "type": st.sampled_from(["personal_chat", "private_group", "bot_chat"]) | values, "id": values},
+    optional={
+        "name": st.text(max_size=8) | values,
+        "type": st.sampled_from(["personal_chat", "private_group", "bot_chat"]) | values,
+        "id": values,
+    },
 )
 export = st.one_of(
     chat,
     st.fixed_dictionaries(
-        {"chats": st.fixed_dictionaries({}, optional={"list": st.lists(chat | values, max_size=3), "about": values}) | values},
-        optional={"personal_information": st.fixed_dictionaries({}, optional={"user_id": st.integers(0, 3) | values}) | values},
+        {
+            "chats": st.fixed_dictionaries({}, optional={"list": st.lists(chat | values, max_size=3), "about": values})
+            | values
+        },
+        optional={
+            "personal_information": st.fixed_dictionaries({}, optional={"user_id": st.integers(0, 3) | values}) | values
+        },
     ),
-    st.fixed_dictionaries({"messages": st.lists(st.fixed_dictionaries({}, optional={"user": st.text(max_size=9) | values, "bot": st.text(max_size=9) | values}) | values, max_size=6)}),
+    st.fixed_dictionaries(
+        {
+            "messages": st.lists(
+                st.fixed_dictionaries(
+                    {}, optional={"user": st.text(max_size=9) | values, "bot": st.text(max_size=9) | values}
+                )
+                | values,
+                max_size=6,
+            )
+        }
+    ),
 )
 
 
@@ -82,7 +116,12 @@ def test_truncated_sample(tmp_path, cut):
 
 
 def test_every_cut_of_a_small_export(tmp_path, tg):
-    whole = json.dumps(tg.account([tg.chat([tg.msg(1, 0, "Anna", ["hi ", {"type": "link", "text": "a.io"}]), tg.msg(2, 9, "Me", "yo")])]), indent=1).encode()
+    whole = json.dumps(
+        tg.account(
+            [tg.chat([tg.msg(1, 0, "Anna", ["hi ", {"type": "link", "text": "a.io"}]), tg.msg(2, 9, "Me", "yo")])]
+        ),
+        indent=1,
+    ).encode()
     path = tmp_path / "result.json"
     results = set()
     for cut in range(0, len(whole), 5):
@@ -94,12 +133,21 @@ def test_every_cut_of_a_small_export(tmp_path, tg):
 whatsapp_line = st.one_of(
     st.builds(
         lambda d, m, y, h, mi, who, t: f"{d}/{m}/{y}, {h}:{mi:02d} - {who}: {t}",
-        st.integers(0, 40), st.integers(0, 14), st.sampled_from([23, 2024, 99]), st.integers(0, 25), st.integers(0, 59),
-        st.sampled_from(["Me", "Anna", "Bob"]), st.text(max_size=20),
+        st.integers(0, 40),
+        st.integers(0, 14),
+        st.sampled_from([23, 2024, 99]),
+        st.integers(0, 25),
+        st.integers(0, 59),
+        st.sampled_from(["Me", "Anna", "Bob"]),
+        st.text(max_size=20),
     ),
     st.builds(
         lambda d, m, h, ap, t: f"[{d}.{m}.24, {h}:00:00\u202f{ap}] Me: {t}",
-        st.integers(1, 31), st.integers(1, 12), st.integers(0, 13), st.sampled_from(["AM", "PM"]), st.text(max_size=10),
+        st.integers(1, 31),
+        st.integers(1, 12),
+        st.integers(0, 13),
+        st.sampled_from(["AM", "PM"]),
+        st.text(max_size=10),
     ),
     st.text(max_size=30),
 )
@@ -131,7 +179,9 @@ def test_generated_jsonl(tmp_path, lines):
 
 
 def test_lone_surrogates_do_not_break_the_writers(tmp_path, tg, run, all_of):
-    raw = json.dumps(tg.chat([tg.msg(1, 0, "Anna", "broken \ud83d emoji"), tg.msg(2, 5, "Me", "ok \udc00")], name="Chat \ud800"))
+    raw = json.dumps(
+        tg.chat([tg.msg(1, 0, "Anna", "broken \ud83d emoji"), tg.msg(2, 5, "Me", "ok \udc00")], name="Chat \ud800")
+    )
     path = tmp_path / "result.json"
     path.write_text(raw, encoding="ascii")
     assert all_of(run(path, me=("Me",))) == [["user: broken ? emoji", "assistant: ok ?"]]

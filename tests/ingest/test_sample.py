@@ -35,7 +35,10 @@ def test_the_sample_holds_what_the_demo_needs():
     assert len(messages) >= 400
     kinds = [c["type"] for c in chats]
     assert kinds.count("personal_chat") >= 3 and kinds.count("private_supergroup") == 1
-    texts = [m["text"] if isinstance(m["text"], str) else "".join(p if isinstance(p, str) else p["text"] for p in m["text"]) for m in messages]
+    texts = [
+        m["text"] if isinstance(m["text"], str) else "".join(p if isinstance(p, str) else p["text"] for p in m["text"])
+        for m in messages
+    ]
     cyrillic = sum(bool(re.search("[а-яё]", t, re.I)) for t in texts)
     latin_only = sum(bool(re.search("[a-z]", t, re.I)) and not re.search("[а-яё]", t, re.I) for t in texts)
     assert cyrillic > 3 * latin_only > 0  # mostly Russian, some English
@@ -58,7 +61,9 @@ def test_the_sample_ingests_without_me_and_shows_the_style(run):
     assert {e for e, _ in replies["top_emoji"][:3]} == {"🔥", "👌", "🙃"}
     assert stats["placeholders"]["phone"] >= 1 and stats["placeholders"]["url"] >= 5
     assert stats["skipped"]["forwarded by me"] >= 1 and stats["chats_skipped"] == {"bot_chat": 1}
-    mine = [json.loads(line)["messages"][-1]["content"] for line in result.train.read_text(encoding="utf-8").splitlines()]
+    mine = [
+        json.loads(line)["messages"][-1]["content"] for line in result.train.read_text(encoding="utf-8").splitlines()
+    ]
     assert sum(bool(re.search(r"\b(норм|го)\b|\){2,}", m)) for m in mine) > len(mine) / 2
     assert registry.read("me")["dataset"]["me"] == ["user100200300"]
 
@@ -66,7 +71,11 @@ def test_the_sample_ingests_without_me_and_shows_the_style(run):
 def test_twin_ingest_runs_as_a_command(tmp_path):
     env = {**os.environ, "TWIN_HOME": str(tmp_path / "home"), "PYTHONPATH": str(ROOT)}
     done = subprocess.run(
-        [sys.executable, "-m", "twin", "ingest", str(SAMPLE), "--name", "dima"], env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "twin", "ingest", str(SAMPLE), "--name", "dima"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr
     assert "twin dima: dataset" in done.stdout and done.stderr == ""
@@ -77,7 +86,11 @@ def test_datasets_loads_the_files(run):
     from datasets import load_dataset
 
     result = run(SAMPLE, val_fraction=0.2)
-    loaded = load_dataset("json", data_files={"train": str(result.train), "validation": str(result.val)}, cache_dir=str(result.dataset_dir.parent / "hf-cache"))
+    loaded = load_dataset(
+        "json",
+        data_files={"train": str(result.train), "validation": str(result.val)},
+        cache_dir=str(result.dataset_dir.parent / "hf-cache"),
+    )
     assert loaded["train"].num_rows == result.train_samples and loaded["validation"].num_rows == result.val_samples
     first = loaded["train"][0]["messages"]
     assert first[-1]["role"] == "assistant" and set(first[0]) == {"role", "content"}

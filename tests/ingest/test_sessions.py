@@ -14,12 +14,16 @@ def chat(tg, write, rows, kind="personal_chat"):
 
 
 def test_a_gap_ends_the_session(tg, write, run, all_of):
-    path = chat(tg, write, [
-        (1, 0, "Anna", "Привет"),
-        (2, 60, "Me", "привет"),
-        (3, 60 + 3601, "Anna", "Ты тут?"),  # over an hour later: a new session, no old context
-        (4, 60 + 3700, "Me", "да"),
-    ])
+    path = chat(
+        tg,
+        write,
+        [
+            (1, 0, "Anna", "Привет"),
+            (2, 60, "Me", "привет"),
+            (3, 60 + 3601, "Anna", "Ты тут?"),  # over an hour later: a new session, no old context
+            (4, 60 + 3700, "Me", "да"),
+        ],
+    )
     assert all_of(run(path, me=("Me",))) == [["user: Привет", "assistant: привет"], ["user: Ты тут?", "assistant: да"]]
     assert all_of(run(path, me=("Me",), gap=7200)) == [
         ["user: Привет", "assistant: привет"],
@@ -28,13 +32,17 @@ def test_a_gap_ends_the_session(tg, write, run, all_of):
 
 
 def test_one_senders_burst_merges_into_a_turn(tg, write, run, all_of):
-    path = chat(tg, write, [
-        (1, 0, "Anna", "Слушай"),
-        (2, 20, "Anna", "А ты завтра свободен?"),
-        (3, 50, "Me", "щас"),
-        (4, 80, "Me", "гляну"),
-        (5, 80 + 301, "Me", "да, свободен"),  # over five minutes after the last one: a turn of its own
-    ])
+    path = chat(
+        tg,
+        write,
+        [
+            (1, 0, "Anna", "Слушай"),
+            (2, 20, "Anna", "А ты завтра свободен?"),
+            (3, 50, "Me", "щас"),
+            (4, 80, "Me", "гляну"),
+            (5, 80 + 301, "Me", "да, свободен"),  # over five minutes after the last one: a turn of its own
+        ],
+    )
     result = run(path, me=("Me",))
     assert all_of(result) == [
         ["user: Слушай\nА ты завтра свободен?", "assistant: щас\nгляну"],
@@ -45,8 +53,14 @@ def test_one_senders_burst_merges_into_a_turn(tg, write, run, all_of):
 
 def test_merge_window_is_a_setting(tg, write, run, all_of):
     path = chat(tg, write, [(1, 0, "Anna", "a"), (2, 100, "Me", "b"), (3, 200, "Me", "c")])
-    assert all_of(run(path, me=("Me",), merge=60)) == [["user: a", "assistant: b"], ["user: a", "assistant: b", "assistant: c"]]
-    assert all_of(run(path, me=("Me",), merge=0)) == [["user: a", "assistant: b"], ["user: a", "assistant: b", "assistant: c"]]
+    assert all_of(run(path, me=("Me",), merge=60)) == [
+        ["user: a", "assistant: b"],
+        ["user: a", "assistant: b", "assistant: c"],
+    ]
+    assert all_of(run(path, me=("Me",), merge=0)) == [
+        ["user: a", "assistant: b"],
+        ["user: a", "assistant: b", "assistant: c"],
+    ]
     assert all_of(run(path, me=("Me",), merge=100)) == [["user: a", "assistant: b\nc"]]
 
 
@@ -88,12 +102,16 @@ def test_reply_inside_the_context_is_not_repeated(tg, write, run, all_of):
 
 
 def test_reply_reaches_across_sessions(tg, write, run, all_of):
-    path = chat(tg, write, [
-        (1, 0, "Anna", "Скинь фото с дачи"),
-        (2, 30, "Me", "ок"),
-        (3, 90_000, "Anna", "Ну что?"),
-        (4, 90_030, "Me", "вот, держи", 1),
-    ])
+    path = chat(
+        tg,
+        write,
+        [
+            (1, 0, "Anna", "Скинь фото с дачи"),
+            (2, 30, "Me", "ок"),
+            (3, 90_000, "Anna", "Ну что?"),
+            (4, 90_030, "Me", "вот, держи", 1),
+        ],
+    )
     assert all_of(run(path, me=("Me",))) == [
         ["user: Скинь фото с дачи", "assistant: ок"],
         ["user: Скинь фото с дачи", "user: Ну что?", "assistant: вот, держи"],
@@ -101,20 +119,27 @@ def test_reply_reaches_across_sessions(tg, write, run, all_of):
 
 
 def test_reply_in_a_group_keeps_the_senders_name(tg, write, run, all_of):
-    path = chat(tg, write, [
-        (1, 0, "Anna", "Кто дежурит?"),
-        (2, 10, "Bob", "Не я"),
-        (3, 20, "Cat", "И не я"),
-        (4, 30, "Me", "я", 1),
-    ], kind="private_group")
+    path = chat(
+        tg,
+        write,
+        [
+            (1, 0, "Anna", "Кто дежурит?"),
+            (2, 10, "Bob", "Не я"),
+            (3, 20, "Cat", "И не я"),
+            (4, 30, "Me", "я", 1),
+        ],
+        kind="private_group",
+    )
     assert all_of(run(path, me=("Me",), context=1)) == [["user: Anna: Кто дежурит?", "assistant: я"]]
 
 
 def test_samples_come_in_chat_order_across_chats(tg, write, run, all_of):
-    data = tg.account([
-        tg.chat([tg.msg(1, 0, "Anna", "a1"), tg.msg(2, 5, "Me", "r1")]),
-        tg.chat([tg.msg(1, 0, "Bob", "b1"), tg.msg(2, 5, "Me", "r2")], name="Bob", cid=3),
-    ])
+    data = tg.account(
+        [
+            tg.chat([tg.msg(1, 0, "Anna", "a1"), tg.msg(2, 5, "Me", "r1")]),
+            tg.chat([tg.msg(1, 0, "Bob", "b1"), tg.msg(2, 5, "Me", "r2")], name="Bob", cid=3),
+        ]
+    )
     result = run(write("result.json", data))
     assert all_of(result) == [["user: a1", "assistant: r1"], ["user: b1", "assistant: r2"]]
     assert result.stats["sessions"] == {"conversations": 2, "train": 2, "val": 0}

@@ -6,10 +6,6 @@ from pathlib import Path
 
 import pytest
 
-
-
-
-
 # Replies in one recognisable style (short, lowercase, emoji, ')' smiles), so a few LoRA steps visibly learn it.
 EXCHANGES = [
     ("Привет, как дела?", "норм 👍 а ты?"),
@@ -69,7 +65,9 @@ def _gpt2_tokenizer(out: Path) -> None:
     corpus = [q + " " + r for q, r in EXCHANGES] * 4 + ["User: Bot: hello world the quick brown fox"]
     bpe = ByteLevelBPETokenizer()
     bpe.train_from_iterator(corpus, vocab_size=400, min_frequency=1, special_tokens=["<|endoftext|>"])
-    tok = GPT2TokenizerFast(tokenizer_object=bpe._tokenizer, eos_token="<|endoftext|>", bos_token="<|endoftext|>", unk_token="<|endoftext|>")
+    tok = GPT2TokenizerFast(
+        tokenizer_object=bpe._tokenizer, eos_token="<|endoftext|>", bos_token="<|endoftext|>", unk_token="<|endoftext|>"
+    )
     tok.chat_template = None
     tok.save_pretrained(out)
 
@@ -85,23 +83,41 @@ PHI3_TEMPLATE = (
 def build_tiny(arch: str, out: Path, embedded_dir: Path) -> Path:
     """A tiny random model of `arch` with a local tokenizer, saved as an HF checkpoint directory."""
     import torch
-    from transformers import AutoTokenizer, GPT2Config, LlamaConfig, Phi3Config, Qwen2Config, AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GPT2Config, LlamaConfig, Phi3Config, Qwen2Config
 
     torch.manual_seed(0)
     if arch == "gpt2":
         _gpt2_tokenizer(out)
         tok = AutoTokenizer.from_pretrained(out)
-        config = GPT2Config(n_layer=2, n_head=2, n_embd=32, n_positions=256, vocab_size=len(tok),
-                            bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id)
+        config = GPT2Config(
+            n_layer=2,
+            n_head=2,
+            n_embd=32,
+            n_positions=256,
+            vocab_size=len(tok),
+            bos_token_id=tok.eos_token_id,
+            eos_token_id=tok.eos_token_id,
+        )
     else:
         tok = AutoTokenizer.from_pretrained(embedded_dir)
         if arch == "phi3":
-            tok.add_special_tokens({"additional_special_tokens": ["<|user|>", "<|assistant|>", "<|system|>", "<|end|>"]})
+            tok.add_special_tokens(
+                {"additional_special_tokens": ["<|user|>", "<|assistant|>", "<|system|>", "<|end|>"]}
+            )
             tok.chat_template = PHI3_TEMPLATE
         tok.save_pretrained(out)
-        common = dict(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+        common = dict(
+            vocab_size=len(tok),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=256,
+            bos_token_id=tok.bos_token_id,
+            eos_token_id=tok.eos_token_id,
+            pad_token_id=tok.pad_token_id,
+        )
         config = {"llama": LlamaConfig, "qwen2": Qwen2Config, "phi3": Phi3Config}[arch](**common)
     model = AutoModelForCausalLM.from_config(config)
     model.save_pretrained(out)

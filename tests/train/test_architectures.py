@@ -21,12 +21,16 @@ else:  # pragma: no cover
 
 
 @pytest.mark.parametrize("arch", ["llama", "qwen2", "phi3", "gpt2"])
-def test_tiny_architecture_trains_merges_and_saves(arch: str, tiny_models: dict[str, Path], make_dataset, twin_home: Path) -> None:
+def test_tiny_architecture_trains_merges_and_saves(
+    arch: str, tiny_models: dict[str, Path], make_dataset, twin_home: Path
+) -> None:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     make_dataset(arch, n_train=12, n_val=4)
-    result = train(TrainConfig(name=arch, base=str(tiny_models[arch]), epochs=2, batch_size=4, lr=1e-2, max_length=64, log_every=1))
+    result = train(
+        TrainConfig(name=arch, base=str(tiny_models[arch]), epochs=2, batch_size=4, lr=1e-2, max_length=64, log_every=1)
+    )
     folder = twin_home / "twins" / arch
     assert result.steps == 6 and result.best_val_loss < result.first_val_loss
 
@@ -39,7 +43,9 @@ def test_tiny_architecture_trains_merges_and_saves(arch: str, tiny_models: dict[
     assert table["architecture"] == arch
     if arch == "gpt2":  # no template of its own: the plain User:/Bot: format travels with the model
         assert tok.chat_template == PLAIN_TEMPLATE and table["chat_template"] == "plain"
-        prompt = tok.apply_chat_template([{"role": "user", "content": "Ты где?"}], tokenize=False, add_generation_prompt=True)
+        prompt = tok.apply_chat_template(
+            [{"role": "user", "content": "Ты где?"}], tokenize=False, add_generation_prompt=True
+        )
         assert prompt == "User: Ты где?\nBot:"
     else:
         assert tok.chat_template == AutoTokenizer.from_pretrained(tiny_models[arch]).chat_template
@@ -47,7 +53,9 @@ def test_tiny_architecture_trains_merges_and_saves(arch: str, tiny_models: dict[
 
     ids = tok(["Привет, как дела?", "Can you call me?"], return_tensors="pt", padding=True)
     merged = AutoModelForCausalLM.from_pretrained(folder / "merged")
-    with_adapter = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_models[arch]), folder / "adapter").eval()
+    with_adapter = PeftModel.from_pretrained(
+        AutoModelForCausalLM.from_pretrained(tiny_models[arch]), folder / "adapter"
+    ).eval()
     with torch.no_grad():
         mask = ids["attention_mask"].bool()
         assert torch.allclose(merged(**ids).logits[mask], with_adapter(**ids).logits[mask], atol=1e-4)
@@ -60,9 +68,18 @@ def test_unknown_architecture_needs_lora_targets(tiny_models: dict[str, Path], m
     folder = tmp_path / "opt"
     tok = AutoTokenizer.from_pretrained(tiny_models["gpt2"])
     tok.save_pretrained(folder)
-    config = OPTConfig(vocab_size=len(tok), hidden_size=32, ffn_dim=64, num_hidden_layers=2, num_attention_heads=2,
-                       word_embed_proj_dim=32, max_position_embeddings=128, pad_token_id=tok.eos_token_id,
-                       bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id)
+    config = OPTConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        ffn_dim=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        word_embed_proj_dim=32,
+        max_position_embeddings=128,
+        pad_token_id=tok.eos_token_id,
+        bos_token_id=tok.eos_token_id,
+        eos_token_id=tok.eos_token_id,
+    )
     AutoModelForCausalLM.from_config(config).save_pretrained(folder)
     make_dataset("opt", n_train=4, n_val=2)
     with pytest.raises(UserError, match="architecture 'opt' has no LoRA target map.*--lora-target"):
@@ -71,15 +88,26 @@ def test_unknown_architecture_needs_lora_targets(tiny_models: dict[str, Path], m
     assert result.merged_dir is not None and (result.merged_dir / "model.safetensors").is_file()
 
 
-def test_gradient_checkpointing_trains_the_same_adapter(tiny_models: dict[str, Path], make_dataset, twin_home: Path) -> None:
+def test_gradient_checkpointing_trains_the_same_adapter(
+    tiny_models: dict[str, Path], make_dataset, twin_home: Path
+) -> None:
     """Recomputing activations changes memory, not results (dropout masks are replayed)."""
     from safetensors.torch import load_file
 
     adapters = {}
     for name, checkpointing in (("plain", False), ("ckpt", True)):
         make_dataset(name, n_train=8, n_val=2)
-        train(TrainConfig(name=name, base=str(tiny_models["llama"]), epochs=1, batch_size=4, lr=1e-2, lora_dropout=0.1,
-                          gradient_checkpointing=checkpointing))
+        train(
+            TrainConfig(
+                name=name,
+                base=str(tiny_models["llama"]),
+                epochs=1,
+                batch_size=4,
+                lr=1e-2,
+                lora_dropout=0.1,
+                gradient_checkpointing=checkpointing,
+            )
+        )
         adapters[name] = load_file(str(twin_home / "twins" / name / "adapter" / "adapter_model.safetensors"))
     assert adapters["plain"].keys() == adapters["ckpt"].keys()
     changed = 0

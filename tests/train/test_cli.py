@@ -15,8 +15,13 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _run_cli(args: list[str], home: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "TWIN_HOME": str(home), "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1",
-           "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env = {
+        **os.environ,
+        "TWIN_HOME": str(home),
+        "HF_HUB_CACHE": str(tmp_path / "hub"),
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    }
     return subprocess.run([sys.executable, "-m", "twin", *args], capture_output=True, text=True, env=env, timeout=120)
 
 
@@ -32,8 +37,13 @@ def _files(root: Path) -> set[str]:
 
 
 def test_help_lists_the_options() -> None:
-    result = subprocess.run([sys.executable, "-m", "twin", "train", "--help"], capture_output=True, text=True,
-                            env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "twin", "train", "--help"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        timeout=60,
+    )
     assert result.returncode == 0
     for option in ("--base", "--epochs", "--lora-r", "--resume", "--gradient-checkpointing", "--device"):
         assert option in result.stdout
@@ -45,14 +55,24 @@ def test_help_lists_the_options() -> None:
         ("none", ["train"], "no twin has a dataset yet: run `twin ingest` first"),
         ("none", ["train", "--name", "ghost"], "train.jsonl does not exist: run `twin ingest` first"),
         ("empty", ["train", "--name", "me"], "train.jsonl has no samples"),
-        ("good", ["train", "--name", "me", "--base", "Qwen/Qwen2.5-0.5B-Instruct"], "HF_HUB_OFFLINE=1 forbids fetching it: run `hf download Qwen/Qwen2.5-0.5B-Instruct`"),
-        ("good", ["train", "--name", "me", "--base", "qwen2.5-1.5b"], "base model Qwen/Qwen2.5-1.5B-Instruct is not downloaded"),
+        (
+            "good",
+            ["train", "--name", "me", "--base", "Qwen/Qwen2.5-0.5B-Instruct"],
+            "HF_HUB_OFFLINE=1 forbids fetching it: run `hf download Qwen/Qwen2.5-0.5B-Instruct`",
+        ),
+        (
+            "good",
+            ["train", "--name", "me", "--base", "qwen2.5-1.5b"],
+            "base model Qwen/Qwen2.5-1.5B-Instruct is not downloaded",
+        ),
         ("good", ["train", "--name", "me", "--base", "./nowhere"], "is not a directory"),
         ("bad-line", ["train", "--name", "me"], "train.jsonl:2: not valid JSON"),
         ("none", ["persona", "--name", "ghost"], "train.jsonl does not exist"),
     ],
 )
-def test_bad_input_in_a_real_process(setup: str, args: list[str], message: str, twin_home: Path, tmp_path: Path, make_dataset) -> None:
+def test_bad_input_in_a_real_process(
+    setup: str, args: list[str], message: str, twin_home: Path, tmp_path: Path, make_dataset
+) -> None:
     if setup == "good":
         make_dataset("me")
     elif setup == "empty":
@@ -81,7 +101,9 @@ def test_bad_input_in_a_real_process(setup: str, args: list[str], message: str, 
         (["--name", "../etc"], "invalid twin name"),
     ],
 )
-def test_train_options_out_of_range(args: list[str], message: str, make_dataset, twin_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_train_options_out_of_range(
+    args: list[str], message: str, make_dataset, twin_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     make_dataset("me")
     before = _files(twin_home)
     with pytest.raises(SystemExit) as e:
@@ -98,7 +120,9 @@ def test_train_options_out_of_range(args: list[str], message: str, make_dataset,
         (["--base", "missing.gguf"], "neither `default` nor an existing .gguf file"),
     ],
 )
-def test_persona_bad_options(args: list[str], message: str, make_dataset, twin_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_persona_bad_options(
+    args: list[str], message: str, make_dataset, twin_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     make_dataset("me")
     before = _files(twin_home)
     with pytest.raises(SystemExit) as e:

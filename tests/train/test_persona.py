@@ -20,7 +20,16 @@ else:  # pragma: no cover
 
 
 def test_style_figures() -> None:
-    replies = ["ага, щас буду)", "норм 👍", "давай через час 😊😊", "скоро буду 👍", "Ок.", "неа)))", "щас буду", "ну давай 👍"]
+    replies = [
+        "ага, щас буду)",
+        "норм 👍",
+        "давай через час 😊😊",
+        "скоро буду 👍",
+        "Ок.",
+        "неа)))",
+        "щас буду",
+        "ну давай 👍",
+    ]
     s = style.describe(replies)
     assert s["language"] == "ru" and s["replies"] == 8
     assert s["words_median"] == 2
@@ -33,7 +42,9 @@ def test_style_figures() -> None:
     for words in ("короткие фразы", "👍", "скобочки", "с маленькой буквы", "щас буду", "русский"):
         assert words in s["description"]
     english = style.describe(["Sure thing! See you at 8.", "Absolutely, I will be there on time.", "Thanks a lot!"])
-    assert english["language"] == "en" and "capitalised" in english["description"] and "no emoji" in english["description"]
+    assert (
+        english["language"] == "en" and "capitalised" in english["description"] and "no emoji" in english["description"]
+    )
 
 
 def test_persona_file_and_registry(make_dataset, twin_home: Path) -> None:
@@ -43,7 +54,10 @@ def test_persona_file_and_registry(make_dataset, twin_home: Path) -> None:
     assert json.loads((folder / "persona.json").read_text()) == persona
     assert set(persona) == {"system_prompt", "style", "examples", "base"}
     assert persona["base"] == "default" and len(persona["examples"]) == 3
-    replies = {json.loads(line)["messages"][-1]["content"] for line in (folder / "dataset" / "train.jsonl").read_text().splitlines()}
+    replies = {
+        json.loads(line)["messages"][-1]["content"]
+        for line in (folder / "dataset" / "train.jsonl").read_text().splitlines()
+    }
     for example in persona["examples"]:  # quoted from the training split, never invented
         assert example["assistant"] in replies
         assert f"{example['user']} → {example['assistant']}" in persona["system_prompt"]
@@ -73,8 +87,12 @@ def test_daemon_serves_the_persona(make_dataset, twin_home: Path, capsys: pytest
         client = openai.OpenAI(base_url=daemon.url, api_key="-")
         assert "anna-prompt" in {m.id for m in client.models.list().data}
         question = [{"role": "user", "content": "Ты где?"}]
-        reply = client.chat.completions.create(model="anna-prompt", messages=question, max_tokens=12, temperature=0.7, seed=1)
-        plain = client.chat.completions.create(model="smollm2-135m-instruct", messages=question, max_tokens=1, temperature=0.0)
+        reply = client.chat.completions.create(
+            model="anna-prompt", messages=question, max_tokens=12, temperature=0.7, seed=1
+        )
+        plain = client.chat.completions.create(
+            model="smollm2-135m-instruct", messages=question, max_tokens=1, temperature=0.0
+        )
     assert reply.model == "anna-prompt" and reply.choices[0].message.content is not None
     # The persona's system prompt is put before the conversation.
     assert reply.usage.prompt_tokens > plain.usage.prompt_tokens + 40

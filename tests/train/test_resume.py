@@ -17,16 +17,33 @@ from twin.errors import UserError
 
 def _settings(name: str, base: Path) -> TrainConfig:
     # Dropout on, several epochs, an interruption mid-epoch: data order, RNG and optimizer state all matter.
-    return TrainConfig(name=name, base=str(base), epochs=3, batch_size=4, grad_accum=2, lr=5e-3, max_length=64,
-                       eval_every=3, patience=0, log_every=1, lora_dropout=0.1, seed=7)
+    return TrainConfig(
+        name=name,
+        base=str(base),
+        epochs=3,
+        batch_size=4,
+        grad_accum=2,
+        lr=5e-3,
+        max_length=64,
+        eval_every=3,
+        patience=0,
+        log_every=1,
+        lora_dropout=0.1,
+        seed=7,
+    )
 
 
 def _log(folder: Path) -> list[dict]:
     # Timing fields differ between runs; everything else must match.
-    return [{k: v for k, v in json.loads(line).items() if k != "tokens_per_s"} for line in (folder / "train_log.jsonl").read_text().splitlines()]
+    return [
+        {k: v for k, v in json.loads(line).items() if k != "tokens_per_s"}
+        for line in (folder / "train_log.jsonl").read_text().splitlines()
+    ]
 
 
-def test_interrupt_then_resume_matches_an_uninterrupted_run(tiny_models: dict[str, Path], make_dataset, twin_home: Path) -> None:
+def test_interrupt_then_resume_matches_an_uninterrupted_run(
+    tiny_models: dict[str, Path], make_dataset, twin_home: Path
+) -> None:
     base = tiny_models["llama"]
     for name in ("whole", "cut"):
         make_dataset(name, n_train=30, n_val=4)
@@ -78,15 +95,27 @@ def test_resume_without_checkpoint(make_dataset) -> None:
 def test_early_stopping_keeps_the_best_adapter(tiny_models: dict[str, Path], make_dataset, twin_home: Path) -> None:
     """With an improvement threshold nothing can meet, training stops after `patience` validations and keeps step 0."""
     make_dataset("es", n_train=16, n_val=4)
-    result = train(TrainConfig(name="es", base=str(tiny_models["llama"]), epochs=5, batch_size=4, lr=1e-2,
-                               eval_every=1, patience=2, min_delta=100.0))
+    result = train(
+        TrainConfig(
+            name="es",
+            base=str(tiny_models["llama"]),
+            epochs=5,
+            batch_size=4,
+            lr=1e-2,
+            eval_every=1,
+            patience=2,
+            min_delta=100.0,
+        )
+    )
     assert result.stopped_early and result.steps == 2 and result.total_steps == 20
     assert result.best_step == 0
     adapter = load_file(str(twin_home / "twins" / "es" / "adapter" / "adapter_model.safetensors"))
     assert all(float(t.abs().max()) == 0 for k, t in adapter.items() if "lora_B" in k)  # the untrained adapter
 
 
-def test_sigterm_saves_a_checkpoint_and_cli_resume_finishes(tiny_models: dict[str, Path], make_dataset, twin_home: Path) -> None:
+def test_sigterm_saves_a_checkpoint_and_cli_resume_finishes(
+    tiny_models: dict[str, Path], make_dataset, twin_home: Path
+) -> None:
     """`twin train` in a real process: SIGTERM mid-run exits 143 with a checkpoint; `twin train --resume` completes."""
     import subprocess
     import sys
@@ -96,8 +125,26 @@ def test_sigterm_saves_a_checkpoint_and_cli_resume_finishes(tiny_models: dict[st
     repo = Path(__file__).resolve().parents[2]
     env = {**os.environ, "TWIN_HOME": str(twin_home), "PYTHONPATH": str(repo)}
     log = twin_home / "twins" / "me" / "train_log.jsonl"
-    cmd = [sys.executable, "-m", "twin", "train", "--name", "me", "--base", str(tiny_models["gpt2"]),
-           "--max-steps", "60", "--batch-size", "2", "--log-every", "1", "--eval-every", "1", "--max-length", "32"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "twin",
+        "train",
+        "--name",
+        "me",
+        "--base",
+        str(tiny_models["gpt2"]),
+        "--max-steps",
+        "60",
+        "--batch-size",
+        "2",
+        "--log-every",
+        "1",
+        "--eval-every",
+        "1",
+        "--max-length",
+        "32",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         while proc.poll() is None and not (log.is_file() and '"event": "train"' in log.read_text()):
@@ -114,8 +161,13 @@ def test_sigterm_saves_a_checkpoint_and_cli_resume_finishes(tiny_models: dict[st
     stopped_at = max(json.loads(line)["step"] for line in log.read_text().splitlines())
     assert 1 <= stopped_at < 60
 
-    done = subprocess.run([sys.executable, "-m", "twin", "train", "--name", "me", "--resume"],
-                          capture_output=True, text=True, env=env, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "twin", "train", "--name", "me", "--resume"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("trained me: 60 steps")
     assert f"merged:  {twin_home / 'twins' / 'me' / 'merged'}" in done.stdout

@@ -51,7 +51,10 @@ def test_plain_format_for_a_base_without_template(tiny_models: dict[str, Path]) 
     assert tok.chat_template == PLAIN_TEMPLATE
     sample = encode(tok, CONVERSATION, max_length=512)
     text = tok.decode(sample.input_ids)
-    assert text == "Chat with Anna.\nUser: Идёшь завтра?\nBot: не знаю пока<|endoftext|>\nUser: Ну скажи)\nBot: ладно, иду 👍<|endoftext|>"
+    assert (
+        text
+        == "Chat with Anna.\nUser: Идёшь завтра?\nBot: не знаю пока<|endoftext|>\nUser: Ну скажи)\nBot: ладно, иду 👍<|endoftext|>"
+    )
     assert tok.decode(_labelled(sample)) == " ладно, иду 👍<|endoftext|>"
 
 

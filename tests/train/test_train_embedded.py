@@ -31,7 +31,9 @@ def trained(tmp_path_factory: pytest.TempPathFactory, link_embedded_base, style_
     saved = os.environ.get("TWIN_HOME")
     os.environ["TWIN_HOME"] = str(home)
     try:
-        result = train(TrainConfig(name="me", epochs=1, batch_size=4, lr=1e-3, max_length=64, eval_every=1, log_every=1))
+        result = train(
+            TrainConfig(name="me", epochs=1, batch_size=4, lr=1e-3, max_length=64, eval_every=1, log_every=1)
+        )
     finally:
         os.environ["TWIN_HOME"] = saved or ""
     return home / "twins" / "me", result
@@ -74,8 +76,14 @@ def test_merged_logits_equal_base_plus_adapter(trained: tuple[Path, TrainResult]
 
     folder, _ = trained
     tok = AutoTokenizer.from_pretrained(folder / "merged")
-    batch = tok([tok.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True) for p in PROBES],
-                return_tensors="pt", padding=True)
+    batch = tok(
+        [
+            tok.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True)
+            for p in PROBES
+        ],
+        return_tensors="pt",
+        padding=True,
+    )
     merged = AutoModelForCausalLM.from_pretrained(folder / "merged")
     base = AutoModelForCausalLM.from_pretrained(embedded_hf)
     with torch.no_grad():

@@ -18,7 +18,12 @@ from twin import embedded, paths, registry
 
 SAMPLES = [
     [("user", "Are you coming tonight?"), ("assistant", "yes!! be there at 8")],
-    [("user", "Привет! Как дела?"), ("assistant", "норм, а ты как?"), ("user", "тоже норм"), ("assistant", "ну и отлично 🙂")],
+    [
+        ("user", "Привет! Как дела?"),
+        ("assistant", "норм, а ты как?"),
+        ("user", "тоже норм"),
+        ("assistant", "ну и отлично 🙂"),
+    ],
 ]
 
 
@@ -59,7 +64,9 @@ def built_twin(twin_home: Path) -> str:
     lines = [json.dumps({"messages": [{"role": r, "content": c} for r, c in s]}, ensure_ascii=False) for s in SAMPLES]
     (folder / "dataset" / "val.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     (folder / "model-q4_1.gguf").symlink_to(embedded.embedded_gguf())
-    (folder / "persona.json").write_text(json.dumps({"system_prompt": "You write short, casual messages."}), encoding="utf-8")
+    (folder / "persona.json").write_text(
+        json.dumps({"system_prompt": "You write short, casual messages."}), encoding="utf-8"
+    )
     registry.update(name, "model", {"gguf": "model-q4_1.gguf", "quant": "q4_1"})
     registry.update(name, "persona", {"file": "persona.json", "base": "default"})
     return name

@@ -8,19 +8,21 @@ import time
 from textual import events
 from textual.widgets import OptionList, Select, TextArea
 
+from tui import database
 from tui.chat_app import ChatApp
 from tui.client import Sampling
 from tui.dialogs import ConfirmDialog, TextDialog
 from tui.history import History
 from tui.message_view import MessageView
 from tui.prompt_input import PromptInput
-from tui import database
 from twin.config import ChatSettings
 from twin.embedded import MODEL_ID
 
 
 async def ready(app: ChatApp, pilot, wait_for) -> None:
-    await wait_for(pilot, lambda: app.chat.is_mounted and app.chat.current_model() is not None, "the daemon's model list")
+    await wait_for(
+        pilot, lambda: app.chat.is_mounted and app.chat.current_model() is not None, "the daemon's model list"
+    )
 
 
 def views(app: ChatApp) -> list[tuple[str, str]]:
@@ -34,7 +36,9 @@ async def send(pilot, text: str) -> None:
 
 async def test_send_a_message_and_see_the_reply_stream_in(daemon, wait_for) -> None:
     # Long enough (EOS ignored) that the reply is still coming when the test looks at it.
-    app = ChatApp(ChatSettings(url=daemon.url), sampling=Sampling(max_tokens=64, temperature=0.7, seed=7, ignore_eos=True))
+    app = ChatApp(
+        ChatSettings(url=daemon.url), sampling=Sampling(max_tokens=64, temperature=0.7, seed=7, ignore_eos=True)
+    )
     async with app.run_test(size=(100, 30)) as pilot:
         await ready(app, pilot, wait_for)
         assert app.chat.query_one("#model", Select).value == MODEL_ID
@@ -42,7 +46,9 @@ async def test_send_a_message_and_see_the_reply_stream_in(daemon, wait_for) -> N
         # Enter goes in as a terminal delivers it: pilot.press would wait for an idle screen,
         # which may only come once the reply has finished streaming.
         app.post_message(events.Key("enter", "\r"))
-        await wait_for(pilot, lambda: app.chat.streaming and len(views(app)) == 2 and views(app)[1][1], "the first words")
+        await wait_for(
+            pilot, lambda: app.chat.streaming and len(views(app)) == 2 and views(app)[1][1], "the first words"
+        )
         partial = views(app)[1][1]
         await wait_for(pilot, lambda: not app.chat.streaming, "the reply")
         (user, you), (role, reply) = views(app)
@@ -52,7 +58,10 @@ async def test_send_a_message_and_see_the_reply_stream_in(daemon, wait_for) -> N
         assert app.chat.query(MessageView).last().markdown.source == reply  # what streamed is what is shown
         assert app.chat.query_one(PromptInput).text == ""
         stored = app.history.messages(app.chat.conversation.id)
-        assert [(m.role, m.content, m.status) for m in stored] == [("user", "Hi there", "done"), ("assistant", reply, "done")]
+        assert [(m.role, m.content, m.status) for m in stored] == [
+            ("user", "Hi there", "done"),
+            ("assistant", reply, "done"),
+        ]
         assert stored[1].model == MODEL_ID
         assert app.chat.conversation.title == "Hi there"  # the first message names the conversation
 
@@ -63,7 +72,11 @@ async def test_escape_stops_the_reply_and_the_daemon_is_free_again(daemon, wait_
     async with app.run_test(size=(100, 30)) as pilot:
         await ready(app, pilot, wait_for)
         await send(pilot, "Tell me a long story")
-        await wait_for(pilot, lambda: len(app.chat.query(MessageView)) == 2 and app.chat.query(MessageView).last().content, "the first words")
+        await wait_for(
+            pilot,
+            lambda: len(app.chat.query(MessageView)) == 2 and app.chat.query(MessageView).last().content,
+            "the first words",
+        )
         await pilot.press("escape")
         await wait_for(pilot, lambda: not app.chat.streaming, "the stop")
         last = app.history.messages(app.chat.conversation.id)[-1]
@@ -142,7 +155,10 @@ async def test_history_survives_a_restart(daemon, wait_for, quick) -> None:
         assert again.chat.conversation.id == conversation_id
         assert again.chat.conversation.title == "Kept chat" and again.chat.sub_title == "Kept chat"
         assert again.chat.conversation.system_prompt == "Answer briefly."
-        assert again.chat.request_messages(again.chat.conversation)[0] == {"role": "system", "content": "Answer briefly."}
+        assert again.chat.request_messages(again.chat.conversation)[0] == {
+            "role": "system",
+            "content": "Answer briefly.",
+        }
         assert "system prompt set" in str(again.chat.query_one("#notes").render())
         assert again.chat.query_one("#model", Select).value == MODEL_ID
         sidebar = again.chat.query_one("#conversations", OptionList)

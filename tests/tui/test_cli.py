@@ -39,13 +39,17 @@ def test_mistakes_end_in_one_line(capsys: pytest.CaptureFixture[str], argv: list
     assert err.count("\n") == 1 and err.startswith(line)
 
 
-def test_bad_config_value_is_named(capsys: pytest.CaptureFixture[str], twin_home, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bad_config_value_is_named(
+    capsys: pytest.CaptureFixture[str], twin_home, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("TWIN_MAX_TOKENS", "0")
     code, _, err = run(capsys)
     assert code == 2 and err == "twin: error: setting max_tokens must be at least 1\n"
 
 
-def test_a_broken_validation_split_is_named_before_the_screen_opens(capsys: pytest.CaptureFixture[str], built_twin: str) -> None:
+def test_a_broken_validation_split_is_named_before_the_screen_opens(
+    capsys: pytest.CaptureFixture[str], built_twin: str
+) -> None:
     from tui.rating import val_path
 
     val_path(built_twin).write_text("{oops\n", encoding="utf-8")

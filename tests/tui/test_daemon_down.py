@@ -31,7 +31,9 @@ async def test_banner_retry_and_the_typed_text_is_never_lost(own_daemon, free_po
 
         # The daemon starts: the app notices by itself, the banner goes, the message goes out.
         daemon = await asyncio.to_thread(own_daemon, free_port)
-        await wait_for(pilot, lambda: not banner.has_class("-shown") and app.chat.current_model(), "the retry to find the daemon")
+        await wait_for(
+            pilot, lambda: not banner.has_class("-shown") and app.chat.current_model(), "the retry to find the daemon"
+        )
         await pilot.press("enter")
         await wait_for(pilot, lambda: not app.chat.streaming, "the reply")
         assert [m.role for m in app.history.messages(app.chat.conversation.id)] == ["user", "assistant"]

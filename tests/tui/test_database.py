@@ -14,8 +14,19 @@ from twin.errors import UserError
 
 # The columns the evaluation reads: changing them needs a new migration (and telling `twin eval`).
 RATINGS_COLUMNS = [
-    "id", "round_id", "twin", "sample_id", "sample_sha256", "variant", "model", "reply",
-    "position", "score", "best", "decoding", "rated_at",
+    "id",
+    "round_id",
+    "twin",
+    "sample_id",
+    "sample_sha256",
+    "variant",
+    "model",
+    "reply",
+    "position",
+    "score",
+    "best",
+    "decoding",
+    "rated_at",
 ]
 
 

@@ -26,7 +26,10 @@ def test_samples_are_context_and_real_reply(built_twin: str) -> None:
     [
         ("not json", r"val\.jsonl:3: not valid JSON"),
         ('{"messages": [{"role": "user", "content": "only one"}]}', r"val\.jsonl:3: expected .* at least two messages"),
-        ('{"messages": [{"role": "assistant", "content": "a"}, {"role": "user", "content": "b"}]}', r"val\.jsonl:3: the last message"),
+        (
+            '{"messages": [{"role": "assistant", "content": "a"}, {"role": "user", "content": "b"}]}',
+            r"val\.jsonl:3: the last message",
+        ),
         ('{"messages": [{"role": "user"}, {"role": "assistant", "content": "b"}]}', r"val\.jsonl:3: expected"),
     ],
 )
@@ -67,7 +70,9 @@ def test_round_marks_unserved_variants_missing_and_shuffles(built_twin: str) -> 
         orders.add(tuple(c.variant for c in rnd.candidates))
         by_variant = {c.variant: c for c in rnd.candidates}
         assert by_variant["real"].text == sample.real and by_variant["real"].ready
-        assert by_variant["twin"].model == "alice" and by_variant["twin"].text is None and not by_variant["twin"].missing
+        assert (
+            by_variant["twin"].model == "alice" and by_variant["twin"].text is None and not by_variant["twin"].missing
+        )
         assert "does not serve the model 'alice-prompt'" in by_variant["prompt"].missing
     assert len(orders) > 1
 

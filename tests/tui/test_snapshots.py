@@ -47,7 +47,11 @@ def test_main_screen(daemon, snap_compare) -> None:
     app = ChatApp(ChatSettings(url=daemon.url))
 
     async def loaded(pilot) -> None:
-        await until(pilot, lambda: app.chat.is_mounted and app.chat.query_one("#model", Select).value == MODEL_ID, "the model list")
+        await until(
+            pilot,
+            lambda: app.chat.is_mounted and app.chat.query_one("#model", Select).value == MODEL_ID,
+            "the model list",
+        )
         app.chat.query_one(PromptInput).cursor_blink = False
 
     assert snap_compare(app, terminal_size=SIZE, run_before=loaded, press=list("see you"))

@@ -18,12 +18,16 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def twin_cli(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "twin", *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "twin", *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT
+    )
 
 
 def test_build_from_the_sample_export_to_a_served_twin(twin_home, base_in_cache):
     # A short budget; `twin convert`'s own tests cover `--quant auto` on this model.
-    result = twin_cli("build", str(SAMPLE), "--name", "dima", "--max-steps", "3", "--batch-size", "4", "--quant", "q4_1")
+    result = twin_cli(
+        "build", str(SAMPLE), "--name", "dima", "--max-steps", "3", "--batch-size", "4", "--quant", "q4_1"
+    )
     assert result.returncode == 0, result.stderr
     for stage in ("[1/4]", "[2/4]", "[3/4]", "[4/4]"):
         assert stage in result.stderr
@@ -81,7 +85,12 @@ def test_demo_shows_readable_exchanges(tmp_path):
         [{"role": "user", "content": "Смотри <URL>"}, {"role": "assistant", "content": "кек"}],
         [{"role": "user", "content": "Игорь: ты где сейчас?"}, {"role": "assistant", "content": "щас буду"}],
         [{"role": "user", "content": "Как дела у тебя?"}, {"role": "assistant", "content": "👍"}],
-        [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}, {"role": "user", "content": "Пойдём гулять вечером?"}, {"role": "assistant", "content": "го)"}],
+        [
+            {"role": "user", "content": "a"},
+            {"role": "assistant", "content": "b"},
+            {"role": "user", "content": "Пойдём гулять вечером?"},
+            {"role": "assistant", "content": "го)"},
+        ],
     ]
     val = tmp_path / "val.jsonl"
     val.write_text("".join(json.dumps({"messages": r}, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")

@@ -52,7 +52,9 @@ def load_samples(name: str, limit: int, max_context_chars: int) -> list[EvalSamp
     """Up to `limit` validation samples of twin `name`, spread evenly over val.jsonl; UserError when there are none."""
     path = val_path(name)
     if not path.is_file():
-        raise UserError(f"twin {name!r} has no dataset ({path} is missing): build it with `twin ingest EXPORT --name {name}`")
+        raise UserError(
+            f"twin {name!r} has no dataset ({path} is missing): build it with `twin ingest EXPORT --name {name}`"
+        )
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as e:
@@ -65,7 +67,9 @@ def load_samples(name: str, limit: int, max_context_chars: int) -> list[EvalSamp
         context = trim_context(messages[:-1], max_context_chars)
         samples.append(EvalSample(number, context, messages[-1]["content"]))
     if not samples:
-        raise UserError(f"{path} holds no samples: ingest more chat history with `twin ingest` (the validation split is empty)")
+        raise UserError(
+            f"{path} holds no samples: ingest more chat history with `twin ingest` (the validation split is empty)"
+        )
     step = len(samples) / min(limit, len(samples))
     return [samples[int(i * step)] for i in range(min(limit, len(samples)))]
 
@@ -79,11 +83,15 @@ def _messages(text: str, where: str) -> Messages:
     if (
         not isinstance(messages, list)
         or len(messages) < 2
-        or not all(isinstance(m, dict) and m.get("role") in ROLES and isinstance(m.get("content"), str) for m in messages)
+        or not all(
+            isinstance(m, dict) and m.get("role") in ROLES and isinstance(m.get("content"), str) for m in messages
+        )
     ):
         raise UserError(
             f'{where}: expected {{"messages": [{{"role", "content"}}, …]}} with a context and a reply: rebuild the dataset with `twin ingest`'
         )
     if messages[-1]["role"] != "assistant" or not messages[-1]["content"].strip():
-        raise UserError(f"{where}: the last message must be my non-empty reply (role assistant): rebuild the dataset with `twin ingest`")
+        raise UserError(
+            f"{where}: the last message must be my non-empty reply (role assistant): rebuild the dataset with `twin ingest`"
+        )
     return [{"role": m["role"], "content": m["content"]} for m in messages]

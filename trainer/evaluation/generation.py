@@ -35,8 +35,12 @@ class Decoding:
     min_p: float = 0.05
 
     def describe(self) -> str:
-        how = "greedy" if self.temperature == 0 else (
-            f"sampling at temperature {self.temperature} (top_k {self.top_k}, top_p {self.top_p}, min_p {self.min_p}, seed {self.seed})"
+        how = (
+            "greedy"
+            if self.temperature == 0
+            else (
+                f"sampling at temperature {self.temperature} (top_k {self.top_k}, top_p {self.top_p}, min_p {self.min_p}, seed {self.seed})"
+            )
         )
         return (
             f"{how}, repetition penalty {self.repetition_penalty} over the last {PENALTY_LAST_N} generated tokens, "
@@ -109,7 +113,9 @@ def hf_generate(
         mask = (torch.arange(longest)[None, :] >= pads[:, None]).long()
         sampling = {}
         if decoding.temperature > 0:
-            sampling = dict(temperature=decoding.temperature, top_k=decoding.top_k, top_p=decoding.top_p, min_p=decoding.min_p)
+            sampling = dict(
+                temperature=decoding.temperature, top_k=decoding.top_k, top_p=decoding.top_p, min_p=decoding.min_p
+            )
         processors = LogitsProcessorList()
         if decoding.repetition_penalty != 1.0:
             processors.append(_LastNRepetitionPenalty(decoding.repetition_penalty, PENALTY_LAST_N, longest))
@@ -138,11 +144,15 @@ def _prompt(tokenizer: Any, sample: EvalSample, system_prompt: str | None) -> st
     while True:
         try:
             return tokenizer.apply_chat_template(
-                messages_for(EvalSample(sample.line, context, sample.real), system_prompt), tokenize=False, add_generation_prompt=True
+                messages_for(EvalSample(sample.line, context, sample.real), system_prompt),
+                tokenize=False,
+                add_generation_prompt=True,
             )
         except TemplateError as e:
             if len(context) <= 1:
-                raise UserError(f"the model's chat template refuses validation sample {sample.line} ({e}): rebuild the dataset or pick another base") from None
+                raise UserError(
+                    f"the model's chat template refuses validation sample {sample.line} ({e}): rebuild the dataset or pick another base"
+                ) from None
             context = context[1:]
 
 
@@ -178,17 +188,25 @@ def daemon_generate(
                     temperature=decoding.temperature,
                     top_p=decoding.top_p,
                     seed=decoding.seed,
-                    extra_body={"repetition_penalty": decoding.repetition_penalty, "top_k": decoding.top_k, "min_p": decoding.min_p},
+                    extra_body={
+                        "repetition_penalty": decoding.repetition_penalty,
+                        "top_k": decoding.top_k,
+                        "min_p": decoding.min_p,
+                    },
                 )
             except openai.BadRequestError as e:
                 # The daemon's context window is smaller, or the template wants other roles first: drop the oldest message.
-                refused = getattr(e, "code", None) == "context_length_exceeded" or "chat template rejected" in str(e.message)
+                refused = getattr(e, "code", None) == "context_length_exceeded" or "chat template rejected" in str(
+                    e.message
+                )
                 if refused and len(context) > 1:
                     context = context[1:]
                     continue
                 raise UserError(f"the daemon at {url} refused a request for {model_id!r}: {e.message}") from None
             except openai.APIConnectionError:
-                raise UserError(f"lost the connection to the daemon at {url}: is it still running? Rerun `twin eval`") from None
+                raise UserError(
+                    f"lost the connection to the daemon at {url}: is it still running? Rerun `twin eval`"
+                ) from None
             advance(1)
             return clean_reply(reply.choices[0].message.content or "")
 

@@ -21,7 +21,9 @@ def rouge_l_scores(generated: Sequence[str], real: Sequence[str]) -> list[float]
     from rouge_score import rouge_scorer
 
     scorer = rouge_scorer.RougeScorer(["rougeL"], tokenizer=UnicodeTokenizer())
-    return [float(scorer.score(target=r, prediction=g)["rougeL"].fmeasure) for g, r in zip(generated, real, strict=True)]
+    return [
+        float(scorer.score(target=r, prediction=g)["rougeL"].fmeasure) for g, r in zip(generated, real, strict=True)
+    ]
 
 
 def chrf_scores(generated: Sequence[str], real: Sequence[str]) -> tuple[float, list[float]]:

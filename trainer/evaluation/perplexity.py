@@ -123,5 +123,10 @@ def gguf_perplexity(
 
     with open_scorer(gguf, MAX_TOKENS, threads or None) as scorer:
         return _measure(
-            samples, system_prompt, scorer.render, scorer.tokenize, lambda prefix, reply: scorer.reply_nll(prefix, reply) / len(reply), advance
+            samples,
+            system_prompt,
+            scorer.render,
+            scorer.tokenize,
+            lambda prefix, reply: scorer.reply_nll(prefix, reply) / len(reply),
+            advance,
         )

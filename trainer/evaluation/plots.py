@@ -43,7 +43,9 @@ def metric_bars(title: str, groups: Sequence[tuple[str, str, dict[str, float | N
         bars = ax.bar(range(len(shown)), heights, color=[COLORS.get(g[1], "#888888") for g in shown])
         for bar, v in zip(bars, values):
             text = "n/a" if not math.isfinite(v) else (f"{v:.1f}" if key == "perplexity" else f"{v:.2f}")
-            ax.annotate(text, (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom", fontsize=8)
+            ax.annotate(
+                text, (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom", fontsize=8
+            )
         ax.set_xticks(range(len(shown)), labels, rotation=20, ha="right", fontsize=8)
         ax.set_title(f"{name}\n({better})", fontsize=9)
         if key in ("rouge_l", "chrf"):

@@ -37,7 +37,12 @@ class RatingSummary:
     note: str = ""  # why there is nothing, and what to run
 
     def as_dict(self) -> dict:
-        return {"rounds": self.rounds, "stale": self.stale, "note": self.note, "variants": [asdict(v) for v in self.variants]}
+        return {
+            "rounds": self.rounds,
+            "stale": self.stale,
+            "note": self.note,
+            "variants": [asdict(v) for v in self.variants],
+        }
 
 
 def db_path() -> Path:

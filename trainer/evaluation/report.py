@@ -61,13 +61,24 @@ def markdown(result: EvalResult) -> str:
     if missing:
         out += ["", "Not measured:", ""] + [f"- **{SHORT_NAMES[v.key]}**: {v.variant.missing}" for v in missing]
     out += ["", "![metrics per variant](metrics.png)", "", "Backends:", ""]
-    out += [f"- {SHORT_NAMES[v.key]}: perplexity by {v.backends.get('perplexity')}, replies by {v.backends.get('generation')} ({v.seconds:.0f} s)" for v in measured]
+    out += [
+        f"- {SHORT_NAMES[v.key]}: perplexity by {v.backends.get('perplexity')}, replies by {v.backends.get('generation')} ({v.seconds:.0f} s)"
+        for v in measured
+    ]
 
-    out += ["", "## Style", "", "Means over the replies; in brackets the standardized mean difference from mine (0 = same).", ""]
+    out += [
+        "",
+        "## Style",
+        "",
+        "Means over the replies; in brackets the standardized mean difference from mine (0 = same).",
+        "",
+    ]
     out.append("| feature | mine | " + " | ".join(SHORT_NAMES[v.key] for v in measured) + " |")
     out.append("| --- | ---: |" + " ---: |" * len(measured))
     for name, (what, _) in FEATURES.items():
-        row = [f"{fmt(v.style.means[name], 2)} ({fmt(v.style.distances[name], 2)})" if v.style else "–" for v in measured]
+        row = [
+            f"{fmt(v.style.means[name], 2)} ({fmt(v.style.distances[name], 2)})" if v.style else "–" for v in measured
+        ]
         out.append(f"| {what} | {fmt(result.real_style[name], 2)} | " + " | ".join(row) + " |")
     out += ["", "![reply lengths](lengths.png)", ""]
 
@@ -83,7 +94,9 @@ def markdown(result: EvalResult) -> str:
         names = {"twin": "served GGUF (twin)", "prompt": "prompt-only", "real": "my real reply"}
         for vr in r.variants:
             at_least = "–" if vr.at_least_real_share is None else f"{vr.at_least_real_share:.0%}"
-            out.append(f"| {names[vr.variant]} | {vr.ratings} | {vr.mean_score:.2f} | {vr.best_share:.0%} | {at_least} |")
+            out.append(
+                f"| {names[vr.variant]} | {vr.ratings} | {vr.mean_score:.2f} | {vr.best_share:.0%} | {at_least} |"
+            )
     else:
         out.append(r.note)
     out.append("")
@@ -123,11 +136,22 @@ def write(result: EvalResult) -> Path:
     groups += [(SHORT_NAMES[v.key], v.key, v.summary()) for v in measured]
     real_words = feature_values([s.real for s in result.samples])["words"]
     series = [("mine", "real", real_words)]
-    series += [(SHORT_NAMES[v.key], v.key, feature_values(v.replies)["words"]) for v in measured if v.replies is not None]
+    series += [
+        (SHORT_NAMES[v.key], v.key, feature_values(v.replies)["words"]) for v in measured if v.replies is not None
+    ]
     with atomic_dir(result.folder) as tmp:
         write_text(tmp / "report.md", markdown(result))
         write_json(tmp / "report.json", result.as_json())
-        write_text(tmp / "generations.jsonl", "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in result.generations()))
-        write_bytes(tmp / "metrics.png", plots.metric_bars(f"twin {result.name}: {len(result.samples)} validation samples", groups))
-        write_bytes(tmp / "lengths.png", plots.length_distributions(f"twin {result.name}: reply length, mine vs generated", series))
+        write_text(
+            tmp / "generations.jsonl",
+            "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in result.generations()),
+        )
+        write_bytes(
+            tmp / "metrics.png",
+            plots.metric_bars(f"twin {result.name}: {len(result.samples)} validation samples", groups),
+        )
+        write_bytes(
+            tmp / "lengths.png",
+            plots.length_distributions(f"twin {result.name}: reply length, mine vs generated", series),
+        )
     return result.folder

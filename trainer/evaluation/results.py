@@ -46,7 +46,11 @@ class VariantResult:
         }
 
     def as_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"key": self.key, "label": self.variant.label, "status": "missing" if self.variant.missing else "measured"}
+        out: dict[str, Any] = {
+            "key": self.key,
+            "label": self.variant.label,
+            "status": "missing" if self.variant.missing else "measured",
+        }
         if self.variant.missing:
             out["missing"] = self.variant.missing
             return out

@@ -61,7 +61,12 @@ class EvalConfig:
         _check(1 <= self.limit <= 100_000, "limit", "must be between 1 and 100000", self.limit)
         _check(1 <= self.max_new_tokens <= 2048, "max-new-tokens", "must be between 1 and 2048", self.max_new_tokens)
         _check(0 <= self.temperature <= 2, "temperature", "must be between 0 (greedy) and 2", self.temperature)
-        _check(0 < self.repetition_penalty <= 10, "repetition-penalty", "must be above 0 and at most 10 (1 = off)", self.repetition_penalty)
+        _check(
+            0 < self.repetition_penalty <= 10,
+            "repetition-penalty",
+            "must be above 0 and at most 10 (1 = off)",
+            self.repetition_penalty,
+        )
         _check(self.max_context_chars >= 1, "max-context-chars", "must be at least 1", self.max_context_chars)
         _check(1 <= self.batch_size <= 256, "batch-size", "must be between 1 and 256", self.batch_size)
         _check(self.threads >= 0, "threads", "must be 0 (default) or more", self.threads)
@@ -90,7 +95,13 @@ def pick_twin(name: str | None) -> str:
 
 @contextlib.contextmanager
 def _progress(enabled: bool) -> Iterator[Progress]:
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, console=Console(stderr=True), disable=not enabled, transient=False) as progress:
         yield progress
 
@@ -130,7 +141,9 @@ def evaluate(config: EvalConfig) -> EvalResult:
                 else:
                     daemon_note = _measure_gguf(result, samples, decoding, config, progress)
             except (UserError, ValueError) as e:  # a model that will not load, a daemon that will not start
-                result.variant = dataclasses.replace(v, missing=f"could not be measured ({e}): rebuild it with `{REBUILD[v.key]} --name {name}`")
+                result.variant = dataclasses.replace(
+                    v, missing=f"could not be measured ({e}): rebuild it with `{REBUILD[v.key]} --name {name}`"
+                )
                 result.perplexity = None
                 continue
             result.seconds = time.perf_counter() - started
@@ -158,7 +171,9 @@ def evaluate(config: EvalConfig) -> EvalResult:
     return result
 
 
-def _measure_hf(result: VariantResult, samples: list[EvalSample], decoding: Decoding, config: EvalConfig, progress: Progress) -> None:
+def _measure_hf(
+    result: VariantResult, samples: list[EvalSample], decoding: Decoding, config: EvalConfig, progress: Progress
+) -> None:
     from trainer.evaluation import models
 
     v = result.variant
@@ -176,21 +191,33 @@ def _measure_hf(result: VariantResult, samples: list[EvalSample], decoding: Deco
     finally:
         del model
         gc.collect()
-    result.backends = {"perplexity": "transformers (fp32, CPU)", "generation": f"transformers generate (batches of {config.batch_size})"}
+    result.backends = {
+        "perplexity": "transformers (fp32, CPU)",
+        "generation": f"transformers generate (batches of {config.batch_size})",
+    }
 
 
-def _measure_gguf(result: VariantResult, samples: list[EvalSample], decoding: Decoding, config: EvalConfig, progress: Progress) -> str:
+def _measure_gguf(
+    result: VariantResult, samples: list[EvalSample], decoding: Decoding, config: EvalConfig, progress: Progress
+) -> str:
     from trainer.evaluation.served import daemon_for
 
     v = result.variant
     assert v.gguf is not None
     task = progress.add_task("GGUF: perplexity (llama.cpp)", total=len(samples))
     result.perplexity = gguf_perplexity(v.gguf, samples, None, config.threads, lambda: progress.advance(task))
-    with tempfile.TemporaryDirectory(prefix="twin-eval-") as tmp, daemon_for(v.served_id, config.chat, Path(tmp) / "serve.log", config.threads) as served:
+    with (
+        tempfile.TemporaryDirectory(prefix="twin-eval-") as tmp,
+        daemon_for(v.served_id, config.chat, Path(tmp) / "serve.log", config.threads) as served,
+    ):
         task = progress.add_task(f"GGUF: replies via the daemon ({v.served_id})", total=len(samples))
         result.replies = daemon_generate(
             served.url, served.api_key, v.served_id, samples, None, decoding, lambda k: progress.advance(task, k)
         )
-    how = f"a daemon started for this evaluation at {served.url} (stopped after it)" if served.started else f"the running daemon at {served.url}"
+    how = (
+        f"a daemon started for this evaluation at {served.url} (stopped after it)"
+        if served.started
+        else f"the running daemon at {served.url}"
+    )
     result.backends = {"perplexity": "llama.cpp (in process)", "generation": f"{how}, model `{v.served_id}`"}
     return f"{how}, OpenAI API, model `{v.served_id}`"

@@ -27,7 +27,9 @@ def serves(settings: ChatSettings, model_id: str) -> bool:
     """Whether a daemon answers at `settings.url` and lists `model_id` (False on any failure: then one is started)."""
     import openai
 
-    client = openai.OpenAI(base_url=settings.url, api_key=settings.api_key or "not-needed-on-loopback", timeout=3, max_retries=0)
+    client = openai.OpenAI(
+        base_url=settings.url, api_key=settings.api_key or "not-needed-on-loopback", timeout=3, max_retries=0
+    )
     try:
         return any(m.id == model_id for m in client.models.list())
     except openai.OpenAIError:

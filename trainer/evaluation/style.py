@@ -37,9 +37,15 @@ FEATURES: dict[str, tuple[str, Callable[[str], float]]] = {
     "chars": ("characters per reply", lambda t: float(len(t.strip()))),
     "emoji": ("emoji per reply", lambda t: float(len(EMOJI_RE.findall(t)))),
     "punctuation": ("punctuation marks per character", lambda t: _ratio(len(_PUNCT_RE.findall(t)), len(t.strip()))),
-    "capitals": ("share of letters in upper case", lambda t: _ratio(len(_UPPER_RE.findall(t)), len(_LETTER_RE.findall(t)))),
+    "capitals": (
+        "share of letters in upper case",
+        lambda t: _ratio(len(_UPPER_RE.findall(t)), len(_LETTER_RE.findall(t))),
+    ),
     "starts_upper": ("replies starting with a capital", _first_letter_upper),
-    "full_stop": ("replies ending with '.'", lambda t: float(t.rstrip().endswith(".") and not t.rstrip().endswith(".."))),
+    "full_stop": (
+        "replies ending with '.'",
+        lambda t: float(t.rstrip().endswith(".") and not t.rstrip().endswith("..")),
+    ),
 }
 
 

@@ -40,7 +40,11 @@ def find_variants(name: str) -> list[Variant]:
     """The three variants of twin `name`, each available or missing with the command that builds it."""
     data = registry.read(name)
     folder = paths.twin_dir(name)
-    return [_prompt(name, folder, data.get("persona", {})), _lora(name, folder, data.get("train", {})), _gguf(name, folder, data.get("model", {}))]
+    return [
+        _prompt(name, folder, data.get("persona", {})),
+        _lora(name, folder, data.get("train", {})),
+        _gguf(name, folder, data.get("model", {})),
+    ]
 
 
 def _prompt(name: str, folder: Path, table: dict) -> Variant:
@@ -53,7 +57,11 @@ def _prompt(name: str, folder: Path, table: dict) -> Variant:
         if not isinstance(prompt, str) or not prompt.strip():
             raise ValueError("system_prompt is empty")
     except (OSError, ValueError, KeyError, TypeError) as e:
-        return Variant("prompt", label, missing=f"cannot read {folder / table['file']} ({e}): rebuild it with `twin persona --name {name}`")
+        return Variant(
+            "prompt",
+            label,
+            missing=f"cannot read {folder / table['file']} ({e}): rebuild it with `twin persona --name {name}`",
+        )
     base = str(table.get("base", "default"))
     if base not in embedded.ALIASES and not Path(base).expanduser().is_file():
         return Variant("prompt", label, missing=f"its base model {base} does not exist: {build} --base default")
@@ -65,7 +73,9 @@ def _lora(name: str, folder: Path, table: dict) -> Variant:
     label = "LoRA (merged)"
     merged = folder / str(table.get("merged", "merged"))
     if not (merged / "config.json").is_file():
-        return Variant("lora", label, missing=f"not trained yet ({merged} is missing): train it with `twin train --name {name}`")
+        return Variant(
+            "lora", label, missing=f"not trained yet ({merged} is missing): train it with `twin train --name {name}`"
+        )
     base = table.get("base")
     return Variant("lora", f"{label}: {base}" if base else label, hf_dir=merged)
 

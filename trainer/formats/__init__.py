@@ -68,7 +68,7 @@ def detect(path: Path) -> str:
     if stripped[0] == "[":
         raise UserError(
             f"{where(path, 'line 1')}: a JSON list is not a chat export: pass Telegram's result.json, "
-            "a plain {\"messages\": [...]} file, or JSONL with one sample a line"
+            'a plain {"messages": [...]} file, or JSONL with one sample a line'
         )
     raise UserError(
         f"{where(path, 'line 1')}: not a chat export twin knows (Telegram JSON, WhatsApp text, plain JSON, JSONL): "
@@ -86,7 +86,9 @@ def _zip_kind(path: Path) -> str:
     except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError) as e:
         raise UserError(f"{path}: a broken or encrypted zip ({e}): unzip it and pass the chat's .txt file") from None
     if not whatsapp.is_header(first):
-        raise UserError(f"{where(path, 'line 1')}: the zip's chat file is not a WhatsApp export: unzip it and check the file")
+        raise UserError(
+            f"{where(path, 'line 1')}: the zip's chat file is not a WhatsApp export: unzip it and check the file"
+        )
     return "whatsapp"
 
 
@@ -125,33 +127,32 @@ def _json_kind(path: Path) -> str:
         raise syntax_error(path, e, "") from None
     except OSError as e:
         raise UserError(f"{path}: cannot read it ({e.strerror or e}): check the path and its permissions") from None
-    raise UserError(
-        f"{path}: JSON without \"messages\" or \"chats\": not a chat export twin knows: {TELEGRAM_FIX}"
-    )
+    raise UserError(f'{path}: JSON without "messages" or "chats": not a chat export twin knows: {TELEGRAM_FIX}')
 
 
 def _messages_kind(s: JsonStream, header: dict, path: Path) -> str:
     if s.peek() != "[":
-        raise UserError(f"{where(path, f'line {s.line()}')}: \"messages\" is not a list: {TELEGRAM_FIX}")
+        raise UserError(f'{where(path, f"line {s.line()}")}: "messages" is not a list: {TELEGRAM_FIX}')
     for _ in s.elements():
         try:
             first = s.value()
         except JsonSyntaxError as e:
             name = header.get("name")
-            raise syntax_error(path, e, f"chat {name!r}, message #1" if isinstance(name, str) else "message #1") from None
+            raise syntax_error(
+                path, e, f"chat {name!r}, message #1" if isinstance(name, str) else "message #1"
+            ) from None
         if isinstance(first, dict):
             if "bot" in first or "user" in first:
                 return "plain"
             if "role" in first and "content" in first:
                 raise UserError(
-                    f"{path}: role/content messages in one JSON document: write one {{\"messages\": [...]}} "
+                    f'{path}: role/content messages in one JSON document: write one {{"messages": [...]}} '
                     "sample per line (JSONL) to pass a dataset through"
                 )
             if "type" in first or "date" in first or "from" in first:
                 return "telegram-chat"
         raise UserError(
-            f"{where(path, 'message #1')}: neither a Telegram message nor a {{\"user\", \"bot\"}} pair: "
-            f"{TELEGRAM_FIX}"
+            f'{where(path, "message #1")}: neither a Telegram message nor a {{"user", "bot"}} pair: {TELEGRAM_FIX}'
         )
     return "telegram-chat" if {"type", "id"} & header.keys() else "plain"
 

@@ -14,7 +14,9 @@ from trainer.formats.jsonstream import JsonStream
 from trainer.messages import Chat, Message, Tally
 
 # Chat types read by default; channels and bots only on request, anything else is counted and skipped.
-DIALOG_TYPES = frozenset({"personal_chat", "private_group", "private_supergroup", "public_supergroup", "saved_messages"})
+DIALOG_TYPES = frozenset(
+    {"personal_chat", "private_group", "private_supergroup", "public_supergroup", "saved_messages"}
+)
 CHANNEL_TYPES = frozenset({"private_channel", "public_channel"})
 BOT_TYPES = frozenset({"bot_chat"})
 
@@ -23,15 +25,61 @@ ENTITY_KINDS = {"link": "url", "email": "email", "phone": "phone", "bank_card": 
 
 KNOWN_FIELDS = frozenset(
     {
-        "id", "type", "date", "date_unixtime", "edited", "edited_unixtime", "from", "from_id", "text",
-        "text_entities", "forwarded_from", "forwarded_from_id", "saved_from", "reply_to_message_id",
-        "reply_to_peer_id", "via_bot", "author", "media_type", "sticker_emoji", "photo", "photo_file_size",
-        "file", "file_name", "file_size", "thumbnail", "thumbnail_file_size", "mime_type", "duration_seconds",
-        "width", "height", "poll", "location_information", "contact_information", "contact_vcard",
-        "live_location_period_seconds", "place_name", "address", "game_title", "game_description",
-        "game_link", "invoice_information", "self_destruct_period_seconds", "inline_bot_buttons",
-        "media_spoiler", "reactions", "performer", "title", "todo_list", "giveaway_information",
-        "giveaway_results", "paid_stars_amount", "story", "actor", "actor_id", "action",
+        "id",
+        "type",
+        "date",
+        "date_unixtime",
+        "edited",
+        "edited_unixtime",
+        "from",
+        "from_id",
+        "text",
+        "text_entities",
+        "forwarded_from",
+        "forwarded_from_id",
+        "saved_from",
+        "reply_to_message_id",
+        "reply_to_peer_id",
+        "via_bot",
+        "author",
+        "media_type",
+        "sticker_emoji",
+        "photo",
+        "photo_file_size",
+        "file",
+        "file_name",
+        "file_size",
+        "thumbnail",
+        "thumbnail_file_size",
+        "mime_type",
+        "duration_seconds",
+        "width",
+        "height",
+        "poll",
+        "location_information",
+        "contact_information",
+        "contact_vcard",
+        "live_location_period_seconds",
+        "place_name",
+        "address",
+        "game_title",
+        "game_description",
+        "game_link",
+        "invoice_information",
+        "self_destruct_period_seconds",
+        "inline_bot_buttons",
+        "media_spoiler",
+        "reactions",
+        "performer",
+        "title",
+        "todo_list",
+        "giveaway_information",
+        "giveaway_results",
+        "paid_stars_amount",
+        "story",
+        "actor",
+        "actor_id",
+        "action",
     }
 )
 MEDIA_FIELDS = ("media_type", "photo", "file", "poll", "location_information", "contact_information")
@@ -62,8 +110,10 @@ class TelegramExport:
         self.account = False
         self._chat_where = ""
         self._index = -1
-        self._types = DIALOG_TYPES | (CHANNEL_TYPES if include_channels else frozenset()) | (
-            BOT_TYPES if include_bots else frozenset()
+        self._types = (
+            DIALOG_TYPES
+            | (CHANNEL_TYPES if include_channels else frozenset())
+            | (BOT_TYPES if include_bots else frozenset())
         )
 
     @property
@@ -149,7 +199,9 @@ class TelegramExport:
                 continue
             kind_m = m.get("type")
             if kind_m != "message":
-                skipped["service" if kind_m == "service" else "unsupported" if kind_m == "unsupported" else "unknown type"] += 1
+                skipped[
+                    "service" if kind_m == "service" else "unsupported" if kind_m == "unsupported" else "unknown type"
+                ] += 1
                 continue
             if not known(m):
                 tally.unknown_fields.update(m.keys() - KNOWN_FIELDS)

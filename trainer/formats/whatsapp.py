@@ -136,7 +136,9 @@ def _finish(current: list, chat: Chat, tally: Tally) -> Message | None:
     text = "\n".join(parts)
     if text.startswith("\u200e"):  # iOS marks what WhatsApp wrote itself (attachments, system notes)
         bare = text.strip("\u200e \n")
-        tally.skipped["media without text" if _MEDIA.match(bare) else "deleted" if _DELETED.match(bare) else "service"] += 1
+        tally.skipped[
+            "media without text" if _MEDIA.match(bare) else "deleted" if _DELETED.match(bare) else "service"
+        ] += 1
         return None
     text = _EDITED.sub("", text.replace("\u200e", ""))
     bare = text.strip()

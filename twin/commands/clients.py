@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -12,16 +12,25 @@ from twin.threads import passive_for_torch
 
 
 def chat_cmd(
-    url: Annotated[Optional[str], typer.Option(help="The daemon's API address (default http://127.0.0.1:8642/v1; config chat.url, env TWIN_URL).")] = None,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            help="The daemon's API address (default http://127.0.0.1:8642/v1; config chat.url, env TWIN_URL)."
+        ),
+    ] = None,
     rate: Annotated[bool, typer.Option("--rate", help="Rate how much the twin's replies sound like you.")] = False,
-    name: Annotated[Optional[str], typer.Option(help="With --rate: the twin to rate (needed when there are several).")] = None,
+    name: Annotated[
+        str | None, typer.Option(help="With --rate: the twin to rate (needed when there are several).")
+    ] = None,
 ) -> None:
     """Chat with your twins through the daemon in the terminal (`--rate`: rate their replies against your own)."""
     from twin.config import ChatSettings, load
 
     settings = load(ChatSettings, {"url": url})
     if name is not None and not rate:
-        raise UserError("--name only goes with --rate: run `twin chat --rate --name NAME` (in chat, pick the model with F4)")
+        raise UserError(
+            "--name only goes with --rate: run `twin chat --rate --name NAME` (in chat, pick the model with F4)"
+        )
     if rate:
         from tui.rate_app import run_rating
 
@@ -33,16 +42,32 @@ def chat_cmd(
 
 
 def eval_cmd(
-    name: Annotated[Optional[str], typer.Option(help="The twin to evaluate (default: the only twin with a dataset).")] = None,
+    name: Annotated[
+        str | None, typer.Option(help="The twin to evaluate (default: the only twin with a dataset).")
+    ] = None,
     limit: Annotated[int, typer.Option(help="Validation samples to evaluate, spread over val.jsonl.")] = 200,
-    compare: Annotated[Optional[tuple[str, str]], typer.Option(help="Evaluate two twins and set them side by side: --compare A B.")] = None,
+    compare: Annotated[
+        tuple[str, str] | None, typer.Option(help="Evaluate two twins and set them side by side: --compare A B.")
+    ] = None,
     max_new_tokens: Annotated[int, typer.Option(help="Longest generated reply, in tokens.")] = 64,
     temperature: Annotated[float, typer.Option(help="0 = greedy decoding; above 0 samples with --seed.")] = 0.0,
-    repetition_penalty: Annotated[float, typer.Option(help="Penalty on tokens among the last 64 generated (1 = off).")] = 1.2,
+    repetition_penalty: Annotated[
+        float, typer.Option(help="Penalty on tokens among the last 64 generated (1 = off).")
+    ] = 1.2,
     seed: Annotated[int, typer.Option(help="Seed for sampling (temperature above 0).")] = 0,
-    max_context_chars: Annotated[int, typer.Option(help="Context given to each variant: the newest messages within this many characters.")] = 2000,
-    url: Annotated[Optional[str], typer.Option(help="A running daemon to use for the GGUF's replies (else one is started; config chat.url, env TWIN_URL).")] = None,
-    threads: Annotated[int, typer.Option(help="llama.cpp threads for the GGUF's perplexity and a daemon started here (0 = their default).")] = 0,
+    max_context_chars: Annotated[
+        int, typer.Option(help="Context given to each variant: the newest messages within this many characters.")
+    ] = 2000,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            help="A running daemon to use for the GGUF's replies (else one is started; config chat.url, env TWIN_URL)."
+        ),
+    ] = None,
+    threads: Annotated[
+        int,
+        typer.Option(help="llama.cpp threads for the GGUF's perplexity and a daemon started here (0 = their default)."),
+    ] = 0,
 ) -> None:
     """Measure how much the twin sounds like you: perplexity, ROUGE-L, chrF, style, ratings; writes twins/NAME/eval/."""
     passive_for_torch()

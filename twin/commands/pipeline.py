@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -13,8 +13,18 @@ from twin.logs import setup_logging
 from twin.threads import passive_for_torch
 
 # The arguments `twin build` and `twin ingest` share.
-Exports = Annotated[list[Path], typer.Argument(help="Chat exports: Telegram result.json (or its folder), WhatsApp .txt, plain JSON, JSONL.", show_default=False)]
-Me = Annotated[Optional[list[str]], typer.Option(help="You: a display name or Telegram id (user123); repeatable. Optional for a whole-account Telegram export.")]
+Exports = Annotated[
+    list[Path],
+    typer.Argument(
+        help="Chat exports: Telegram result.json (or its folder), WhatsApp .txt, plain JSON, JSONL.", show_default=False
+    ),
+]
+Me = Annotated[
+    list[str] | None,
+    typer.Option(
+        help="You: a display name or Telegram id (user123); repeatable. Optional for a whole-account Telegram export."
+    ),
+]
 
 
 def demo_cmd(
@@ -32,14 +42,24 @@ def build_cmd(
     exports: Exports,
     me: Me = None,
     name: Annotated[str, typer.Option(help="The twin to build (twins/NAME).")] = "me",
-    base: Annotated[str, typer.Option(help="default (embedded SmolLM2-135M), tinyllama, phi3-mini, qwen2.5-0.5b, qwen2.5-1.5b, gpt2, distilgpt2, a hub id or a directory.")] = "default",
-    quant: Annotated[str, typer.Option(help="auto (measure the 4-bit types, keep the best), q4_k_m, q4_1, q4_0, q5_k_m, q8_0, f16, f32.")] = "auto",
+    base: Annotated[
+        str,
+        typer.Option(
+            help="default (embedded SmolLM2-135M), tinyllama, phi3-mini, qwen2.5-0.5b, qwen2.5-1.5b, gpt2, distilgpt2, a hub id or a directory."
+        ),
+    ] = "default",
+    quant: Annotated[
+        str,
+        typer.Option(help="auto (measure the 4-bit types, keep the best), q4_k_m, q4_1, q4_0, q5_k_m, q8_0, f16, f32."),
+    ] = "auto",
     epochs: Annotated[int, typer.Option(help="Passes over the training split.")] = 3,
     max_steps: Annotated[int, typer.Option(help="Optimizer steps instead (0 = epochs decide).")] = 0,
     batch_size: Annotated[int, typer.Option(help="Samples per step.")] = 8,
     max_length: Annotated[int, typer.Option(help="Tokens per sample; older context is cut first.")] = 256,
     lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 2e-4,
-    strip_emoji: Annotated[bool, typer.Option("--strip-emoji", help="Remove emoji from the dataset (kept by default: they are style).")] = False,
+    strip_emoji: Annotated[
+        bool, typer.Option("--strip-emoji", help="Remove emoji from the dataset (kept by default: they are style).")
+    ] = False,
     seed: Annotated[int, typer.Option(help="Random seed (split, training).")] = 0,
     device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu, cuda, cuda:N, mps.")] = "auto",
 ) -> None:
@@ -49,8 +69,18 @@ def build_cmd(
 
     setup_logging()
     config = BuildConfig(
-        exports=exports, me=tuple(me or ()), name=name, base=base, quant=quant, epochs=epochs, max_steps=max_steps,
-        batch_size=batch_size, max_length=max_length, lr=lr, seed=seed, device=device,
+        exports=exports,
+        me=tuple(me or ()),
+        name=name,
+        base=base,
+        quant=quant,
+        epochs=epochs,
+        max_steps=max_steps,
+        batch_size=batch_size,
+        max_length=max_length,
+        lr=lr,
+        seed=seed,
+        device=device,
         ingest_options={"strip_emoji": strip_emoji, "seed": seed},
     )
     result = build(config, out=lambda line: print(line, file=sys.stderr))
@@ -63,14 +93,25 @@ def ingest_cmd(
     exports: Exports,
     me: Me = None,
     name: Annotated[str, typer.Option(help="The twin to build (twins/NAME/dataset).")] = "me",
-    gap: Annotated[str, typer.Option(help="Silence that ends a conversation: 90s, 30m, 1h (a bare number is minutes).")] = "1h",
+    gap: Annotated[
+        str, typer.Option(help="Silence that ends a conversation: 90s, 30m, 1h (a bare number is minutes).")
+    ] = "1h",
     merge: Annotated[str, typer.Option(help="One sender's messages closer than this become one turn.")] = "5m",
     context: Annotated[int, typer.Option(help="Turns before each reply kept as its context.")] = 8,
     max_reply_chars: Annotated[int, typer.Option(help="Drop replies longer than this (0: keep all).")] = 1000,
-    keep: Annotated[Optional[list[str]], typer.Option(help="Leave this kind of data as it is: url, email, phone, card, iban, ip (repeatable).")] = None,
-    strip_emoji: Annotated[bool, typer.Option("--strip-emoji", help="Remove emoji (kept by default: they are style).")] = False,
-    keep_duplicates: Annotated[bool, typer.Option("--keep-duplicates", help="Keep samples whose context and reply repeat exactly.")] = False,
-    split: Annotated[str, typer.Option(help="random: sessions shuffled by --seed; time: the latest sessions to validation.")] = "random",
+    keep: Annotated[
+        list[str] | None,
+        typer.Option(help="Leave this kind of data as it is: url, email, phone, card, iban, ip (repeatable)."),
+    ] = None,
+    strip_emoji: Annotated[
+        bool, typer.Option("--strip-emoji", help="Remove emoji (kept by default: they are style).")
+    ] = False,
+    keep_duplicates: Annotated[
+        bool, typer.Option("--keep-duplicates", help="Keep samples whose context and reply repeat exactly.")
+    ] = False,
+    split: Annotated[
+        str, typer.Option(help="random: sessions shuffled by --seed; time: the latest sessions to validation.")
+    ] = "random",
     seed: Annotated[int, typer.Option(help="Seed of the random split.")] = 0,
     val_fraction: Annotated[float, typer.Option(help="Share of samples held out for validation (0–0.5).")] = 0.2,
     include_channels: Annotated[bool, typer.Option("--include-channels", help="Read Telegram channels too.")] = False,
@@ -106,29 +147,51 @@ def ingest_cmd(
 
 
 def train_cmd(
-    name: Annotated[Optional[str], typer.Option(help="The twin (default: the only one with a dataset).")] = None,
-    base: Annotated[Optional[str], typer.Option(help="default (embedded SmolLM2-135M), tinyllama, phi3-mini, qwen2.5-0.5b, qwen2.5-1.5b, gpt2, distilgpt2, a hub id or a directory.")] = None,
-    epochs: Annotated[Optional[int], typer.Option(help="Passes over the training split. Default: 3.")] = None,
-    max_steps: Annotated[Optional[int], typer.Option(help="Optimizer steps to run instead (0 = epochs decide).")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="Samples per micro-batch. Default: 8.")] = None,
-    grad_accum: Annotated[Optional[int], typer.Option(help="Micro-batches per optimizer step. Default: 1.")] = None,
-    lr: Annotated[Optional[float], typer.Option(help="Peak learning rate. Default: 2e-4.")] = None,
-    warmup_ratio: Annotated[Optional[float], typer.Option(help="Share of steps warming up before the cosine decay. Default: 0.05.")] = None,
-    weight_decay: Annotated[Optional[float], typer.Option(help="AdamW weight decay. Default: 0.")] = None,
-    max_length: Annotated[Optional[int], typer.Option(help="Tokens per sample; older context is cut first. Default: 256.")] = None,
-    lora_r: Annotated[Optional[int], typer.Option(help="LoRA rank. Default: 16.")] = None,
-    lora_alpha: Annotated[Optional[int], typer.Option(help="LoRA alpha. Default: 32.")] = None,
-    lora_dropout: Annotated[Optional[float], typer.Option(help="LoRA dropout. Default: 0.05.")] = None,
-    lora_target: Annotated[Optional[list[str]], typer.Option(help="Module to adapt (repeatable; default: every linear projection).")] = None,
-    eval_every: Annotated[Optional[int], typer.Option(help="Validate every N steps, and after each epoch. Default: 100.")] = None,
-    max_val_samples: Annotated[Optional[int], typer.Option(help="Validation samples used. Default: 256.")] = None,
-    patience: Annotated[Optional[int], typer.Option(help="Stop after N validations without improvement (0 = never). Default: 3.")] = None,
-    min_delta: Annotated[Optional[float], typer.Option(help="Smallest validation-loss fall that counts as improvement. Default: 0.")] = None,
-    log_every: Annotated[Optional[int], typer.Option(help="Steps between lines in train_log.jsonl. Default: 10.")] = None,
-    gradient_checkpointing: Annotated[Optional[bool], typer.Option("--gradient-checkpointing", help="Recompute activations: less memory, about 30% slower.")] = None,
-    device: Annotated[Optional[str], typer.Option(help="auto (CUDA when present), cpu, cuda, cuda:N, mps. Default: auto.")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Random seed. Default: 0.")] = None,
-    dataset: Annotated[Optional[str], typer.Option(help="Dataset folder (default: the twin's dataset/).")] = None,
+    name: Annotated[str | None, typer.Option(help="The twin (default: the only one with a dataset).")] = None,
+    base: Annotated[
+        str | None,
+        typer.Option(
+            help="default (embedded SmolLM2-135M), tinyllama, phi3-mini, qwen2.5-0.5b, qwen2.5-1.5b, gpt2, distilgpt2, a hub id or a directory."
+        ),
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(help="Passes over the training split. Default: 3.")] = None,
+    max_steps: Annotated[int | None, typer.Option(help="Optimizer steps to run instead (0 = epochs decide).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Samples per micro-batch. Default: 8.")] = None,
+    grad_accum: Annotated[int | None, typer.Option(help="Micro-batches per optimizer step. Default: 1.")] = None,
+    lr: Annotated[float | None, typer.Option(help="Peak learning rate. Default: 2e-4.")] = None,
+    warmup_ratio: Annotated[
+        float | None, typer.Option(help="Share of steps warming up before the cosine decay. Default: 0.05.")
+    ] = None,
+    weight_decay: Annotated[float | None, typer.Option(help="AdamW weight decay. Default: 0.")] = None,
+    max_length: Annotated[
+        int | None, typer.Option(help="Tokens per sample; older context is cut first. Default: 256.")
+    ] = None,
+    lora_r: Annotated[int | None, typer.Option(help="LoRA rank. Default: 16.")] = None,
+    lora_alpha: Annotated[int | None, typer.Option(help="LoRA alpha. Default: 32.")] = None,
+    lora_dropout: Annotated[float | None, typer.Option(help="LoRA dropout. Default: 0.05.")] = None,
+    lora_target: Annotated[
+        list[str] | None, typer.Option(help="Module to adapt (repeatable; default: every linear projection).")
+    ] = None,
+    eval_every: Annotated[
+        int | None, typer.Option(help="Validate every N steps, and after each epoch. Default: 100.")
+    ] = None,
+    max_val_samples: Annotated[int | None, typer.Option(help="Validation samples used. Default: 256.")] = None,
+    patience: Annotated[
+        int | None, typer.Option(help="Stop after N validations without improvement (0 = never). Default: 3.")
+    ] = None,
+    min_delta: Annotated[
+        float | None, typer.Option(help="Smallest validation-loss fall that counts as improvement. Default: 0.")
+    ] = None,
+    log_every: Annotated[int | None, typer.Option(help="Steps between lines in train_log.jsonl. Default: 10.")] = None,
+    gradient_checkpointing: Annotated[
+        bool | None,
+        typer.Option("--gradient-checkpointing", help="Recompute activations: less memory, about 30% slower."),
+    ] = None,
+    device: Annotated[
+        str | None, typer.Option(help="auto (CUDA when present), cpu, cuda, cuda:N, mps. Default: auto.")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed. Default: 0.")] = None,
+    dataset: Annotated[str | None, typer.Option(help="Dataset folder (default: the twin's dataset/).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from its checkpoint.")] = False,
 ) -> None:
     """Fine-tune a base model on a twin's dataset with LoRA; writes adapter/ and merged/ (Ctrl-C saves a checkpoint)."""
@@ -137,11 +200,27 @@ def train_cmd(
     from trainer.twin_name import resolve_name
 
     flags = {
-        "base": base, "epochs": epochs, "max_steps": max_steps, "batch_size": batch_size, "grad_accum": grad_accum,
-        "lr": lr, "warmup_ratio": warmup_ratio, "weight_decay": weight_decay, "max_length": max_length,
-        "lora_r": lora_r, "lora_alpha": lora_alpha, "lora_dropout": lora_dropout, "lora_targets": lora_target,
-        "eval_every": eval_every, "max_val_samples": max_val_samples, "patience": patience, "min_delta": min_delta,
-        "log_every": log_every, "gradient_checkpointing": gradient_checkpointing, "device": device, "seed": seed,
+        "base": base,
+        "epochs": epochs,
+        "max_steps": max_steps,
+        "batch_size": batch_size,
+        "grad_accum": grad_accum,
+        "lr": lr,
+        "warmup_ratio": warmup_ratio,
+        "weight_decay": weight_decay,
+        "max_length": max_length,
+        "lora_r": lora_r,
+        "lora_alpha": lora_alpha,
+        "lora_dropout": lora_dropout,
+        "lora_targets": lora_target,
+        "eval_every": eval_every,
+        "max_val_samples": max_val_samples,
+        "patience": patience,
+        "min_delta": min_delta,
+        "log_every": log_every,
+        "gradient_checkpointing": gradient_checkpointing,
+        "device": device,
+        "seed": seed,
         "dataset_dir": dataset,
     }
     flags = {k: v for k, v in flags.items() if v is not None}
@@ -150,24 +229,31 @@ def train_cmd(
     setup_logging()
     result = train(config)
     if result.interrupted:
-        print(f"twin train: stopped at step {result.steps}/{result.total_steps}; checkpoint saved. "
-              f"Continue with `twin train --name {name} --resume`", file=sys.stderr)
+        print(
+            f"twin train: stopped at step {result.steps}/{result.total_steps}; checkpoint saved. "
+            f"Continue with `twin train --name {name} --resume`",
+            file=sys.stderr,
+        )
         raise typer.Exit(128 + result.signal)
     print(f"trained {name}: {result.steps} steps, {result.tokens} tokens, {result.tokens_per_s:.0f} tokens/s")
     if result.best_val_loss is not None:
         import math
 
-        print(f"validation loss {result.first_val_loss:.4f} -> {result.best_val_loss:.4f} "
-              f"(perplexity {math.exp(min(result.best_val_loss, 50)):.2f}, best at step {result.best_step})")
+        print(
+            f"validation loss {result.first_val_loss:.4f} -> {result.best_val_loss:.4f} "
+            f"(perplexity {math.exp(min(result.best_val_loss, 50)):.2f}, best at step {result.best_step})"
+        )
     print(f"adapter: {result.adapter_dir}")
     print(f"merged:  {result.merged_dir}")
 
 
 def persona_cmd(
-    name: Annotated[Optional[str], typer.Option(help="The twin (default: the only one with a dataset).")] = None,
+    name: Annotated[str | None, typer.Option(help="The twin (default: the only one with a dataset).")] = None,
     examples: Annotated[int, typer.Option(help="Few-shot exchanges put in the prompt.")] = 3,
-    base: Annotated[str, typer.Option(help="The model the daemon puts the persona on: default (embedded) or a .gguf path.")] = "default",
-    dataset: Annotated[Optional[str], typer.Option(help="Dataset folder (default: the twin's dataset/).")] = None,
+    base: Annotated[
+        str, typer.Option(help="The model the daemon puts the persona on: default (embedded) or a .gguf path.")
+    ] = "default",
+    dataset: Annotated[str | None, typer.Option(help="Dataset folder (default: the twin's dataset/).")] = None,
 ) -> None:
     """Build the prompt-only twin: a style summary and a few examples from your messages (served as <name>-prompt)."""
     from trainer.persona import build_persona
@@ -176,16 +262,46 @@ def persona_cmd(
     name = resolve_name(name)
     persona = build_persona(name, examples=examples, base=base, dataset_dir=dataset)
     print(persona["system_prompt"])
-    print(f"\nsaved {paths.twin_dir(name) / 'persona.json'}; `twin serve` offers it as model {name}-prompt", file=sys.stderr)
+    print(
+        f"\nsaved {paths.twin_dir(name) / 'persona.json'}; `twin serve` offers it as model {name}-prompt",
+        file=sys.stderr,
+    )
 
 
 def convert_cmd(
-    name: Annotated[Optional[str], typer.Option("--name", help="A built twin: converts twins/NAME/merged and registers the GGUF for `twin serve`.")] = None,
-    model_dir: Annotated[Optional[Path], typer.Option("--model-dir", help="Any Hugging Face model folder (config.json, *.safetensors, tokenizer).")] = None,
-    quant: Annotated[str, typer.Option(help="auto (measure q4_k_m, q4_1, q4_0 on validation replies, keep the best), q4_k_m, q4_1, q4_0, q5_k_m, q8_0, f16 or f32.")] = "auto",
-    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="GGUF file to write. [default: twins/NAME/model-<quant>.gguf or ./<dir>-<quant>.gguf]")] = None,
-    val: Annotated[Optional[Path], typer.Option(help="Validation conversations (val.jsonl) for --quant auto. [default: the twin's dataset/val.jsonl]")] = None,
-    threads: Annotated[int, typer.Option(help="llama.cpp threads for checking and measuring (0 = half the logical CPUs).")] = 0,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            "--name", help="A built twin: converts twins/NAME/merged and registers the GGUF for `twin serve`."
+        ),
+    ] = None,
+    model_dir: Annotated[
+        Path | None,
+        typer.Option("--model-dir", help="Any Hugging Face model folder (config.json, *.safetensors, tokenizer)."),
+    ] = None,
+    quant: Annotated[
+        str,
+        typer.Option(
+            help="auto (measure q4_k_m, q4_1, q4_0 on validation replies, keep the best), q4_k_m, q4_1, q4_0, q5_k_m, q8_0, f16 or f32."
+        ),
+    ] = "auto",
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "-o",
+            "--output",
+            help="GGUF file to write. [default: twins/NAME/model-<quant>.gguf or ./<dir>-<quant>.gguf]",
+        ),
+    ] = None,
+    val: Annotated[
+        Path | None,
+        typer.Option(
+            help="Validation conversations (val.jsonl) for --quant auto. [default: the twin's dataset/val.jsonl]"
+        ),
+    ] = None,
+    threads: Annotated[
+        int, typer.Option(help="llama.cpp threads for checking and measuring (0 = half the logical CPUs).")
+    ] = 0,
 ) -> None:
     """Convert a merged model to GGUF, verify it against transformers, quantize it (4-bit chosen by measurement)."""
     passive_for_torch()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -10,18 +10,29 @@ from twin.logs import setup_logging
 
 
 def serve_cmd(
-    model: Annotated[Optional[str], typer.Option(help="`default` (embedded SmolLM2-135M-Instruct), a built twin's name, or a .gguf path.")] = None,
-    host: Annotated[Optional[str], typer.Option(help="Address to bind; non-loopback needs an API key.")] = None,
-    port: Annotated[Optional[int], typer.Option(help="TCP port (0 picks a free one). Default: 8642.")] = None,
-    api_key: Annotated[Optional[str], typer.Option(help="Require 'Authorization: Bearer KEY' (or TWIN_API_KEY).")] = None,
-    queue_size: Annotated[Optional[int], typer.Option(help="Requests that may wait for the model before 429.")] = None,
-    max_loaded: Annotated[Optional[int], typer.Option(help="Models kept in memory at once; others load on demand.")] = None,
-    n_ctx: Annotated[Optional[int], typer.Option(help="Context window per model (capped by the model's own).")] = None,
-    threads: Annotated[Optional[int], typer.Option(help="llama.cpp threads (0 = all cores).")] = None,
-    max_body_bytes: Annotated[Optional[int], typer.Option(help="Largest request body accepted (413 beyond).")] = None,
-    grace_seconds: Annotated[Optional[float], typer.Option(help="On SIGTERM, how long in-flight requests may finish.")] = None,
-    cors_origin: Annotated[Optional[list[str]], typer.Option(help="Allow browser requests from this origin (repeatable).")] = None,
-    log_content: Annotated[Optional[bool], typer.Option("--log-content", help="Log message text (off: it is private).")] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(help="`default` (embedded SmolLM2-135M-Instruct), a built twin's name, or a .gguf path."),
+    ] = None,
+    host: Annotated[str | None, typer.Option(help="Address to bind; non-loopback needs an API key.")] = None,
+    port: Annotated[int | None, typer.Option(help="TCP port (0 picks a free one). Default: 8642.")] = None,
+    api_key: Annotated[str | None, typer.Option(help="Require 'Authorization: Bearer KEY' (or TWIN_API_KEY).")] = None,
+    queue_size: Annotated[int | None, typer.Option(help="Requests that may wait for the model before 429.")] = None,
+    max_loaded: Annotated[
+        int | None, typer.Option(help="Models kept in memory at once; others load on demand.")
+    ] = None,
+    n_ctx: Annotated[int | None, typer.Option(help="Context window per model (capped by the model's own).")] = None,
+    threads: Annotated[int | None, typer.Option(help="llama.cpp threads (0 = all cores).")] = None,
+    max_body_bytes: Annotated[int | None, typer.Option(help="Largest request body accepted (413 beyond).")] = None,
+    grace_seconds: Annotated[
+        float | None, typer.Option(help="On SIGTERM, how long in-flight requests may finish.")
+    ] = None,
+    cors_origin: Annotated[
+        list[str] | None, typer.Option(help="Allow browser requests from this origin (repeatable).")
+    ] = None,
+    log_content: Annotated[
+        bool | None, typer.Option("--log-content", help="Log message text (off: it is private).")
+    ] = None,
 ) -> None:
     """Serve models on an OpenAI-compatible API (http://127.0.0.1:8642/v1 by default)."""
     import asyncio
