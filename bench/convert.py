@@ -117,7 +117,7 @@ def main() -> None:
         from convert.perplexity import load_conversations, reply_perplexity
         from convert.quantize import quantize
         from trainer.bases import embedded_hf_dir
-        from trainer.ingest import IngestConfig, ingest
+        from trainer.ingest.run import IngestConfig, ingest
         from twin import registry
 
         print("bench: importing the embedded model and ingesting the sample …", file=sys.stderr)

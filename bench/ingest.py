@@ -175,7 +175,7 @@ def generate(path: Path, messages: int, seed: int = 1) -> None:
 _CHILD = """
 import json, sys, time
 from pathlib import Path
-from trainer.ingest import IngestConfig, ingest
+from trainer.ingest.run import IngestConfig, ingest
 start, cpu = time.perf_counter(), time.process_time()
 result = ingest(IngestConfig(exports=[Path(sys.argv[1])], name="bench", progress=False))
 print(json.dumps({"seconds": time.perf_counter() - start, "cpu": time.process_time() - cpu,

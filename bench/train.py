@@ -96,7 +96,7 @@ def wait_for_parent() -> None:
 
 
 def run_twin(args: argparse.Namespace) -> dict:
-    from trainer.train import TrainConfig, train
+    from trainer.train.run import TrainConfig, train
 
     def before_next_step(step: int) -> None:
         if step:
@@ -144,8 +144,8 @@ def run_hf(args: argparse.Namespace) -> dict:
     )
 
     from trainer.bases import resolve_base
-    from trainer.lora import add_lora
-    from trainer.samples import read_jsonl
+    from trainer.train.lora import add_lora
+    from trainer.train.samples import read_jsonl
     from twin import paths
 
     base = resolve_base("default")
@@ -210,9 +210,9 @@ def reply_val_loss(model, tok, data: Path, args: argparse.Namespace) -> float:
     """The validation loss twin logs (reply tokens only), for the model the plan's recipe trained."""
     import torch
 
-    from trainer.batches import collate, sequential_batches
-    from trainer.loss import backbone_and_head, label_loss
-    from trainer.samples import encode_all, read_jsonl
+    from trainer.train.batches import collate, sequential_batches
+    from trainer.train.loss import backbone_and_head, label_loss
+    from trainer.train.samples import encode_all, read_jsonl
 
     samples = encode_all(tok, read_jsonl(data / "val.jsonl"), args.max_length, data / "val.jsonl")
     backbone, head = backbone_and_head(model)

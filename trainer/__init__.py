@@ -1,1 +1,1 @@
-"""Chat exports to datasets, LoRA training, the prompt-only persona, merging and evaluation."""
+"""Chat exports to datasets (ingest/), LoRA training (train/), the prompt-only persona (persona/) and evaluation (evaluation/)."""

@@ -55,7 +55,7 @@ class BuildConfig:
 
     def train_config(self) -> Any:
         """The TrainConfig of the training stage (validated when built)."""
-        from trainer.train_config import TrainConfig
+        from trainer.train.config import TrainConfig
 
         return TrainConfig(
             name=self.name,
@@ -91,9 +91,9 @@ def _stage(out: Callable[[str], None], number: int, title: str) -> float:
 def build(config: BuildConfig, out: Callable[[str], None] = print) -> BuildResult:
     """Run every stage for `config.name`; a failing stage stops the build with its own clear error."""
     from convert.pipeline import ConvertConfig, convert
-    from trainer.ingest import IngestConfig, ingest
-    from trainer.persona import build_persona
-    from trainer.train import train
+    from trainer.ingest.run import IngestConfig, ingest
+    from trainer.persona.run import build_persona
+    from trainer.train.run import train
 
     seconds: dict[str, float] = {}
 

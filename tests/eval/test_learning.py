@@ -57,8 +57,8 @@ def closed_port_url() -> str:
 def learned(tmp_path_factory: pytest.TempPathFactory, link_embedded_base) -> tuple[Path, EvalResult]:
     """Train, persona, convert, evaluate: once for the module, in a home of its own."""
     from convert import ConvertConfig, convert
-    from trainer.persona import build_persona
-    from trainer.train import TrainConfig, train
+    from trainer.persona.run import build_persona
+    from trainer.train.run import TrainConfig, train
 
     home = tmp_path_factory.mktemp("eval-learning")
     link_embedded_base(home)

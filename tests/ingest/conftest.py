@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from trainer.ingest import IngestConfig, IngestResult, ingest
+from trainer.ingest.run import IngestConfig, IngestResult, ingest
 
 T0 = 1_700_000_000  # 2023-11-14 22:13:20 UTC: message times are T0 + seconds
 

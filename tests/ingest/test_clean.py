@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from trainer.clean import Cleaner, emoji_in
+from trainer.ingest.clean import Cleaner, emoji_in
 
 
 @pytest.mark.parametrize(

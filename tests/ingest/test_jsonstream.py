@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from trainer.formats.jsonstream import JsonStream, JsonSyntaxError
-from trainer.formats.telegram import TelegramExport
-from trainer.messages import Tally
-from trainer.progress import MIN_BYTES, ReadProgress
+from trainer.ingest.formats.jsonstream import JsonStream, JsonSyntaxError
+from trainer.ingest.formats.telegram import TelegramExport
+from trainer.ingest.messages import Tally
+from trainer.ingest.progress import MIN_BYTES, ReadProgress
 
 SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "telegram_sample" / "result.json"
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from trainer.formats import detect
+from trainer.ingest.formats import detect
 from twin.errors import UserError
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from trainer.ingest import IngestConfig, ingest
+from trainer.ingest.run import IngestConfig, ingest
 from twin.errors import UserError
 
 SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "telegram_sample" / "result.json"

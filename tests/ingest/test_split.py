@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from trainer.split import choose_val
+from trainer.ingest.split import choose_val
 
 DAY = 86_400
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from trainer.formats import detect
+from trainer.ingest.formats import detect
 from twin.errors import UserError
 
 ANDROID_24H = """\

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from trainer.lora import TARGETS
-from trainer.train import TrainConfig, train
+from trainer.train.lora import TARGETS
+from trainer.train.run import TrainConfig, train
 from twin.chatformat import PLAIN_TEMPLATE
 from twin.errors import UserError
 

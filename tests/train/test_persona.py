@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from trainer import style
-from trainer.persona import build_persona
+from trainer.persona.run import build_persona
 from twin.cli import main
 
 if sys.version_info >= (3, 11):

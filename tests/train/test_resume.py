@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from trainer.train import TrainConfig, resume_config, train
+from trainer.train.run import TrainConfig, resume_config, train
 from twin.errors import UserError
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from trainer.batches import collate, epoch_batches, sequential_batches
-from trainer.samples import IGNORE, encode, ensure_chat_template, read_jsonl
+from trainer.train.batches import collate, epoch_batches, sequential_batches
+from trainer.train.samples import IGNORE, encode, ensure_chat_template, read_jsonl
 from twin.chatformat import PLAIN_TEMPLATE
 from twin.errors import UserError
 
@@ -80,7 +80,7 @@ def test_truncation_drops_old_context_first(embedded_hf: Path) -> None:
 
 
 def test_batches_group_lengths_and_pad_to_the_longest() -> None:
-    from trainer.samples import Sample
+    from trainer.train.samples import Sample
 
     lengths = [5, 50, 7, 48, 6, 49, 8, 47] * 8
     batches = epoch_batches(lengths, batch_size=4, seed=1, epoch=0)

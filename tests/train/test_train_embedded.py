@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from trainer.train import TrainConfig, TrainResult, train
+from trainer.train.run import TrainConfig, TrainResult, train
 
 if sys.version_info >= (3, 11):
     import tomllib

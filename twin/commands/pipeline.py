@@ -120,8 +120,8 @@ def ingest_cmd(
     """Turn chat exports into the twin's dataset: what others said, and what you answered."""
     from rich.console import Console
 
-    from trainer.ingest import IngestConfig, ingest, parse_duration
-    from trainer.summary import summary_table
+    from trainer.ingest.run import IngestConfig, ingest, parse_duration
+    from trainer.ingest.summary import summary_table
 
     config = IngestConfig(
         exports=exports,
@@ -196,7 +196,7 @@ def train_cmd(
 ) -> None:
     """Fine-tune a base model on a twin's dataset with LoRA; writes adapter/ and merged/ (Ctrl-C saves a checkpoint)."""
     passive_for_torch()
-    from trainer.train import TrainConfig, resume_config, train
+    from trainer.train.run import TrainConfig, resume_config, train
     from trainer.twin_name import resolve_name
 
     flags = {
@@ -256,7 +256,7 @@ def persona_cmd(
     dataset: Annotated[str | None, typer.Option(help="Dataset folder (default: the twin's dataset/).")] = None,
 ) -> None:
     """Build the prompt-only twin: a style summary and a few examples from your messages (served as <name>-prompt)."""
-    from trainer.persona import build_persona
+    from trainer.persona.run import build_persona
     from trainer.twin_name import resolve_name
 
     name = resolve_name(name)

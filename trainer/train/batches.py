@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from trainer.samples import IGNORE, Sample
+from trainer.train.samples import IGNORE, Sample
 
 # Samples are sorted by length inside windows of this many batches: similar lengths
 # share a batch (little padding) while the epoch order stays random.

@@ -14,10 +14,10 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from trainer.messages import Chat, Sample
-from trainer.replies import ReplyHabits
-from trainer.sessions import Conversation, SessionSettings, fragment
-from trainer.split import choose_val
+from trainer.ingest.messages import Chat, Sample
+from trainer.ingest.replies import ReplyHabits
+from trainer.ingest.sessions import Conversation, SessionSettings, fragment
+from trainer.ingest.split import choose_val
 
 DATASET_DIR = "dataset"  # inside the twin's directory
 TRAIN = "train.jsonl"

@@ -9,7 +9,7 @@ import json
 from collections.abc import Iterator
 from typing import TextIO
 
-from trainer.messages import Sample, Tally
+from trainer.ingest.messages import Sample, Tally
 
 ROLES = frozenset({"system", "user", "assistant"})
 

@@ -7,14 +7,14 @@ from typing import TYPE_CHECKING
 from rich.table import Table
 from rich.text import Text
 
-from trainer.clean import KINDS
-from trainer.dataset import DATASET_DIR, STATS, TRAIN, VAL
+from trainer.ingest.clean import KINDS
+from trainer.ingest.dataset import DATASET_DIR, STATS, TRAIN, VAL
 
 if TYPE_CHECKING:
-    from trainer.clean import Cleaner
-    from trainer.dataset import DatasetBuilder
-    from trainer.ingest import IngestConfig
-    from trainer.messages import Tally
+    from trainer.ingest.clean import Cleaner
+    from trainer.ingest.dataset import DatasetBuilder
+    from trainer.ingest.messages import Tally
+    from trainer.ingest.run import IngestConfig
 
 
 def summary_table(name: str, stats: dict) -> Table:

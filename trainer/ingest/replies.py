@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from trainer.clean import emoji_in
+from trainer.ingest.clean import emoji_in
 
 _ENDINGS = (("…", "..."), ("...", "..."), (")", ")"), ("(", "("), (".", "."), ("!", "!"), ("?", "?"))
 

@@ -86,7 +86,7 @@ def resume_config(name: str, overrides: dict[str, Any]) -> TrainConfig:
 
     train() then refuses overrides that would change what is computed.
     """
-    from trainer import checkpoint
+    from trainer.train import checkpoint
 
     folder = paths.twin_dir(name) / checkpoint.CHECKPOINT_DIR
     state, _, _ = checkpoint.load(folder)

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 
-from trainer.formats.jsonstream import JsonStream
-from trainer.messages import Chat, Message, Tally
+from trainer.ingest.formats.jsonstream import JsonStream
+from trainer.ingest.messages import Chat, Message, Tally
 
 # Chat types read by default; channels and bots only on request, anything else is counted and skipped.
 DIALOG_TYPES = frozenset(

@@ -17,20 +17,20 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from trainer import formats
-from trainer.clean import KINDS, Cleaner
-from trainer.dataset import DATASET_DIR, STATS, TRAIN, VAL, DatasetBuilder
-from trainer.formats import whatsapp
-from trainer.formats.jsonl import JsonlError, read_jsonl
-from trainer.formats.jsonstream import JsonStream, JsonSyntaxError
-from trainer.formats.plain import PlainExport
-from trainer.formats.telegram import TelegramExport
-from trainer.messages import Message, Sample, Tally
-from trainer.progress import ReadProgress
-from trainer.sessions import SessionSettings
-from trainer.split import SPLITS
-from trainer.summary import dataset_stats, registry_table
-from trainer.who import Senders
+from trainer.ingest import formats
+from trainer.ingest.clean import KINDS, Cleaner
+from trainer.ingest.dataset import DATASET_DIR, STATS, TRAIN, VAL, DatasetBuilder
+from trainer.ingest.formats import whatsapp
+from trainer.ingest.formats.jsonl import JsonlError, read_jsonl
+from trainer.ingest.formats.jsonstream import JsonStream, JsonSyntaxError
+from trainer.ingest.formats.plain import PlainExport
+from trainer.ingest.formats.telegram import TelegramExport
+from trainer.ingest.messages import Message, Sample, Tally
+from trainer.ingest.progress import ReadProgress
+from trainer.ingest.sessions import SessionSettings
+from trainer.ingest.split import SPLITS
+from trainer.ingest.summary import dataset_stats, registry_table
+from trainer.ingest.who import Senders
 from twin import paths, registry
 from twin.errors import UserError
 from twin.files import atomic_dir, write_bytes

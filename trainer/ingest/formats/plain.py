@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from trainer.formats.jsonstream import JsonStream
-from trainer.messages import Sample, Tally
+from trainer.ingest.formats.jsonstream import JsonStream
+from trainer.ingest.messages import Sample, Tally
 
 KNOWN_FIELDS = frozenset({"user", "bot"})
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from json.encoder import encode_basestring
 
-from trainer.messages import Chat, Message
+from trainer.ingest.messages import Chat, Message
 
 # Reply targets are looked up among a chat's recent messages only; older ones are forgotten
 # so memory does not grow with the chat (two generations of this many messages are kept).

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from trainer import style
-from trainer.samples import read_jsonl
+from trainer.train.samples import read_jsonl
 from twin import embedded, paths, registry
 from twin.errors import UserError
 from twin.files import write_json

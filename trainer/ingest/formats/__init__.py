@@ -16,9 +16,9 @@ import json
 import zipfile
 from pathlib import Path
 
-from trainer.formats import whatsapp
-from trainer.formats.jsonl import is_sample
-from trainer.formats.jsonstream import JsonStream, JsonSyntaxError
+from trainer.ingest.formats import whatsapp
+from trainer.ingest.formats.jsonl import is_sample
+from trainer.ingest.formats.jsonstream import JsonStream, JsonSyntaxError
 from twin.errors import UserError
 
 FORMATS = ("telegram-account", "telegram-chat", "plain", "jsonl", "whatsapp")

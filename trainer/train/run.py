@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trainer.interrupt import StopFlag
-from trainer.train_config import TrainConfig, check_resumable, resume_config
+from trainer.train.config import TrainConfig, check_resumable, resume_config
+from trainer.train.interrupt import StopFlag
 from twin import registry
 from twin.errors import UserError
 from twin.files import write_text
@@ -59,8 +59,8 @@ def train(config: TrainConfig, on_step: Callable[[int], None] | None = None) -> 
     `TrainConfig(resume=True)` continues from it and ends as an uninterrupted run would.
     """
     from trainer.bases import resolve_base
-    from trainer.lora import target_modules
-    from trainer.samples import encode_all, ensure_chat_template, read_jsonl
+    from trainer.train.lora import target_modules
+    from trainer.train.samples import encode_all, ensure_chat_template, read_jsonl
 
     # --- the data
     train_file, val_file = config.data_dir / "train.jsonl", config.data_dir / "val.jsonl"
@@ -77,10 +77,10 @@ def train(config: TrainConfig, on_step: Callable[[int], None] | None = None) -> 
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, get_cosine_schedule_with_warmup
 
-    from trainer import checkpoint
-    from trainer.batches import collate, epoch_batches
-    from trainer.display import TrainDisplay
-    from trainer.lora import add_lora
+    from trainer.train import checkpoint
+    from trainer.train.batches import collate, epoch_batches
+    from trainer.train.display import TrainDisplay
+    from trainer.train.lora import add_lora
 
     data_hash = checkpoint.fingerprint(train_file, val_file)
     folder = config.twin_dir
@@ -125,7 +125,7 @@ def train(config: TrainConfig, on_step: Callable[[int], None] | None = None) -> 
 
     from peft import get_peft_model_state_dict, set_peft_model_state_dict
 
-    from trainer.loss import backbone_and_head, label_loss
+    from trainer.train.loss import backbone_and_head, label_loss
 
     backbone, head = backbone_and_head(model)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -157,7 +157,7 @@ def train(config: TrainConfig, on_step: Callable[[int], None] | None = None) -> 
         return torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None)
 
     def evaluate() -> float:
-        from trainer.batches import sequential_batches
+        from trainer.train.batches import sequential_batches
 
         model.eval()
         total, count = 0.0, 0
@@ -325,7 +325,7 @@ def train(config: TrainConfig, on_step: Callable[[int], None] | None = None) -> 
         return result
 
     # --- what stays: the best adapter, and the base with it merged in
-    from trainer.merge import save_adapter, save_merged
+    from trainer.train.merge import save_adapter, save_merged
 
     if best is not None:
         set_peft_model_state_dict(model, best)

@@ -12,8 +12,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from trainer.batches import Batch
-from trainer.samples import IGNORE
+from trainer.train.batches import Batch
+from trainer.train.samples import IGNORE
 
 
 def backbone_and_head(model: Any) -> tuple[torch.nn.Module, torch.nn.Module]:
