@@ -121,9 +121,21 @@ class DaemonClient:
             raise DaemonError(200, f"{self.url}/models did not answer a model list: is this a twin daemon?")
         return classify([m for m in data if isinstance(m, dict)])
 
-    async def stream_chat(self, model: str, messages: list[dict[str, str]], sampling: Sampling) -> AsyncIterator[str]:
-        """Yield the reply's text as it arrives. Closing the iterator early closes the connection (the daemon stops)."""
-        body = {"model": model, "messages": messages, "stream": True, **sampling.body()}
+    async def stream_chat(
+        self,
+        model: str,
+        messages: list[dict[str, str]],
+        sampling: Sampling,
+        twin: dict[str, str] | None = None,
+    ) -> AsyncIterator[str]:
+        """Yield the reply's text as it arrives. Closing the iterator early closes the connection (the daemon stops).
+
+        `twin` is the daemon's extra field saying who the twin talks to ({"talking_to": …, "chat": …});
+        other OpenAI servers ignore an unknown field.
+        """
+        body: dict[str, Any] = {"model": model, "messages": messages, "stream": True, **sampling.body()}
+        if twin:
+            body["twin"] = twin
         try:
             resp = await self.session().post(f"{self.url}/chat/completions", json=body)
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as e:
@@ -149,10 +161,12 @@ class DaemonClient:
         finally:
             resp.close()  # not release(): an unfinished reply must drop the connection
 
-    async def complete_chat(self, model: str, messages: list[dict[str, str]], sampling: Sampling) -> str:
+    async def complete_chat(
+        self, model: str, messages: list[dict[str, str]], sampling: Sampling, twin: dict[str, str] | None = None
+    ) -> str:
         """The whole reply as one string (streamed underneath, so cancelling stops the daemon too)."""
         parts = []
-        stream = self.stream_chat(model, messages, sampling)
+        stream = self.stream_chat(model, messages, sampling, twin)
         try:
             async for text in stream:
                 parts.append(text)

@@ -73,12 +73,38 @@ def _statements(script: str) -> list[str]:
     return out
 
 
-def _v1(db: sqlite3.Connection) -> None:
-    for statement in _statements(_V1):
-        db.execute(statement)
+# Who the twin talks to in a conversation (sent as the daemon's `twin` extra field), and full-text
+# search over every message. The index is external-content (it stores no second copy of the text)
+# and kept in step by triggers, so no code path can forget it.
+_V2 = """
+ALTER TABLE conversations ADD COLUMN talking_to TEXT NOT NULL DEFAULT '';   -- a name, '' when not set
+ALTER TABLE conversations ADD COLUMN chat TEXT NOT NULL DEFAULT '';         -- the kind of chat: private, group, ''
+CREATE VIRTUAL TABLE messages_fts USING fts5(
+    content, content='messages', content_rowid='id', tokenize='unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
+    INSERT INTO messages_fts (rowid, content) VALUES (new.id, new.content);
+END;
+CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
+    INSERT INTO messages_fts (messages_fts, rowid, content) VALUES ('delete', old.id, old.content);
+END;
+CREATE TRIGGER messages_fts_update AFTER UPDATE OF content ON messages BEGIN
+    INSERT INTO messages_fts (messages_fts, rowid, content) VALUES ('delete', old.id, old.content);
+    INSERT INTO messages_fts (rowid, content) VALUES (new.id, new.content);
+END;
+INSERT INTO messages_fts (messages_fts) VALUES ('rebuild');   -- index what a version 1 file already holds
+"""
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1]
+def _run(script: str) -> Callable[[sqlite3.Connection], None]:
+    def migrate(db: sqlite3.Connection) -> None:
+        for statement in _statements(script):
+            db.execute(statement)
+
+    return migrate
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_run(_V1), _run(_V2)]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

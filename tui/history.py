@@ -19,6 +19,13 @@ class Conversation:
     system_prompt: str
     created: str
     updated: str
+    talking_to: str = ""  # who the twin talks to here (a name), sent with every request
+    chat: str = ""  # the kind of chat: "private", "group" or ""
+
+    def twin_field(self) -> dict[str, str] | None:
+        """The daemon's `twin` extra field for this conversation, or None when nothing is set."""
+        out = {k: v for k, v in (("talking_to", self.talking_to), ("chat", self.chat)) if v}
+        return out or None
 
 
 @dataclass
@@ -28,8 +35,38 @@ class Message:
     role: str  # "user" or "assistant"
     content: str
     model: str
-    status: str  # "done", "stopped" (Esc), "error" (the daemon went away)
+    status: str  # "done", "stopped" (Esc, quit), "error" (the daemon went away)
     created: str
+
+    @property
+    def cut_short(self) -> bool:
+        return self.status != "done"
+
+
+@dataclass
+class Hit:
+    """A message that matched a search, with its conversation's title and the matching words marked."""
+
+    message_id: int
+    conversation_id: int
+    title: str
+    role: str
+    snippet: str  # the match between HIT_START and HIT_END
+
+
+HIT_START, HIT_END = "\x02", "\x03"  # characters no message holds: the caller renders them as highlight
+SEARCH_LIMIT = 50
+
+
+def fts_query(text: str) -> str:
+    """What the user typed as an FTS5 query: every word must occur, the last one as a prefix (search as you type).
+
+    Each word is quoted, so FTS5's operators and punctuation in the text are taken literally.
+    """
+    words = [w.replace('"', '""') for w in text.split()]
+    if not words:
+        return ""
+    return " ".join(f'"{w}"' for w in words[:-1]) + (" " if len(words) > 1 else "") + f'"{words[-1]}"*'
 
 
 def title_from(text: str) -> str:
@@ -79,6 +116,28 @@ class History:
 
     def set_system_prompt(self, conversation_id: int, text: str) -> None:
         self._set(conversation_id, "system_prompt", text.strip())
+
+    def set_talking_to(self, conversation_id: int, talking_to: str, chat: str) -> None:
+        with transaction(self.db):
+            self.db.execute(
+                "UPDATE conversations SET talking_to = ?, chat = ?, updated = ? WHERE id = ?",
+                (" ".join(talking_to.split()), chat.strip(), now(), conversation_id),
+            )
+
+    def search(self, text: str, limit: int = SEARCH_LIMIT) -> list[Hit]:
+        """Messages of every conversation that hold all the words of `text` (the last may be a word's start), best first."""
+        query = fts_query(text)
+        if not query:
+            return []
+        rows = self.db.execute(
+            "SELECT m.id, m.conversation_id, c.title, m.role,"
+            " snippet(messages_fts, 0, ?, ?, '…', 12) AS snippet"
+            " FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid"
+            " JOIN conversations c ON c.id = m.conversation_id"
+            " WHERE messages_fts MATCH ? ORDER BY rank, m.id DESC LIMIT ?",
+            (HIT_START, HIT_END, query, limit),
+        ).fetchall()
+        return [Hit(*r) for r in rows]
 
     def delete(self, conversation_id: int) -> None:
         with transaction(self.db):
