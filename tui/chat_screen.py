@@ -4,6 +4,14 @@ A reply streams in a worker so the keyboard stays live; Esc cancels the worker,
 which closes the HTTP stream, and the daemon stops generating. Whatever the
 daemon does, typed text is never lost: a message that could not be sent goes
 back into the message box.
+
+Enter must send on its first press. A reply has two phases: generating (`streaming`
+is True: Enter is refused, with a warning) and settling (the stream has ended; the
+last Markdown update renders and the reply is stored). Enter during the settling
+phase waits for it and then sends: refusing it there swallowed the first Enter after
+every reply whenever the user typed on while the reply was written and pressed Enter
+as it ended (the settling phase is long on a busy machine, where Markdown rendering
+of the whole reply lags).
 """
 
 from __future__ import annotations
@@ -26,10 +34,13 @@ from textual.worker import Worker, WorkerCancelled, WorkerFailed
 
 from tui.banner import DaemonBanner
 from tui.client import DaemonClient, DaemonError, DaemonUnreachable, ModelInfo, Sampling
-from tui.dialogs import ConfirmDialog, HelpScreen, TextDialog
+from tui.compare import CompareScreen
+from tui.dialogs import ConfirmDialog, HelpScreen, TalkingToDialog, TextDialog
+from tui.export import conversation_markdown, export_conversation
 from tui.history import NEW_TITLE, Conversation, History, Message, title_from
 from tui.message_view import MessageView
 from tui.prompt_input import PromptInput
+from tui.search import SearchScreen
 
 HELP = """\
 # twin chat
@@ -39,7 +50,7 @@ HELP = """\
 | Enter | send the message |
 | Ctrl+J | new line in the message |
 | Esc | stop the reply being written |
-| Ctrl+R | write the last reply again |
+| Ctrl+R | write the last reply again (also a reply cut short by Esc, quit or a lost daemon) |
 | ↑ (empty box) | edit the last message and send it again |
 | Tab / Shift+Tab | move between the list, the model, the messages and the box |
 | c / e (on a message) | copy it / edit and resend it |
@@ -47,6 +58,11 @@ HELP = """\
 | F2 | rename the conversation |
 | F3 | system prompt of the conversation |
 | F4 | choose the model (the twin, its `-prompt` persona variant, the base) |
+| Ctrl+T | who the twin is talking to here (a name and the kind of chat), sent with every request |
+| Ctrl+F | search all conversations |
+| F5 | export the conversation to Markdown |
+| F6 | copy the whole conversation |
+| F7 | compare: one message answered by the twin, its persona variant and the base model side by side |
 | F8 | delete the conversation |
 | Ctrl+P | command palette (also: change the theme) |
 | F1 | this help |
@@ -68,6 +84,11 @@ class ChatScreen(Screen):
         Binding("f3", "system_prompt", "System prompt"),
         Binding("f4", "pick_model", "Model"),
         Binding("f8", "delete", "Delete"),
+        Binding("ctrl+t", "talking_to", "Talking to"),
+        Binding("ctrl+f", "search", "Search", priority=True),
+        Binding("f5", "export", "Export", show=False),
+        Binding("f6", "copy_conversation", "Copy all", show=False),
+        Binding("f7", "compare", "Compare", show=False),
     ]
 
     streaming: reactive[bool] = reactive(False, bindings=True)
@@ -115,6 +136,7 @@ class ChatScreen(Screen):
         container = self.query_one("#messages", VerticalScroll)
         await container.remove_children()
         await container.mount_all([MessageView.of(m) for m in self.history.messages(conversation.id)])
+        await self.mark_cut_short()
         container.call_after_refresh(container.scroll_end, animate=False)
         self.sub_title = conversation.title
         self.refresh_sidebar()
@@ -158,6 +180,11 @@ class ChatScreen(Screen):
         notes = []
         conversation = self.conversation
         if conversation is not None:
+            if conversation.talking_to or conversation.chat:
+                who = conversation.talking_to or "someone"
+                notes.append(
+                    f"talking to {who}" + (f" ({conversation.chat} chat)" if conversation.chat else "") + " (Ctrl+T)"
+                )
             if conversation.system_prompt:
                 notes.append("system prompt set (F3)")
             if conversation.model and self.models and conversation.model not in self.served():
@@ -194,10 +221,8 @@ class ChatScreen(Screen):
 
     async def on_prompt_input_submitted(self, event: PromptInput.Submitted) -> None:
         event.stop()
-        prompt = self.query_one(PromptInput)
-        text = prompt.text.strip()
-        if text and await self.send_text(text):
-            prompt.clear()
+        if not await self.send_text(event.text):
+            self.query_one(PromptInput).restore(event.text)
 
     def on_prompt_input_edit_last(self, event: PromptInput.EditLast) -> None:
         event.stop()
@@ -224,8 +249,16 @@ class ChatScreen(Screen):
             return False
         return True
 
+    async def settle_reply(self) -> None:
+        """Wait for a reply whose stream has ended to be shown and stored (its settling phase)."""
+        worker = self.reply_worker
+        if worker is not None and not worker.is_finished and not self.streaming:
+            with contextlib.suppress(WorkerCancelled, WorkerFailed):
+                await worker.wait()
+
     async def send_text(self, text: str) -> bool:
         """Store and show the user's message and start the reply; False (nothing changed) when it cannot go out."""
+        await self.settle_reply()
         conversation = self.conversation
         if conversation is None or not self.ready_to_send():
             return False
@@ -242,6 +275,8 @@ class ChatScreen(Screen):
     def start_reply(self, sent: Message | None = None) -> None:
         assert self.conversation is not None
         self.streaming = True
+        for note in self.query("#cut-short"):
+            note.remove()
         self.reply_worker = self.reply(self.conversation, sent)
 
     def request_messages(self, conversation: Conversation) -> list[dict[str, str]]:
@@ -262,7 +297,8 @@ class ChatScreen(Screen):
         stream = Markdown.get_stream(view.markdown)
         text, status, error = "", "done", None
         try:
-            async with contextlib.aclosing(self.client.stream_chat(model, messages, self.sampling)) as deltas:
+            request = self.client.stream_chat(model, messages, self.sampling, conversation.twin_field())
+            async with contextlib.aclosing(request) as deltas:
                 async for delta in deltas:
                     text += delta
                     view.content = text
@@ -273,11 +309,10 @@ class ChatScreen(Screen):
         except (DaemonUnreachable, DaemonError) as e:
             status, error = "error", e
         finally:
-            try:
-                await stream.stop()
-                await self.finish_reply(conversation, sent, view, text, status, error)
-            finally:
-                self.streaming = False
+            # Generating is over; Enter from here on waits for the rest (settle_reply) instead of being refused.
+            self.streaming = False
+            await stream.stop()
+            await self.finish_reply(conversation, sent, view, text, status, error)
 
     async def finish_reply(
         self,
@@ -314,7 +349,22 @@ class ChatScreen(Screen):
             self.notify(f"The daemon could not answer: {error}", severity="error", timeout=10)
             if error.status == 404:  # the model went away (daemon restarted without it): refresh the list
                 self.query_one(DaemonBanner).check()
+        if conversation is self.conversation:
+            await self.mark_cut_short()
         self.refresh_sidebar()
+
+    async def mark_cut_short(self) -> None:
+        """Say so under the last message when the conversation ends in a reply cut short, or in no reply at all."""
+        for note in self.query("#cut-short"):
+            await note.remove()
+        last = self.last_message()
+        if last is None or (last.role == "assistant" and not last.cut_short):
+            return
+        if last.role == "user":
+            text = "⚠ No reply to this message: it was cut short (quit, Esc or the daemon went away). Ctrl+R writes it."
+        else:
+            text = "⚠ This reply was cut short. Ctrl+R writes it again."
+        await self.query_one("#messages", VerticalScroll).mount(Label(text, id="cut-short", markup=False))
 
     async def stop_reply(self) -> None:
         """Stop the reply in flight, if any, and wait until it is stored."""
@@ -357,6 +407,7 @@ class ChatScreen(Screen):
             or message.conversation_id != self.conversation.id
         ):
             return
+        await self.settle_reply()
         if not self.ready_to_send():
             self.query_one(PromptInput).restore(text.strip())
             return
@@ -376,6 +427,7 @@ class ChatScreen(Screen):
             self.reply_worker.cancel()
 
     async def action_regenerate(self) -> None:
+        await self.settle_reply()
         last = self.last_message()
         if last is None:
             self.notify("Nothing to regenerate yet: send a message first", severity="warning")
@@ -463,6 +515,64 @@ class ChatScreen(Screen):
     def action_help(self) -> None:
         self.app.push_screen(HelpScreen(HELP))
 
+    def action_talking_to(self) -> None:
+        if self.conversation is not None:
+            dialog = TalkingToDialog(self.conversation.talking_to, self.conversation.chat)
+            self.app.push_screen(dialog, callback=self._talking_to_set)
+
+    def _talking_to_set(self, answer: tuple[str, str] | None) -> None:
+        if answer is not None and self.conversation is not None:
+            self.history.set_talking_to(self.conversation.id, *answer)
+            self.conversation = self.history.get(self.conversation.id)
+            self.update_notes()
+            self.refresh_sidebar()
+
+    def action_search(self) -> None:
+        self.app.push_screen(SearchScreen(self.history), callback=self._jump_to)
+
+    async def _jump_to(self, message_id: int | None) -> None:
+        """Open the conversation of a search hit and put the focus on the message."""
+        if message_id is None:
+            return
+        row = self.history.message(message_id)
+        if row is None:
+            return
+        if self.conversation is None or row.conversation_id != self.conversation.id:
+            await self.show_conversation(row.conversation_id)
+        for view in self.query(MessageView):
+            if view.message is not None and view.message.id == message_id:
+                view.focus()
+                self.call_after_refresh(view.scroll_visible, animate=False, top=True)
+                return
+
+    def action_export(self) -> None:
+        if self.conversation is None:
+            return
+        path = export_conversation(self.history, self.conversation.id)
+        self.notify(f"Exported to {path}", timeout=10)
+
+    def action_copy_conversation(self) -> None:
+        if self.conversation is None:
+            return
+        text = conversation_markdown(self.conversation, self.history.messages(self.conversation.id))
+        self.app.copy_to_clipboard(text)
+        self.notify(f"Copied the conversation ({len(text)} characters)")
+
+    def action_compare(self) -> None:
+        if not self.models:
+            self.notify("The daemon is not reachable yet: nothing to compare", severity="warning")
+            return
+        conversation = self.conversation
+        self.app.push_screen(
+            CompareScreen(
+                self.client,
+                self.sampling,
+                self.models,
+                current=conversation.model if conversation else "",
+                twin_field=conversation.twin_field() if conversation else None,
+            )
+        )
+
     def commands(self) -> Iterator[SystemCommand]:
         """This screen's entries in the command palette."""
         yield SystemCommand("New conversation", "Start an empty conversation (Ctrl+N)", self.action_new)
@@ -478,6 +588,17 @@ class ChatScreen(Screen):
             lambda: self.edit(self.last_message("user")),
         )
         yield SystemCommand("Copy last reply", "Copy the last reply to the clipboard", self.action_copy_last)
+        yield SystemCommand("Talking to", "Who the twin talks to in this conversation (Ctrl+T)", self.action_talking_to)
+        yield SystemCommand("Search", "Search every conversation (Ctrl+F)", self.action_search)
+        yield SystemCommand("Export to Markdown", "Write this conversation to a Markdown file (F5)", self.action_export)
+        yield SystemCommand(
+            "Copy conversation", "Copy the whole conversation as Markdown (F6)", self.action_copy_conversation
+        )
+        yield SystemCommand(
+            "Compare",
+            "One message answered by the twin, its persona and the base side by side (F7)",
+            self.action_compare,
+        )
         yield SystemCommand("Stop reply", "Stop the reply being written (Esc)", self.action_stop)
         yield SystemCommand("Keys", "Show the keys of twin chat (F1)", self.action_help)
         for model in self.models:

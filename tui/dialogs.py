@@ -1,4 +1,4 @@
-"""Modal dialogs: a text field (rename, system prompt, edit and resend), a yes/no question, the help screen."""
+"""Modal dialogs: a text field (rename, system prompt, edit and resend), who the twin talks to, a yes/no question, help."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, Markdown, TextArea
+from textual.widgets import Button, Input, Label, Markdown, Select, TextArea
 
 DIALOG_CSS = """
 ModalScreen { align: center middle; }
@@ -121,3 +121,44 @@ class HelpScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="dialog"):
             yield Markdown(self.text)
+
+
+CHAT_KINDS = [("a private chat (one to one)", "private"), ("a group chat", "group")]
+
+
+class TalkingToDialog(ModalScreen[tuple[str, str] | None]):
+    """Who the twin talks to in a conversation: a name and the kind of chat; dismisses with (name, kind) or None."""
+
+    DEFAULT_CSS = DIALOG_CSS + "TalkingToDialog #dialog Select { margin-top: 1; }"
+    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "save", "Save")]
+
+    def __init__(self, name: str, chat: str) -> None:
+        super().__init__()
+        self.person = name
+        self.chat = chat
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Label(
+                "Who is the twin talking to here? Sent with every request, so a twin trained on it answers "
+                "as you would write to them. Empty for nobody in particular.",
+                classes="title",
+                markup=False,
+            )
+            yield Input(self.person, placeholder="a name: Mum, Alex, the climbing group…", id="name")
+            yield Select(CHAT_KINDS, prompt="the kind of chat (not set)", value=self.chat or Select.NULL, id="chat")
+            yield Label("Enter or Ctrl+S saves · Esc cancels", classes="hint")
+
+    def on_mount(self) -> None:
+        self.query_one("#name", Input).focus()
+
+    def action_save(self) -> None:
+        kind = self.query_one("#chat", Select).value
+        self.dismiss((self.query_one("#name", Input).value.strip(), "" if kind is Select.NULL else str(kind)))
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.action_save()

@@ -149,6 +149,10 @@ class History:
         ).fetchall()
         return [Message(**dict(r)) for r in rows]
 
+    def message(self, message_id: int) -> Message | None:
+        row = self.db.execute("SELECT * FROM messages WHERE id = ?", (message_id,)).fetchone()
+        return Message(**dict(row)) if row else None
+
     def add_message(
         self, conversation_id: int, role: str, content: str, model: str = "", status: str = "done"
     ) -> Message:

@@ -25,7 +25,16 @@ class PromptInput(TextArea):
     ]
 
     class Submitted(Message):
-        """Enter was pressed; the text stays in the box until the screen takes it."""
+        """Enter was pressed: `text` is what the box held at that moment; the box is already empty.
+
+        The text leaves the box when the key is handled, not when the screen gets round to
+        sending it: keys typed in between then stay in the box instead of being cleared with it,
+        and a message that cannot go out comes back through `restore`.
+        """
+
+        def __init__(self, text: str) -> None:
+            super().__init__()
+            self.text = text
 
     class EditLast(Message):
         """Up in an empty box: edit the last message sent."""
@@ -45,7 +54,10 @@ class PromptInput(TextArea):
             event.prevent_default()
 
     def action_submit(self) -> None:
-        self.post_message(self.Submitted())
+        text = self.text.strip()
+        if text:
+            self.clear()
+            self.post_message(self.Submitted(text))
 
     def action_newline(self) -> None:
         self.insert("\n")
