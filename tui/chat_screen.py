@@ -5,8 +5,8 @@ which closes the HTTP stream, and the daemon stops generating. Whatever the
 daemon does, typed text is never lost: a message that could not be sent goes
 back into the message box.
 
-Enter must send on its first press. A reply has two phases: generating (`streaming`
-is True: Enter is refused, with a warning) and settling (the stream has ended; the
+Enter must send on its first press. A reply (`streaming`) has two phases: generating
+(Enter is refused, with a warning) and settling (`settling`: the stream has ended; the
 last Markdown update renders and the reply is stored). Enter during the settling
 phase waits for it and then sends: refusing it there swallowed the first Enter after
 every reply whenever the user typed on while the reply was written and pressed Enter
@@ -20,10 +20,11 @@ import asyncio
 import contextlib
 from collections.abc import Iterator
 from functools import partial
+from typing import ClassVar
 
 from textual import work
 from textual.app import ComposeResult, SystemCommand
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
 from textual.reactive import reactive
@@ -75,7 +76,7 @@ Conversations and ratings are kept in `chat.db` in twin's data folder (`twin pat
 
 class ChatScreen(Screen):
     CSS_PATH = "chat.tcss"
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "stop", "Stop"),
         Binding("ctrl+n", "new", "New"),
         Binding("ctrl+r", "regenerate", "Regenerate"),
@@ -86,9 +87,10 @@ class ChatScreen(Screen):
         Binding("f8", "delete", "Delete"),
         Binding("ctrl+t", "talking_to", "Talking to"),
         Binding("ctrl+f", "search", "Search", priority=True),
-        Binding("f5", "export", "Export", show=False),
-        Binding("f6", "copy_conversation", "Copy all", show=False),
-        Binding("f7", "compare", "Compare", show=False),
+        # Priority: the message box (a TextArea) binds F6 and F7 to selecting a line / everything.
+        Binding("f5", "export", "Export", show=False, priority=True),
+        Binding("f6", "copy_conversation", "Copy all", show=False, priority=True),
+        Binding("f7", "compare", "Compare", show=False, priority=True),
     ]
 
     streaming: reactive[bool] = reactive(False, bindings=True)
@@ -102,6 +104,7 @@ class ChatScreen(Screen):
         self.conversation: Conversation | None = None
         self.models: list[ModelInfo] = []
         self.reply_worker: Worker[None] | None = None
+        self.settling = False  # the reply's stream has ended; it is being shown and stored
         self._options: list[tuple[str, str]] = []
 
     def compose(self) -> ComposeResult:
@@ -252,7 +255,7 @@ class ChatScreen(Screen):
     async def settle_reply(self) -> None:
         """Wait for a reply whose stream has ended to be shown and stored (its settling phase)."""
         worker = self.reply_worker
-        if worker is not None and not worker.is_finished and not self.streaming:
+        if worker is not None and not worker.is_finished and self.settling:
             with contextlib.suppress(WorkerCancelled, WorkerFailed):
                 await worker.wait()
 
@@ -310,9 +313,13 @@ class ChatScreen(Screen):
             status, error = "error", e
         finally:
             # Generating is over; Enter from here on waits for the rest (settle_reply) instead of being refused.
-            self.streaming = False
-            await stream.stop()
-            await self.finish_reply(conversation, sent, view, text, status, error)
+            self.settling = True
+            try:
+                await stream.stop()
+                await self.finish_reply(conversation, sent, view, text, status, error)
+            finally:
+                self.settling = False
+                self.streaming = False
 
     async def finish_reply(
         self,
@@ -370,7 +377,8 @@ class ChatScreen(Screen):
         """Stop the reply in flight, if any, and wait until it is stored."""
         worker = self.reply_worker
         if worker is not None and not worker.is_finished:
-            worker.cancel()
+            if not self.settling:  # a settling reply is complete: let it be stored as it is
+                worker.cancel()
             with contextlib.suppress(WorkerCancelled, WorkerFailed):
                 await worker.wait()
 
@@ -419,11 +427,11 @@ class ChatScreen(Screen):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "stop":
-            return self.streaming
+            return self.streaming and not self.settling
         return True
 
     def action_stop(self) -> None:
-        if self.reply_worker is not None and not self.reply_worker.is_finished:
+        if self.reply_worker is not None and not self.reply_worker.is_finished and not self.settling:
             self.reply_worker.cancel()
 
     async def action_regenerate(self) -> None:

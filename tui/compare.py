@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
+from typing import ClassVar
 
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Label, Markdown
@@ -47,7 +48,7 @@ class CompareScreen(Screen[None]):
     CompareScreen .column Markdown { margin: 0; padding: 0; background: transparent; }
     CompareScreen #compare-prompt { dock: bottom; }
     """
-    BINDINGS = [Binding("escape", "close", "Back to the chat")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "close", "Back to the chat")]
 
     def __init__(
         self,

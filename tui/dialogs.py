@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Markdown, Select, TextArea
@@ -31,7 +33,7 @@ class TextDialog(ModalScreen[str | None]):
     """Ask for a text; dismisses with it (Ctrl+S, or Enter in a one-line field), or None on Esc."""
 
     DEFAULT_CSS = DIALOG_CSS
-    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "save", "Save")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "save", "Save")]
 
     def __init__(self, title: str, text: str = "", *, multiline: bool = False, hint: str = "") -> None:
         super().__init__()
@@ -84,7 +86,10 @@ class ConfirmDialog(ModalScreen[bool]):
     """A yes/no question: y or Enter for yes, n or Esc for no."""
 
     DEFAULT_CSS = DIALOG_CSS
-    BINDINGS = [Binding("y", "answer(True)", "Yes"), Binding("n,escape", "answer(False)", "No")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("y", "answer(True)", "Yes"),
+        Binding("n,escape", "answer(False)", "No"),
+    ]
 
     def __init__(self, question: str) -> None:
         super().__init__()
@@ -112,7 +117,7 @@ class HelpScreen(ModalScreen[None]):
     """The keys of the screen it was opened from, as Markdown; any of Esc, F1 or q closes it."""
 
     DEFAULT_CSS = DIALOG_CSS + "HelpScreen #dialog { height: 90%; }"
-    BINDINGS = [Binding("escape,f1,q", "dismiss", "Close")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,f1,q", "dismiss", "Close")]
 
     def __init__(self, text: str) -> None:
         super().__init__()
@@ -130,7 +135,7 @@ class TalkingToDialog(ModalScreen[tuple[str, str] | None]):
     """Who the twin talks to in a conversation: a name and the kind of chat; dismisses with (name, kind) or None."""
 
     DEFAULT_CSS = DIALOG_CSS + "TalkingToDialog #dialog Select { margin-top: 1; }"
-    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "save", "Save")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "save", "Save")]
 
     def __init__(self, name: str, chat: str) -> None:
         super().__init__()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.message import Message as TextualMessage
 from textual.widgets import Label, Markdown
@@ -28,7 +30,7 @@ class MessageView(Vertical, can_focus=True):
     MessageView > Markdown > *:last-child { margin-bottom: 0; }
     """
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("c", "copy", "Copy"),
         Binding("e", "edit", "Edit & resend"),
     ]

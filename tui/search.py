@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.content import Content
 from textual.screen import ModalScreen
@@ -31,7 +33,7 @@ class SearchScreen(ModalScreen[int | None]):
     """Type to search; ↓ or Enter moves to the results; Enter on one dismisses with its message id, Esc with None."""
 
     DEFAULT_CSS = DIALOG_CSS + "SearchScreen #dialog { height: 80%; } SearchScreen OptionList { height: 1fr; }"
-    BINDINGS = [Binding("escape", "cancel", "Close")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Close")]
 
     def __init__(self, history: History) -> None:
         super().__init__()

@@ -37,9 +37,18 @@ def columns(db: sqlite3.Connection, table: str) -> list[str]:
 def test_new_database_has_the_current_schema(twin_home: Path) -> None:
     db = database.connect()
     assert database.db_path() == twin_home / "chat.db"
-    assert db.execute("PRAGMA user_version").fetchone()[0] == database.SCHEMA_VERSION == 1
+    assert db.execute("PRAGMA user_version").fetchone()[0] == database.SCHEMA_VERSION == 2
     assert columns(db, "ratings") == RATINGS_COLUMNS
-    assert columns(db, "conversations") == ["id", "title", "model", "system_prompt", "created", "updated"]
+    assert columns(db, "conversations") == [
+        "id",
+        "title",
+        "model",
+        "system_prompt",
+        "created",
+        "updated",
+        "talking_to",
+        "chat",
+    ]
     assert columns(db, "messages") == ["id", "conversation_id", "role", "content", "model", "status", "created"]
     assert stat.S_IMODE(database.db_path().stat().st_mode) == 0o600
     db.close()

@@ -89,16 +89,20 @@ def test_five_exchanges_each_message_leaves_on_its_first_enter(daemon, twin_home
     env = dict(os.environ, TERM="xterm-256color", TWIN_MAX_TOKENS="24", TWIN_TEMPERATURE="0.7")
     term = Terminal([sys.executable, "-m", "twin", "chat", "--url", daemon.url], env)
     path = database.db_path()
+
+    def count(role: str) -> int:
+        return sum(r == role for r, _ in stored(path))
+
     try:
         wait(lambda: MODEL_ID.encode() in term.output, "the model list on screen", term)
         term.type("message 0")
         for i in range(EXCHANGES):
-            users = sum(role == "user" for role, _ in stored(path))
+            users = count("user")
             term.key(ENTER)
-            wait(lambda: sum(r == "user" for r, _ in stored(path)) > users, f"message {i} to leave on one Enter", term)
+            wait(lambda n=users: count("user") > n, f"message {i} to leave on one Enter", term)
             if i + 1 < EXCHANGES:
                 term.type(f"message {i + 1}")  # typed on while the reply is written
-            wait(lambda: sum(r == "assistant" for r, _ in stored(path)) == i + 1, f"reply {i}", term)
+            wait(lambda n=i + 1: count("assistant") == n, f"reply {i}", term)
         messages = stored(path)
         assert [r for r, _ in messages] == ["user", "assistant"] * EXCHANGES
         assert [c for r, c in messages if r == "user"] == [f"message {i}" for i in range(EXCHANGES)]

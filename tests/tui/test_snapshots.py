@@ -1,4 +1,4 @@
-"""Pictures of the two screens (pytest-textual-snapshot), from fixed data only: no live model output in them.
+"""Pictures of the screens (pytest-textual-snapshot), from fixed data only: no live model output in them.
 
 Update after an intended change of the layout: pytest tests/tui/test_snapshots.py --snapshot-update
 """
@@ -12,10 +12,14 @@ from textual.widgets import Select
 
 from tui import database
 from tui.chat_app import ChatApp
+from tui.client import DaemonClient, ModelInfo, Sampling
+from tui.compare import CompareScreen
+from tui.dialogs import TalkingToDialog
 from tui.history import History
 from tui.prompt_input import PromptInput
 from tui.rating import Candidate, Round, Sample
 from tui.rating_screen import RatingScreen
+from tui.search import SearchScreen
 from twin.config import ChatSettings
 from twin.embedded import MODEL_ID
 
@@ -82,3 +86,37 @@ class OneRound(App[None]):
 
 def test_rating_screen(snap_compare) -> None:
     assert snap_compare(OneRound(), terminal_size=(100, 40), press=["4", "b"])
+
+
+class Alone(App[None]):
+    """One screen of the chat app on its own, built from fixed data."""
+
+    def __init__(self, make) -> None:
+        super().__init__()
+        self.make = make
+
+    def on_mount(self) -> None:
+        self.push_screen(self.make())
+
+
+def test_search_screen(snap_compare) -> None:
+    history = History(database.connect())
+    boats = history.create("Boats")
+    history.add_message(boats.id, "user", "Shall we take the ferry to Helsinki on Friday?")
+    history.add_message(boats.id, "assistant", "yes, the morning ferry", "alice")
+    history.add_message(history.create("Work").id, "user", "the ferry strike again, working from home")
+    assert snap_compare(Alone(lambda: SearchScreen(history)), terminal_size=SIZE, press=list("ferry"))
+
+
+def test_talking_to_dialog(snap_compare) -> None:
+    assert snap_compare(Alone(lambda: TalkingToDialog("Mum", "private")), terminal_size=SIZE)
+
+
+def test_compare_screen(snap_compare) -> None:
+    models = [ModelInfo("alice", "twin"), ModelInfo("alice-prompt", "persona"), ModelInfo(MODEL_ID, "base")]
+    client = DaemonClient(ChatSettings())  # never asked: nothing is sent in this picture
+
+    def make() -> CompareScreen:
+        return CompareScreen(client, Sampling(), models, current="alice")
+
+    assert snap_compare(Alone(make), terminal_size=SIZE, press=list("Are you coming?"))
