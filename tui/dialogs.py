@@ -32,6 +32,7 @@ ModalScreen #dialog Button { margin-left: 2; }
 class TextDialog(ModalScreen[str | None]):
     """Ask for a text; dismisses with it (Ctrl+S, or Enter in a one-line field), or None on Esc."""
 
+    SCOPED_CSS = False  # DIALOG_CSS styles the screen itself and its #dialog: scoped, it matched nothing
     DEFAULT_CSS = DIALOG_CSS
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "save", "Save")]
 
@@ -85,6 +86,7 @@ class TextDialog(ModalScreen[str | None]):
 class ConfirmDialog(ModalScreen[bool]):
     """A yes/no question: y or Enter for yes, n or Esc for no."""
 
+    SCOPED_CSS = False  # DIALOG_CSS styles the screen itself and its #dialog: scoped, it matched nothing
     DEFAULT_CSS = DIALOG_CSS
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("y", "answer(True)", "Yes"),
@@ -116,6 +118,7 @@ class ConfirmDialog(ModalScreen[bool]):
 class HelpScreen(ModalScreen[None]):
     """The keys of the screen it was opened from, as Markdown; any of Esc, F1 or q closes it."""
 
+    SCOPED_CSS = False  # DIALOG_CSS styles the screen itself and its #dialog: scoped, it matched nothing
     DEFAULT_CSS = DIALOG_CSS + "HelpScreen #dialog { height: 90%; }"
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,f1,q", "dismiss", "Close")]
 
@@ -134,6 +137,7 @@ CHAT_KINDS = [("a private chat (one to one)", "private"), ("a group chat", "grou
 class TalkingToDialog(ModalScreen[tuple[str, str] | None]):
     """Who the twin talks to in a conversation: a name and the kind of chat; dismisses with (name, kind) or None."""
 
+    SCOPED_CSS = False  # DIALOG_CSS styles the screen itself and its #dialog: scoped, it matched nothing
     DEFAULT_CSS = DIALOG_CSS + "TalkingToDialog #dialog Select { margin-top: 1; }"
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "save", "Save")]
 
@@ -144,15 +148,14 @@ class TalkingToDialog(ModalScreen[tuple[str, str] | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Label(
-                "Who is the twin talking to here? Sent with every request, so a twin trained on it answers "
-                "as you would write to them. Empty for nobody in particular.",
-                classes="title",
-                markup=False,
-            )
+            yield Label("Who is the twin talking to in this conversation?", classes="title")
             yield Input(self.person, placeholder="a name: Mum, Alex, the climbing group…", id="name")
             yield Select(CHAT_KINDS, prompt="the kind of chat (not set)", value=self.chat or Select.NULL, id="chat")
-            yield Label("Enter or Ctrl+S saves · Esc cancels", classes="hint")
+            yield Label(
+                "Sent with every request; empty for nobody in particular.\nEnter or Ctrl+S saves · Esc cancels",
+                classes="hint",
+                markup=False,
+            )
 
     def on_mount(self) -> None:
         self.query_one("#name", Input).focus()

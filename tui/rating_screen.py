@@ -9,10 +9,11 @@ It dismisses with the rated round, or None when the sample is skipped.
 from __future__ import annotations
 
 import random
+from typing import ClassVar
 
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
 from textual.content import Content
 from textual.screen import Screen
@@ -111,7 +112,7 @@ class CandidateCard(Vertical, can_focus=True):
 
 class RatingScreen(Screen["Round | None"]):
     CSS_PATH = "rating.tcss"
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("1", "score(1)", "Score", key_display="1–5"),
         Binding("2", "score(2)", show=False),
         Binding("3", "score(3)", show=False),

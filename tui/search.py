@@ -32,6 +32,7 @@ def hit_prompt(hit: Hit) -> Content:
 class SearchScreen(ModalScreen[int | None]):
     """Type to search; ↓ or Enter moves to the results; Enter on one dismisses with its message id, Esc with None."""
 
+    SCOPED_CSS = False  # DIALOG_CSS styles the screen itself and its #dialog: scoped, it matched nothing
     DEFAULT_CSS = DIALOG_CSS + "SearchScreen #dialog { height: 80%; } SearchScreen OptionList { height: 1fr; }"
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Close")]
 
