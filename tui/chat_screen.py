@@ -8,10 +8,11 @@ back into the message box.
 Enter must send on its first press. A reply (`streaming`) has two phases: generating
 (Enter is refused, with a warning) and settling (`settling`: the stream has ended; the
 last Markdown update renders and the reply is stored). Enter during the settling
-phase waits for it and then sends: refusing it there swallowed the first Enter after
-every reply whenever the user typed on while the reply was written and pressed Enter
-as it ended (the settling phase is long on a busy machine, where Markdown rendering
-of the whole reply lags).
+phase waits for it and then sends: refused there, an Enter pressed as the reply ended
+was lost, with the typed text left in the box (the phase holds the last Markdown render
+and a database write, longer on a busy machine). The box itself is emptied when Enter
+is handled (PromptInput.Submitted carries the text), not after the send's awaits, which
+erased whatever was typed in between.
 """
 
 from __future__ import annotations
@@ -556,7 +557,13 @@ class ChatScreen(Screen):
     def action_export(self) -> None:
         if self.conversation is None:
             return
-        path = export_conversation(self.history, self.conversation.id)
+        try:
+            path = export_conversation(self.history, self.conversation.id)
+        except OSError as e:
+            self.notify(
+                f"Could not export: {e.strerror} ({e.filename}): check the data folder (`twin paths`)", severity="error"
+            )
+            return
         self.notify(f"Exported to {path}", timeout=10)
 
     def action_copy_conversation(self) -> None:
