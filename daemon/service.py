@@ -1,4 +1,5 @@
-"""`twin service install|uninstall|status`: the systemd user unit that keeps `twin serve` running."""
+"""`twin service install|uninstall|status [--bot]`: the systemd user units that keep `twin serve` (twin.service)
+and `twin bot` (twin-bot.service) running."""
 
 from __future__ import annotations
 
@@ -13,11 +14,16 @@ from twin import paths
 from twin.errors import UserError
 
 UNIT_NAME = "twin.service"
+BOT_UNIT_NAME = "twin-bot.service"
 
 
-def unit_template() -> str:
-    """systemd/twin.service, shipped as package data of `daemon` (a symbolic link in the repository)."""
-    return resources.files("daemon").joinpath(UNIT_NAME).read_text(encoding="utf-8")
+def unit_name(bot: bool = False) -> str:
+    return BOT_UNIT_NAME if bot else UNIT_NAME
+
+
+def unit_template(unit: str = UNIT_NAME) -> str:
+    """systemd/<unit>, shipped as package data of `daemon` (a symbolic link in the repository)."""
+    return resources.files("daemon").joinpath(unit).read_text(encoding="utf-8")
 
 
 def twin_executable() -> str:
@@ -31,20 +37,22 @@ def twin_executable() -> str:
     raise UserError("cannot find the `twin` executable: install the package (`make install`) and retry")
 
 
-def render_unit(executable: str | None = None, data_dir: Path | None = None, cache_dir: Path | None = None) -> str:
+def render_unit(
+    executable: str | None = None, data_dir: Path | None = None, cache_dir: Path | None = None, unit: str = UNIT_NAME
+) -> str:
     """The unit with ExecStart and the writable paths of this installation."""
-    text = unit_template()
+    text = unit_template(unit)
     exe = executable or twin_executable()
     data = data_dir or paths.data_dir()
     cache = cache_dir or paths.cache_dir()
-    text = text.replace("ExecStart=%h/.local/bin/twin serve", f"ExecStart={exe} serve")
+    text = text.replace("ExecStart=%h/.local/bin/twin ", f"ExecStart={exe} ")
     return text.replace("ReadWritePaths=%h/.local/share/twin %h/.cache/twin", f"ReadWritePaths={data} {cache}")
 
 
-def unit_path() -> Path:
+def unit_path(unit: str = UNIT_NAME) -> Path:
     config = os.environ.get("XDG_CONFIG_HOME")
     base = Path(config) if config and os.path.isabs(config) else Path.home() / ".config"
-    return base / "systemd" / "user" / UNIT_NAME
+    return base / "systemd" / "user" / unit
 
 
 def systemd_available() -> bool:
@@ -61,33 +69,36 @@ def _systemctl(*args: str) -> None:
         raise UserError(f"`systemctl --user {' '.join(args)}` failed: {result.stderr.strip() or result.stdout.strip()}")
 
 
-def install(out=print) -> Path:
+def install(out=print, bot: bool = False) -> Path:
     """Write the unit; enable and start it when a systemd user manager is running, else print the steps."""
     from twin.files import write_text
 
-    path = unit_path()
+    unit = unit_name(bot)
+    short = unit.removesuffix(".service")
+    path = unit_path(unit)
     for d in (paths.data_dir(), paths.cache_dir()):
         paths.private_dir(d)  # ReadWritePaths must exist or the unit fails to start
-    write_text(path, render_unit())
+    write_text(path, render_unit(unit=unit))
     os.chmod(path, 0o644)
     out(f"wrote {path}")
     if systemd_available():
         _systemctl("daemon-reload")
-        _systemctl("enable", "--now", UNIT_NAME)
-        out("enabled and started: `systemctl --user status twin`, logs: `journalctl --user -u twin -f`")
+        _systemctl("enable", "--now", unit)
+        out(f"enabled and started: `systemctl --user status {short}`, logs: `journalctl --user -u {short} -f`")
     else:
         out("no systemd user manager is running here; to start the service on a machine with systemd:")
         out("  systemctl --user daemon-reload")
-        out("  systemctl --user enable --now twin")
+        out(f"  systemctl --user enable --now {short}")
         out("  loginctl enable-linger $USER   # keep it running after you log out")
-        out("or run it in the foreground: twin serve")
+        out(f"or run it in the foreground: twin {'bot' if bot else 'serve'}")
     return path
 
 
-def uninstall(out=print) -> None:
-    path = unit_path()
+def uninstall(out=print, bot: bool = False) -> None:
+    unit = unit_name(bot)
+    path = unit_path(unit)
     if systemd_available():
-        subprocess.run(["systemctl", "--user", "disable", "--now", UNIT_NAME], capture_output=True)
+        subprocess.run(["systemctl", "--user", "disable", "--now", unit], capture_output=True)
     if path.exists():
         path.unlink()
         out(f"removed {path}")
@@ -97,13 +108,12 @@ def uninstall(out=print) -> None:
         _systemctl("daemon-reload")
 
 
-def status(out=print) -> int:
-    path = unit_path()
+def status(out=print, bot: bool = False) -> int:
+    unit = unit_name(bot)
+    path = unit_path(unit)
     out(f"unit file: {path} ({'installed' if path.exists() else 'not installed'})")
     if systemd_available():
-        result = subprocess.run(
-            ["systemctl", "--user", "status", "--no-pager", UNIT_NAME], capture_output=True, text=True
-        )
+        result = subprocess.run(["systemctl", "--user", "status", "--no-pager", unit], capture_output=True, text=True)
         out(result.stdout.rstrip() or result.stderr.rstrip())
         return 0
     out("systemd user manager: not running here (start the daemon with `twin serve`)")

@@ -96,6 +96,13 @@ INSERT INTO messages_fts (messages_fts) VALUES ('rebuild');   -- index what a ve
 """
 
 
+# Who rated: '' for the person themself (`twin chat --rate`), `telegram:<user id>` for a friend who took the
+# bot's survey. Friends answer "which one did they write?" in `best`.
+_V3 = """
+ALTER TABLE ratings ADD COLUMN rater TEXT NOT NULL DEFAULT '';
+"""
+
+
 def _run(script: str) -> Callable[[sqlite3.Connection], None]:
     def migrate(db: sqlite3.Connection) -> None:
         for statement in _statements(script):
@@ -104,7 +111,7 @@ def _run(script: str) -> Callable[[sqlite3.Connection], None]:
     return migrate
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_run(_V1), _run(_V2)]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_run(_V1), _run(_V2), _run(_V3)]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -53,6 +53,7 @@ class Round:
     sample: Sample
     candidates: list[Candidate]
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    rater: str = ""  # "" = the person themself; "telegram:<id>" = a friend in the bot's survey
 
     @property
     def rateable(self) -> list[Candidate]:
@@ -143,9 +144,11 @@ def new_round(name: str, sample: Sample, served: set[str], rng: random.Random) -
     return Round(name, sample, candidates)
 
 
-def rated(db: sqlite3.Connection, name: str) -> set[tuple[int, str]]:
-    """(sample_id, sample_sha256) of the samples already rated for this twin."""
-    rows = db.execute("SELECT DISTINCT sample_id, sample_sha256 FROM ratings WHERE twin = ?", (name,)).fetchall()
+def rated(db: sqlite3.Connection, name: str, rater: str = "") -> set[tuple[int, str]]:
+    """(sample_id, sample_sha256) of the samples this rater already rated for this twin."""
+    rows = db.execute(
+        "SELECT DISTINCT sample_id, sample_sha256 FROM ratings WHERE twin = ? AND rater = ?", (name, rater)
+    ).fetchall()
     return {(r["sample_id"], r["sample_sha256"]) for r in rows}
 
 
@@ -169,6 +172,7 @@ def save_round(db: sqlite3.Connection, rnd: Round, decoding: str) -> int:
             int(c.best),
             decoding if c.model else "{}",
             stamp,
+            rnd.rater,
         )
         for position, c in enumerate(rnd.candidates)
         if c.ready
@@ -176,7 +180,7 @@ def save_round(db: sqlite3.Connection, rnd: Round, decoding: str) -> int:
     with transaction(db):
         db.executemany(
             "INSERT INTO ratings (round_id, twin, sample_id, sample_sha256, variant, model, reply, position, score, best,"
-            " decoding, rated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " decoding, rated_at, rater) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
     return len(rows)

@@ -29,7 +29,7 @@ app = typer.Typer(
 )
 
 
-from twin.commands import clients, pipeline, serving  # noqa: E402
+from twin.commands import bot, clients, pipeline, serving  # noqa: E402
 
 # The order `twin --help` lists them: the first run, the pipeline, serving, clients, housekeeping.
 for _name, _command in (
@@ -50,6 +50,7 @@ service_app.command("install")(serving.service_install)
 service_app.command("uninstall")(serving.service_uninstall)
 service_app.command("status")(serving.service_status)
 app.add_typer(service_app, name="service")
+app.add_typer(bot.bot_app, name="bot")
 
 
 @app.command("paths")

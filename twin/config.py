@@ -74,12 +74,60 @@ class ChatSettings:
         _check(self.retry_seconds > 0, "retry_seconds", "must be more than 0")
 
 
+TELEGRAM_API_URL = "https://api.telegram.org/bot"
+
+
+@dataclass
+class BotSettings:
+    """`twin bot`: the Telegram bot's token file, Bot API server, who may use it, and how it answers.
+
+    The token itself is never a setting (it would end up in config dumps): it lives
+    in `token_file` (0600), or comes from TWIN_BOT_TOKEN.
+    """
+
+    token_file: str = ""  # default: bot-token beside config.toml
+    api_url: str = TELEGRAM_API_URL  # a self-hosted telegram-bot-api (no 20 MB download limit), or the tests' fake
+    owner: int = 0  # Telegram user id of the owner, for unattended setups (0: claimed with /start CODE)
+    allow: list[str] = field(default_factory=list)  # user ids with the `chat` role, besides those added with /allow
+    raters: list[str] = field(default_factory=list)  # user ids with the `rate` role (the survey)
+    default_model: str = (
+        ""  # the model a chat talks to until /model picks another ("": the first twin the daemon serves)
+    )
+    base: str = "default"  # the base model /train fine-tunes (a `--base` short name, hub id or path)
+    context_turns: int = 8  # turns of a conversation sent with each new message (/reset forgets them)
+    max_tokens: int = 256  # longest reply
+    temperature: float = 0.8
+    edit_interval: float = 1.0  # seconds between two edits of a streamed or status message (Telegram's limits)
+
+    def __post_init__(self) -> None:
+        _check(self.api_url.startswith(("http://", "https://")), "bot.api_url", "must start with http:// or https://")
+        _check(self.owner >= 0, "bot.owner", "must be a Telegram user id")
+        for name in ("allow", "raters"):
+            ids = getattr(self, name)
+            _check(all(str(i).lstrip("-").isdigit() for i in ids), f"bot.{name}", "must list Telegram user ids")
+        _check(self.context_turns >= 0, "bot.context_turns", "must not be negative")
+        _check(self.max_tokens >= 1, "bot.max_tokens", "must be at least 1")
+        _check(0.0 <= self.temperature <= 2.0, "bot.temperature", "must be between 0 and 2")
+        _check(self.edit_interval >= 1.0, "bot.edit_interval", "must be at least 1 (Telegram limits edits)")
+
+    @property
+    def file_url(self) -> str:
+        """Where files are downloaded from: Telegram's `…/file/bot<token>/<path>` beside `…/bot<token>/`."""
+        root, _, _ = self.api_url.rstrip("/").rpartition("/bot")
+        return f"{root}/file/bot" if root else self.api_url.rstrip("/") + "/file/bot"
+
+    @property
+    def is_telegram(self) -> bool:
+        """Telegram's own server: downloads stop at 20 MB (a self-hosted one lifts that)."""
+        return self.api_url.rstrip("/") == TELEGRAM_API_URL
+
+
 def _check(ok: bool, name: str, why: str) -> None:
     if not ok:
         raise UserError(f"setting {name} {why}")
 
 
-_SECTIONS: dict[type, str] = {ServeSettings: "serve", ChatSettings: "chat"}
+_SECTIONS: dict[type, str] = {ServeSettings: "serve", ChatSettings: "chat", BotSettings: "bot"}
 T = TypeVar("T")
 
 

@@ -27,6 +27,7 @@ RATINGS_COLUMNS = [
     "best",
     "decoding",
     "rated_at",
+    "rater",  # version 3: '' for the person themself, telegram:<id> for a friend in the bot's survey
 ]
 
 
@@ -37,7 +38,7 @@ def columns(db: sqlite3.Connection, table: str) -> list[str]:
 def test_new_database_has_the_current_schema(twin_home: Path) -> None:
     db = database.connect()
     assert database.db_path() == twin_home / "chat.db"
-    assert db.execute("PRAGMA user_version").fetchone()[0] == database.SCHEMA_VERSION == 2
+    assert db.execute("PRAGMA user_version").fetchone()[0] == database.SCHEMA_VERSION == 3
     assert columns(db, "ratings") == RATINGS_COLUMNS
     assert columns(db, "conversations") == [
         "id",
@@ -71,6 +72,21 @@ def test_an_empty_version_0_file_is_upgraded_step_by_step(tmp_path: Path) -> Non
     assert {"conversations", "messages", "ratings", "preferences"} <= {
         r["name"] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
     }
+
+
+def test_a_version_1_file_keeps_its_ratings_as_the_persons_own(tmp_path: Path) -> None:
+    path = tmp_path / "v1.db"
+    raw = sqlite3.connect(path)
+    database.MIGRATIONS[0](raw)
+    raw.execute("PRAGMA user_version = 1")
+    raw.execute(
+        "INSERT INTO ratings (round_id, twin, sample_id, sample_sha256, variant, reply, position, score, best, rated_at)"
+        " VALUES ('r', 'alice', 1, 'x', 'real', 'hi', 0, 5, 1, 'now')"
+    )
+    raw.commit()
+    raw.close()
+    db = database.connect(path)
+    assert [tuple(r) for r in db.execute("SELECT twin, rater FROM ratings")] == [("alice", "")]
 
 
 def test_a_newer_database_is_refused_with_the_fix(tmp_path: Path) -> None:

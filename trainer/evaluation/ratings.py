@@ -4,6 +4,10 @@ The TUI owns the file (`tui/database.py`): table `ratings`, one row per reply
 shown in a round (variant `twin` = the served GGUF, `prompt` = the persona
 variant, `real` = what I wrote), with a 1–5 score and one reply per round marked
 most like me. This module only reads it, never creating or upgrading the file.
+
+From schema version 3 each row names its rater: '' for me (`twin chat --rate`),
+`telegram:<id>` for a friend who took the bot's blind survey ("which one did
+they write?" is their `best`). Mine and the friends' are summed up apart.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from twin import paths
 
 DB_NAME = "chat.db"
 KNOWN_SCHEMA = 1  # the ratings columns below exist from version 1 on
+RATER_SCHEMA = 3  # the `rater` column exists from version 3 on
 VARIANTS = ("twin", "prompt", "real")
 
 
@@ -35,14 +40,24 @@ class RatingSummary:
     variants: list[VariantRating] = field(default_factory=list)
     stale: int = 0  # rows about samples of an older val.jsonl (its line no longer matches), left out
     note: str = ""  # why there is nothing, and what to run
+    friends: RatingSummary | None = None  # the bot's survey, taken by others (None: nobody took it)
+    raters: int = 0  # how many people these ratings come from (friends' summary)
+    chance: float = 0.0  # the share of rounds a blind guess would pick the real reply in
 
     def as_dict(self) -> dict:
-        return {
+        out = {
             "rounds": self.rounds,
             "stale": self.stale,
             "note": self.note,
             "variants": [asdict(v) for v in self.variants],
         }
+        if self.friends is not None:
+            out["friends"] = {**self.friends.as_dict(), "raters": self.friends.raters, "chance": self.friends.chance}
+        return out
+
+    def share(self, variant: str) -> float | None:
+        """How often `variant` was picked (as most like me, or by friends as the one I wrote)."""
+        return next((v.best_share for v in self.variants if v.variant == variant), None)
 
 
 def db_path() -> Path:
@@ -67,25 +82,39 @@ def summarize(name: str, current: dict[int, str], path: Path | None = None) -> R
         version = db.execute("PRAGMA user_version").fetchone()[0]
         if version < KNOWN_SCHEMA:
             return RatingSummary(note=f"no ratings yet: {hint}")
+        rater = "rater" if version >= RATER_SCHEMA else "''"
         rows = db.execute(
-            "SELECT round_id, sample_id, sample_sha256, variant, score, best FROM ratings WHERE twin = ?", (name,)
+            f"SELECT round_id, sample_id, sample_sha256, variant, score, best, {rater} FROM ratings WHERE twin = ?",
+            (name,),
         ).fetchall()
     except sqlite3.Error as e:
         return RatingSummary(note=f"cannot read the ratings in {path} ({e}); ratings left out")
     finally:
         db.close()
 
-    rounds: dict[str, dict[str, tuple[int, bool]]] = defaultdict(dict)
+    mine: dict[str, dict[str, tuple[int, bool]]] = defaultdict(dict)
+    theirs: dict[str, dict[str, tuple[int, bool]]] = defaultdict(dict)
+    raters: set[str] = set()
     stale = 0
-    for round_id, sample_id, sha, variant, score, best in rows:
+    for round_id, sample_id, sha, variant, score, best, who in rows:
         if current.get(sample_id) != sha:
             stale += 1
             continue
-        rounds[round_id][variant] = (int(score), bool(best))
-    if not rounds:
+        (theirs if who else mine)[round_id][variant] = (int(score), bool(best))
+        if who:
+            raters.add(who)
+    friends = None
+    if theirs:
+        friends = RatingSummary(
+            rounds=len(theirs),
+            variants=_per_variant(theirs),
+            raters=len(raters),
+            chance=sum(1 / len(r) for r in theirs.values()) / len(theirs),
+        )
+    if not mine:
         note = f"no ratings of the current dataset: {hint}" if stale else f"no ratings yet: {hint}"
-        return RatingSummary(stale=stale, note=note)
-    return RatingSummary(rounds=len(rounds), variants=_per_variant(rounds), stale=stale)
+        return RatingSummary(stale=stale, note=note, friends=friends)
+    return RatingSummary(rounds=len(mine), variants=_per_variant(mine), stale=stale, friends=friends)
 
 
 def _per_variant(rounds: dict[str, dict[str, tuple[int, bool]]]) -> list[VariantRating]:

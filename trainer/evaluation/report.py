@@ -82,23 +82,40 @@ def markdown(result: EvalResult) -> str:
         out.append(f"| {what} | {fmt(result.real_style[name], 2)} | " + " | ".join(row) + " |")
     out += ["", "![reply lengths](lengths.png)", ""]
 
-    out += ["## Human ratings (`twin chat --rate`)", ""]
+    out += ["## Human ratings (`twin chat --rate`, and friends in the bot's `/survey`)", ""]
     r = result.ratings
     if r.variants:
+        out.append(
+            f"Mine: {r.rounds} rated rounds"
+            + (f" ({r.stale} rows of an older dataset left out)" if r.stale else "")
+            + "."
+        )
+    else:
+        out.append(f"Mine: {r.note}.")
+    f = r.friends
+    if f is not None:
+        out.append(
+            f"Friends: {f.rounds} rounds by {f.raters} raters; they picked my real reply as mine in "
+            f"{f.share('real') or 0:.0%} of rounds (a blind guess: {f.chance:.0%}; a twin that fools them brings it "
+            "down to chance)."
+        )
+    if r.variants or f is not None:
         out += [
-            f"{r.rounds} rated rounds" + (f" ({r.stale} rows of an older dataset left out)" if r.stale else "") + ".",
             "",
-            "| reply | ratings | mean score (1–5) | picked as most like me | rated at least as high as my real reply |",
-            "| --- | ---: | ---: | ---: | ---: |",
+            "| reply | my ratings | my mean score (1–5) | I picked it as most like me | rated at least as high as my "
+            "real reply | friends' ratings | friends' mean score | friends picked it as mine |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
         names = {"twin": "served GGUF (twin)", "prompt": "prompt-only", "real": "my real reply"}
-        for vr in r.variants:
-            at_least = "–" if vr.at_least_real_share is None else f"{vr.at_least_real_share:.0%}"
-            out.append(
-                f"| {names[vr.variant]} | {vr.ratings} | {vr.mean_score:.2f} | {vr.best_share:.0%} | {at_least} |"
-            )
-    else:
-        out.append(r.note)
+        for variant, label in names.items():
+            vr = next((v for v in r.variants if v.variant == variant), None)
+            fr = next((v for v in f.variants if v.variant == variant), None) if f is not None else None
+            if vr is None and fr is None:
+                continue
+            at_least = "–" if vr is None or vr.at_least_real_share is None else f"{vr.at_least_real_share:.0%}"
+            mine = [str(vr.ratings), f"{vr.mean_score:.2f}", f"{vr.best_share:.0%}", at_least] if vr else ["–"] * 4
+            theirs = [str(fr.ratings), f"{fr.mean_score:.2f}", f"{fr.best_share:.0%}"] if fr else ["–"] * 3
+            out.append(f"| {label} | " + " | ".join(mine + theirs) + " |")
     out.append("")
 
     out += [f"## Examples ({len(result.examples)})", ""]

@@ -47,6 +47,13 @@ def print_result(result: EvalResult, console: Console | None = None) -> None:
         console.print(f"human ratings ({r.rounds} rounds): " + "; ".join(parts))
     else:
         console.print(f"human ratings: {r.note}")
+    f = r.friends
+    if f is not None:
+        parts = [f"{v.variant} {v.mean_score:.2f}/5" for v in f.variants]
+        console.print(
+            f"friends' survey ({f.rounds} rounds, {f.raters} raters): picked your real reply in "
+            f"{f.share('real') or 0:.0%} (chance {f.chance:.0%}); " + "; ".join(parts)
+        )
     console.print(f"report: {result.folder / 'report.md'}", soft_wrap=True)
 
 

@@ -67,22 +67,27 @@ def serve_cmd(
     raise typer.Exit(asyncio.run(run_server(settings, catalog, primary, ready)))
 
 
-def service_install() -> None:
+BotFlag = Annotated[
+    bool, typer.Option("--bot", help="The Telegram bot's unit (twin-bot.service) instead of the daemon's.")
+]
+
+
+def service_install(bot: BotFlag = False) -> None:
     """Write the user unit to ~/.config/systemd/user/ and enable it (or print the steps without systemd)."""
     from daemon import service
 
-    service.install()
+    service.install(bot=bot)
 
 
-def service_uninstall() -> None:
+def service_uninstall(bot: BotFlag = False) -> None:
     """Stop, disable and remove the user unit."""
     from daemon import service
 
-    service.uninstall()
+    service.uninstall(bot=bot)
 
 
-def service_status() -> None:
+def service_status(bot: BotFlag = False) -> None:
     """Show whether the unit is installed and running."""
     from daemon import service
 
-    raise typer.Exit(service.status())
+    raise typer.Exit(service.status(bot=bot))
