@@ -41,7 +41,7 @@ async def test_setup_checks_stores_0600_and_prints_the_code(telegram, twin_home:
 
 async def test_setup_with_a_refused_or_malformed_token_says_so_in_one_line(telegram, twin_home: Path) -> None:
     wrong = "123456789:BBB-not-the-right-token-at-all-000000"
-    code, out, err = await run_twin(["bot", "setup"], env_for(telegram, None, TWIN_BOT_TOKEN=wrong))
+    code, _, err = await run_twin(["bot", "setup"], env_for(telegram, None, TWIN_BOT_TOKEN=wrong))
     assert code == 2 and err.strip().count("\n") == 0 and "Telegram refused this token" in err
     assert wrong not in err and not (twin_home / "config" / "bot-token").exists()
     code, _, err = await run_twin(["bot", "setup"], env_for(telegram, None, TWIN_BOT_TOKEN="hello"))
@@ -55,7 +55,7 @@ async def test_run_without_a_token_says_how_to_set_up(twin_home: Path) -> None:
 
 async def test_the_token_is_in_no_log_line(telegram, daemon, twin_home: Path) -> None:
     env = env_for(telegram, daemon, TWIN_BOT_TOKEN=TOKEN)
-    code, out, _ = await run_twin(["bot", "setup"], env)
+    _, out, _ = await run_twin(["bot", "setup"], env)
     claim_code = re.search(r"/start ([0-9a-f]{8})", out).group(1)
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "twin", "bot", "--verbose", env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
