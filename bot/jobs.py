@@ -31,6 +31,7 @@ class JobView:
     estimated_finish: int | None = None
     last_message: str = ""
     data: dict[str, Any] = field(default_factory=dict)  # figures of the newest events (stage, step, loss, …)
+    messages: list[str] = field(default_factory=list)  # the newest events' lines, oldest first
 
     @property
     def finished(self) -> bool:
@@ -104,6 +105,7 @@ class Jobs:
         # OpenAI lists events newest first; merge their figures oldest to newest so the newest win.
         for _, event in sorted(enumerate(events), key=lambda p: (p[1].created_at, -p[0])):
             view.last_message = event.message
+            view.messages.append(event.message)
             data = getattr(event, "data", None)
             if isinstance(data, dict):
                 view.data.update(data)

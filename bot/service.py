@@ -96,7 +96,15 @@ class TwinService:
 
     async def start_training(self, export: Path, filename: str, name: str, twin: dict[str, Any]) -> JobView:
         """Upload an export and start a job; a DaemonError when one is already under way."""
-        running = await self.jobs.active()
+        try:
+            running = await self.jobs.active()
+        except DaemonError as e:
+            if e.status != 404:
+                raise
+            raise DaemonError(
+                404,
+                "this daemon has no jobs API (files, fine-tuning jobs): update twin, or run `twin build` on the computer",
+            ) from None
         if running is not None:
             raise DaemonError(409, f"a job is already {running.status} ({running.id}): wait for it or /cancel it")
         return await self.jobs.start(export, filename, self.settings.base, name, twin)

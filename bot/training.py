@@ -16,24 +16,38 @@ from bot.service import TwinService
 from bot.stream import StatusMessage
 from twin.errors import UserError
 
-DOWNLOAD_LIMIT = 20 * 1024 * 1024  # what Telegram's own Bot API server lets a bot download
 EXPORT_SUFFIXES = (".json", ".zip", ".txt", ".jsonl")
 
 
 def parse_args(args: list[str]) -> tuple[str, dict[str, Any]]:
-    """`/train [NAME] [me=WHO …]`: the twin's name (default `me`) and twin's options for the job."""
-    name, me = "me", []
+    """`/train [NAME] [KEY=VALUE …]`: the twin's name (default `me`) and the job's `twin` options (`me=Дима`,
+    repeatable; `quant=q8_0`, `max_steps=200`, …), which the daemon validates like `twin build`'s."""
+    names, options = [], {}
     for arg in args:
-        if arg.startswith("me="):
-            me.append(arg[3:])
-        elif "=" in arg:
-            raise UserError(f"unknown option {arg!r}: send /train NAME, with me=YOUR NAME when the export needs it")
+        key, eq, value = arg.partition("=")
+        if not eq:
+            names.append(arg)
+        elif key == "me":
+            options.setdefault("me", []).append(value)
+        elif not key:
+            raise UserError(f"{arg!r} is not KEY=VALUE: send /train NAME, with me=YOUR NAME when the export needs it")
         else:
-            name = arg
-    return name, ({"me": me} if me else {})
+            options[key] = _value(value)
+    if len(names) > 1:
+        raise UserError(f"one twin name only, got {' and '.join(names)}: /train NAME [me=YOUR NAME] [quant=…]")
+    return (names[0] if names else "me"), options
 
 
-def check_document(document: Document, telegram_limit: bool) -> None:
+def _value(text: str) -> Any:
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
+def check_document(document: Document, limit_mb: int) -> None:
     """Refuse, in one line, what cannot be trained on before downloading anything."""
     filename = document.file_name or ""
     if not filename.lower().endswith(EXPORT_SUFFIXES):
@@ -41,9 +55,9 @@ def check_document(document: Document, telegram_limit: bool) -> None:
             f"{filename or 'this file'} is not a chat export: send Telegram's result.json (or the export zip) "
             "or WhatsApp's .txt"
         )
-    if telegram_limit and (document.file_size or 0) > DOWNLOAD_LIMIT:
+    if (document.file_size or 0) > limit_mb * 2**20:
         raise UserError(
-            f"{filename} is {document.file_size / 2**20:.0f} MB and bots can only download 20 MB from Telegram: "
+            f"{filename} is {document.file_size / 2**20:.0f} MB and bots can only download {limit_mb} MB from Telegram: "
             f"run `twin build {filename}` on the computer instead (or point [bot] api_url at a self-hosted Bot API server)"
         )
 
@@ -56,8 +70,9 @@ def progress_text(name: str, job: JobView) -> str:
     if d.get("step") is not None:
         total = d.get("total_steps") or d.get("steps")
         parts.append(f"step {d['step']}" + (f"/{total}" if total else ""))
-    if d.get("loss") is not None:
-        parts.append(f"loss {float(d['loss']):.3f}")
+    loss = d.get("train_loss", d.get("loss"))
+    if loss is not None:
+        parts.append(f"loss {float(loss):.3f}")
     eta = d.get("eta_seconds") if d.get("eta_seconds") is not None else d.get("eta")
     if isinstance(eta, (int, float)):
         parts.append(f"about {max(int(eta), 0) // 60} min {max(int(eta), 0) % 60} s left")
@@ -72,8 +87,10 @@ def summary_text(name: str, job: JobView) -> str:
         return f"Training twin {name} was cancelled."
     d = job.data
     lines = [f"Twin {job.model or name} is ready and served: talk to it here (/model to pick it)."]
-    if d.get("samples") is not None:
-        lines.append(f"samples: {d['samples']}")
+    if d.get("train_samples") is not None:
+        lines.append(f"samples: {d['train_samples']} for training, {d.get('val_samples', '?')} for validation")
+    else:
+        lines += [m for m in job.messages if "samples" in m][:1]  # the daemon's "Read the export: …" line
     ppl = d.get("val_perplexity", d.get("perplexity"))
     if ppl is not None:
         lines.append(f"validation perplexity: {float(ppl):.1f}")
@@ -87,7 +104,7 @@ async def train(
 ) -> None:
     """Download the export, start the job, keep one status message up to date until the job ends."""
     name, twin = parse_args(args)
-    check_document(document, service.settings.is_telegram)
+    check_document(document, service.settings.max_download_mb)
     status = StatusMessage(bot, chat_id, service.settings.edit_interval)
     await status.show(f"Training twin {name}: receiving {document.file_name}…")
     tg_file = await patiently(lambda: bot.get_file(document.file_id))

@@ -97,6 +97,7 @@ class BotSettings:
     context_turns: int = 8  # turns of a conversation sent with each new message (/reset forgets them)
     max_tokens: int = 256  # longest reply
     temperature: float = 0.8
+    max_download_mb: int = 20  # Telegram's limit for bots' downloads; raise it with a self-hosted Bot API server
     edit_interval: float = 1.0  # seconds between two edits of a streamed or status message (Telegram's limits)
 
     def __post_init__(self) -> None:
@@ -108,6 +109,7 @@ class BotSettings:
         _check(self.context_turns >= 0, "bot.context_turns", "must not be negative")
         _check(self.max_tokens >= 1, "bot.max_tokens", "must be at least 1")
         _check(0.0 <= self.temperature <= 2.0, "bot.temperature", "must be between 0 and 2")
+        _check(self.max_download_mb >= 1, "bot.max_download_mb", "must be at least 1")
         _check(self.edit_interval >= 1.0, "bot.edit_interval", "must be at least 1 (Telegram limits edits)")
 
     @property
@@ -115,11 +117,6 @@ class BotSettings:
         """Where files are downloaded from: Telegram's `…/file/bot<token>/<path>` beside `…/bot<token>/`."""
         root, _, _ = self.api_url.rstrip("/").rpartition("/bot")
         return f"{root}/file/bot" if root else self.api_url.rstrip("/") + "/file/bot"
-
-    @property
-    def is_telegram(self) -> bool:
-        """Telegram's own server: downloads stop at 20 MB (a self-hosted one lifts that)."""
-        return self.api_url.rstrip("/") == TELEGRAM_API_URL
 
 
 def _check(ok: bool, name: str, why: str) -> None:

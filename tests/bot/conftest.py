@@ -11,13 +11,9 @@ import pytest
 from bot.app import build_application
 from bot.store import BotStore
 from tests.bot.fake_telegram import TOKEN, FakeTelegram
+from tests.bot.people import CODE
 from tui.client import Sampling
 from twin.config import BotSettings, ChatSettings
-
-OWNER = FakeTelegram.user(1001, "Dima", "dima")
-FRIEND = FakeTelegram.user(2002, "Anna", "anna")
-STRANGER = FakeTelegram.user(3003, "Mallory", "mallory")
-CODE = "c0dec0de"
 
 
 @pytest.fixture
@@ -58,13 +54,6 @@ def running_bot(telegram: FakeTelegram, daemon, quick: Sampling) -> Callable:
         store.close()
 
     return run
-
-
-async def claim(telegram: FakeTelegram) -> None:
-    """The owner sends /start with setup's code and is told they own the bot."""
-    start = len(telegram.calls)
-    telegram.send(OWNER, f"/start {CODE}")
-    await telegram.reply(OWNER["id"], "You own this bot now", after=start)
 
 
 @pytest.fixture

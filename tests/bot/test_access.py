@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.rules import PERMISSIONS, Action, Role, may
 from bot.store import BotStore
-from tests.bot.conftest import CODE, FRIEND, OWNER, STRANGER, claim
+from tests.bot.people import CODE, FRIEND, OWNER, STRANGER, claim
 
 
 def test_deny_by_default_in_the_rules_table() -> None:

@@ -7,8 +7,8 @@ import itertools
 import re
 import urllib.request
 
-from tests.bot.conftest import FRIEND, OWNER, claim
 from tests.bot.fake_telegram import Call, FakeTelegram
+from tests.bot.people import FRIEND, OWNER, claim
 from tui.client import Sampling
 
 QUESTION = "Hi! What are you doing tonight? Answer in one sentence."

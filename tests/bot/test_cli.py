@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 from daemon import service
-from tests.bot.conftest import OWNER
 from tests.bot.fake_telegram import TOKEN
+from tests.bot.people import OWNER
 
 
 def env_for(telegram, daemon, **extra: str) -> dict[str, str]:

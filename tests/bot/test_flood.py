@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.bot.conftest import OWNER, claim
+from tests.bot.people import OWNER, claim
 
 
 async def test_a_refused_reply_is_retried_after_the_time_telegram_asks(telegram, running_bot) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from daemon.process import DaemonProcess
-from tests.bot.conftest import FRIEND, OWNER, claim
+from tests.bot.people import FRIEND, OWNER, claim
 from trainer.evaluation.run import EvalConfig, evaluate
 from twin import embedded, paths, registry
 from twin.config import ChatSettings
