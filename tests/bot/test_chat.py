@@ -147,3 +147,12 @@ async def test_daemon_down_is_a_plain_reply(telegram, running_bot, free_port) ->
         assert "twin serve" in reply.text
         telegram.send(OWNER, "/status")
         await telegram.reply(OWNER["id"], "daemon: not reachable", after=n)
+
+
+async def test_a_model_the_daemon_does_not_serve_is_a_plain_reply(telegram, running_bot) -> None:
+    async with running_bot(default_model="nobody"):
+        await claim(telegram)
+        n = len(telegram.calls)
+        telegram.send(OWNER, "hello?")
+        reply = await telegram.reply(OWNER["id"], "Pick a model the daemon serves with /model", after=n)
+    assert "nobody" in reply.text

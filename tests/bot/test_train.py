@@ -85,7 +85,9 @@ async def test_train_with_a_broken_export_ends_with_its_error(telegram, running_
             lambda calls: next((c for c in calls[n:] if "failed:" in c.text), None), "the failure", 600
         )
     # The ingest error line, as `twin build` prints it for a truncated export (the job's `error`).
-    assert failed.text.startswith("Training twin anna failed: ") and "export it again from Telegram Desktop" in failed.text
+    assert (
+        failed.text.startswith("Training twin anna failed: ") and "export it again from Telegram Desktop" in failed.text
+    )
     assert "\n" not in failed.text.removeprefix("Training twin anna failed: ").strip()
 
 

@@ -70,3 +70,22 @@ def test_an_unreadable_database_is_a_note_not_a_crash(dataset_twin: str, twin_ho
     (twin_home / "chat.db").write_bytes(b"not a database at all" * 100)
     summary = summarize(dataset_twin, line_hashes(val_path(dataset_twin)))
     assert summary.variants == [] and "ratings left out" in summary.note
+
+
+def test_friends_survey_rounds_are_summed_apart_from_mine(dataset_twin: str) -> None:
+    samples = load_samples(dataset_twin)
+    db = database.connect()
+    rate(db, dataset_twin, samples[0], {"twin": 4, "real": 4}, best="real")  # mine (`twin chat --rate`)
+    for rater, best in (("telegram:1", "real"), ("telegram:1", "twin"), ("telegram:2", "twin")):
+        candidates = [Candidate(v, "" if v == "real" else dataset_twin, text=f"{v} reply") for v in ("twin", "real")]
+        for c in candidates:
+            c.score, c.best = 3, c.variant == best
+        save_round(db, Round(dataset_twin, samples[1], candidates, rater=rater), "{}")
+    db.close()
+
+    summary = summarize(dataset_twin, line_hashes(val_path(dataset_twin)))
+    assert summary.rounds == 1 and summary.share("real") == 1.0  # mine alone
+    friends = summary.friends
+    assert friends.rounds == 3 and friends.raters == 2 and friends.chance == 0.5
+    assert friends.share("real") == pytest.approx(1 / 3) and friends.share("twin") == pytest.approx(2 / 3)
+    assert summary.as_dict()["friends"]["raters"] == 2
