@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 from telegram import BotCommand, Update
 from telegram.ext import Application, ApplicationBuilder, CallbackQueryHandler, CommandHandler, MessageHandler, filters
@@ -30,6 +31,9 @@ def build_application(
     poll_every: float = 1.0,
 ) -> Application:
     """The bot, ready for `run_polling()` (or initialize/start/updater.start_polling in tests)."""
+    # PTB 22 opt-in: time periods (RetryAfter.retry_after) as timedelta, as its next major version will have
+    # them; without it every flood refusal warns. bot.flood reads both.
+    os.environ.setdefault("PTB_TIMEDELTA", "1")
     store = store or BotStore()
     service = TwinService(chat, settings, store, sampling)
     deps = Deps(service, store, Survey(store, service.client, service.sampling), poll_every=poll_every)

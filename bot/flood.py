@@ -5,13 +5,11 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-import warnings
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from telegram import Bot, Message
 from telegram.error import RetryAfter
-from telegram.warnings import PTBDeprecationWarning
 
 log = logging.getLogger("twin.bot")
 T = TypeVar("T")
@@ -20,9 +18,7 @@ ATTEMPTS = 5
 
 def retry_seconds(error: RetryAfter) -> float:
     """How long Telegram asked us to wait (PTB gives an int or a timedelta, depending on its settings)."""
-    with warnings.catch_warnings():  # PTB 22 warns that the int will become a timedelta; both are handled
-        warnings.simplefilter("ignore", PTBDeprecationWarning)
-        value = error.retry_after
+    value = error.retry_after
     return value.total_seconds() if isinstance(value, dt.timedelta) else float(value)
 
 
