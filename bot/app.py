@@ -8,8 +8,8 @@ import os
 from telegram import BotCommand, Update
 from telegram.ext import Application, ApplicationBuilder, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
-from bot import handlers
-from bot.handlers import Deps
+from bot.handlers import access, survey, talk, train
+from bot.handlers.gate import Deps
 from bot.replies import COMMANDS
 from bot.service import TwinService
 from bot.store import BotStore
@@ -58,22 +58,22 @@ def build_application(
     )
     app.bot_data["deps"] = deps
     private_text = filters.TEXT & ~filters.COMMAND
-    app.add_handler(CommandHandler("start", handlers.start))
-    app.add_handler(CommandHandler("help", handlers.help_command))
-    app.add_handler(CommandHandler("generate", handlers.generate))
-    app.add_handler(CommandHandler("reset", handlers.reset))
-    app.add_handler(CommandHandler("model", handlers.model))
-    app.add_handler(CommandHandler("status", handlers.status))
-    app.add_handler(CommandHandler("allow", handlers.allow))
-    app.add_handler(CommandHandler("deny", handlers.deny))
-    app.add_handler(CommandHandler("train", handlers.train))
-    app.add_handler(CommandHandler("cancel", handlers.cancel))
-    app.add_handler(CommandHandler("survey", handlers.survey))
-    app.add_handler(MessageHandler(filters.Document.ALL, handlers.document))
-    app.add_handler(MessageHandler(private_text, handlers.message))
-    app.add_handler(CallbackQueryHandler(handlers.model_chosen, pattern=r"^m:"))
-    app.add_handler(CallbackQueryHandler(handlers.survey_consent, pattern=r"^sc:"))
-    app.add_handler(CallbackQueryHandler(handlers.survey_answer, pattern=r"^sv:"))
+    app.add_handler(CommandHandler("start", access.start))
+    app.add_handler(CommandHandler("help", access.help_command))
+    app.add_handler(CommandHandler("generate", talk.generate))
+    app.add_handler(CommandHandler("reset", talk.reset))
+    app.add_handler(CommandHandler("model", talk.model))
+    app.add_handler(CommandHandler("status", talk.status))
+    app.add_handler(CommandHandler("allow", access.allow))
+    app.add_handler(CommandHandler("deny", access.deny))
+    app.add_handler(CommandHandler("train", train.train))
+    app.add_handler(CommandHandler("cancel", train.cancel))
+    app.add_handler(CommandHandler("survey", survey.survey))
+    app.add_handler(MessageHandler(filters.Document.ALL, train.document))
+    app.add_handler(MessageHandler(private_text, talk.message))
+    app.add_handler(CallbackQueryHandler(talk.model_chosen, pattern=r"^m:"))
+    app.add_handler(CallbackQueryHandler(survey.survey_consent, pattern=r"^sc:"))
+    app.add_handler(CallbackQueryHandler(survey.survey_answer, pattern=r"^sv:"))
     app.add_error_handler(_log_error)
     return app
 
