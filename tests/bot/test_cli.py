@@ -98,3 +98,16 @@ def test_service_install_bot_without_systemd(tmp_path: Path, monkeypatch) -> Non
         [sys.executable, "-m", "twin", "service", "uninstall", "--bot"], capture_output=True, text=True, timeout=60
     )
     assert removed.returncode == 0 and not unit.exists()
+
+
+async def test_setup_takes_the_token_file_of_the_config(telegram, twin_home: Path, tmp_path: Path) -> None:
+    token_file = tmp_path / "my-token"
+    token_file.write_text(TOKEN + "\n")
+    token_file.chmod(0o644)
+    env = env_for(telegram, None, TWIN_TOKEN_FILE=str(token_file))
+    code, _, err = await run_twin(["bot", "setup"], env)
+    assert code == 2 and f"chmod 600 {token_file}" in err  # readable by others: refused, not used
+    token_file.chmod(0o600)
+    code, out, err = await run_twin(["bot", "setup"], env)
+    assert code == 0, err
+    assert f"stored in {token_file}" in out and token_file.read_text().strip() == TOKEN

@@ -36,13 +36,17 @@ def bot_cmd(
 
 @bot_app.command("setup")
 def setup_cmd() -> None:
-    """Check the token from @BotFather (asked for, or TWIN_BOT_TOKEN), store it 0600, print the owner's code."""
+    """Check the token from @BotFather (TWIN_BOT_TOKEN, [bot] token_file, or asked for), store it 0600, print the
+    owner's code."""
     from bot.onboard import setup
-    from bot.token_store import ENV, token_path
+    from bot.token_store import ENV, load_token, token_path
     from twin.config import BotSettings, load
 
     settings = load(BotSettings)
-    token = os.environ.get(ENV) or typer.prompt("Bot token from @BotFather", hide_input=True)
+    if os.environ.get(ENV) or (settings.token_file and token_path(settings).is_file()):
+        token = load_token(settings)
+    else:
+        token = typer.prompt("Bot token from @BotFather", hide_input=True)
     result = setup(token, settings)
     print(f"token checked (bot @{result.username}) and stored in {token_path(settings)} (readable by you only)")
     if result.code:
