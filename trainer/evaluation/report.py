@@ -100,12 +100,14 @@ def markdown(result: EvalResult) -> str:
             "down to chance)."
         )
     if r.variants or f is not None:
-        out += [
-            "",
-            "| reply | my ratings | my mean score (1–5) | I picked it as most like me | rated at least as high as my "
-            "real reply | friends' ratings | friends' mean score | friends picked it as mine |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-        ]
+        header = (
+            "| reply | ratings | mean score (1–5) | picked as most like me | rated at least as high as my real reply |"
+        )
+        rule = "| --- | ---: | ---: | ---: | ---: |"
+        if f is not None:  # the friends' columns beside mine
+            header += " friends' ratings | friends' mean score | friends picked it as mine |"
+            rule += " ---: | ---: | ---: |"
+        out += ["", header, rule]
         names = {"twin": "served GGUF (twin)", "prompt": "prompt-only", "real": "my real reply"}
         for variant, label in names.items():
             vr = next((v for v in r.variants if v.variant == variant), None)
@@ -113,9 +115,10 @@ def markdown(result: EvalResult) -> str:
             if vr is None and fr is None:
                 continue
             at_least = "–" if vr is None or vr.at_least_real_share is None else f"{vr.at_least_real_share:.0%}"
-            mine = [str(vr.ratings), f"{vr.mean_score:.2f}", f"{vr.best_share:.0%}", at_least] if vr else ["–"] * 4
-            theirs = [str(fr.ratings), f"{fr.mean_score:.2f}", f"{fr.best_share:.0%}"] if fr else ["–"] * 3
-            out.append(f"| {label} | " + " | ".join(mine + theirs) + " |")
+            cells = [str(vr.ratings), f"{vr.mean_score:.2f}", f"{vr.best_share:.0%}", at_least] if vr else ["–"] * 4
+            if f is not None:
+                cells += [str(fr.ratings), f"{fr.mean_score:.2f}", f"{fr.best_share:.0%}"] if fr else ["–"] * 3
+            out.append(f"| {label} | " + " | ".join(cells) + " |")
     out.append("")
 
     out += [f"## Examples ({len(result.examples)})", ""]
