@@ -85,6 +85,8 @@ class Runner:
         self._task = asyncio.create_task(self._loop())
 
     def wake(self) -> None:
+        """A job was created: check its files now (it is queued at once, even behind a running job)."""
+        self._validate_new()
         self._wake.set()
 
     async def stop(self) -> None:

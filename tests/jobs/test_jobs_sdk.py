@@ -138,7 +138,7 @@ def test_cancel_during_training_keeps_the_checkpoint_and_the_cli_build_is_locked
     jobs.wait_for("a training step", lambda: jobs.step_events(client, job.id))
     second = twin_cli(jobs_home, "build", str(SAMPLE), "--name", "carol", "--max-steps", "1")
     assert second.returncode == 2
-    assert "twin 'carol' is being built by another process" in second.stderr and second.stderr.count("\n") == 1
+    assert "twin 'carol' is being built by" in second.stderr and second.stderr.count("\n") == 1
 
     cancelled = client.fine_tuning.jobs.cancel(job.id)
     assert cancelled.status == "cancelled"
