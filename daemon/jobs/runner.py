@@ -180,11 +180,12 @@ class Runner:
         folder = paths.private_dir(jobs_dir() / job.id)
         events_path = folder / "events.jsonl"
         resume = job.status == "running"
+        reader = _Reader(self.store, job.id, name)
         if resume:
             self.store.add_event(job.id, "Resuming the job after a daemon restart")
             while buildlock.is_locked(name):  # the old child is saving its checkpoint on its way out
                 await asyncio.sleep(0.2)
-            _Reader(self.store, job.id, name).drain(events_path, previous_run=True)
+            reader.drain(events_path, previous_run=True)  # what the old child wrote after the daemon died
         else:
             self.store.set_status(job.id, "running")
             self.store.add_event(job.id, f"Fine-tuning job started: building twin {name!r}")
@@ -212,15 +213,14 @@ class Runner:
         running = _Running(job.id, proc)
         self._current = running
         try:
-            await self._follow(running, folder, name)
+            await self._follow(running, folder, name, reader)
         finally:
             self._current = None
             running.done.set()  # after the final status: a cancel answers with it
 
-    async def _follow(self, running: _Running, folder: Path, name: str) -> None:
+    async def _follow(self, running: _Running, folder: Path, name: str, reader: _Reader) -> None:
         """Read the child's events until it exits, then settle the job's status from how it ended."""
         job_id, proc, events_path = running.job_id, running.proc, folder / "events.jsonl"
-        reader = _Reader(self.store, job_id, name)
         while True:
             exited = proc.returncode is not None
             reader.drain(events_path)

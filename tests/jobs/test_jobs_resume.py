@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 
 from twin.demo import SAMPLE
@@ -47,7 +48,7 @@ def test_sigkill_during_training_then_restart_resumes_and_keeps_the_queue_order(
     assert done.status == "succeeded", done.error
     assert "Resuming the job after a daemon restart" in events
     restart = events.index("Resuming the job after a daemon restart")
-    assert any(m.startswith("Training resumed from the checkpoint") for m in events[restart:])
+    assert any(re.fullmatch(r"Training resumed from the checkpoint \(step [12]\)", m) for m in events[restart:])
     # Every step ran once: the resumed run went on from the checkpoint instead of starting over.
     assert [e.data["step"] for e in steps] == [1, 2, 3]
     # The job queued behind it ran only after it, and failed on its own bad file.
