@@ -24,6 +24,7 @@ from typing import Any
 import psutil
 
 from daemon.catalog import ModelSpec
+from daemon.fingerprint import gguf_sha256, system_fingerprint
 from daemon.schema import APIError, SamplingParams
 from twin.chatformat import gguf_chat_formatter
 from twin.errors import UserError
@@ -34,6 +35,7 @@ log = logging.getLogger("twin.daemon")
 @dataclass
 class Started:
     prompt_tokens: int
+    fingerprint: str = ""  # system_fingerprint of the GGUF that answers (daemon.fingerprint)
 
 
 @dataclass
@@ -102,6 +104,7 @@ class LoadedModel:
             verbose=False,
         )
         self.path = path
+        self.fingerprint = system_fingerprint(gguf_sha256(path))
         self.n_ctx = self.llm.n_ctx()
         self._vocab = self.llm._model.vocab
         self.formatter = gguf_chat_formatter(self.llm)
@@ -109,6 +112,11 @@ class LoadedModel:
 
     def close(self) -> None:
         self.llm.close()
+
+    def set_threads(self, threads: int) -> None:
+        """On the worker thread, between generations: llama.cpp takes the new count from the next decode on."""
+        self.llm.n_threads = self.llm.n_threads_batch = threads
+        self._llama_cpp.llama_set_n_threads(self.llm.ctx, threads, threads)
 
     def chat_tokens(self, messages: list[dict[str, str]]) -> list[int]:
         try:
@@ -304,8 +312,7 @@ class Engine:
         self._rescan = rescan
         self.max_loaded = max_loaded
         self.n_ctx = n_ctx
-        # llama.cpp runs best on physical cores; hyper-threads only add contention.
-        self.threads = threads or psutil.cpu_count(logical=False) or os.cpu_count() or 1
+        self.threads = self._threads(threads)
         self.gate = Gate(queue_size)
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="twin-engine")
         self._loaded: OrderedDict[tuple[Path, int], LoadedModel] = OrderedDict()
@@ -335,6 +342,35 @@ class Engine:
             )
         return spec
 
+    @staticmethod
+    def _threads(threads: int) -> int:
+        # llama.cpp runs best on physical cores; hyper-threads only add contention.
+        return threads or psutil.cpu_count(logical=False) or os.cpu_count() or 1
+
+    def set_threads(self, threads: int) -> None:
+        """Generate with `threads` (0: all physical cores) from the next request on: fewer while a job trains."""
+        self.threads = self._threads(threads)
+
+        def apply() -> None:
+            for model in self._loaded.values():
+                model.set_threads(self.threads)
+
+        self.executor.submit(apply)  # the worker runs it between two generations
+
+    async def reload(self, model_id: str) -> None:
+        """Load the current GGUF of `model_id` (a rebuilt twin) and free its older versions.
+
+        Requests already running finish on the model they started with (the worker
+        runs one generation at a time, and this waits for its turn in the gate);
+        every request after this one gets the new file.
+        """
+        spec = self.spec(model_id)
+        await self.gate.enter()
+        try:
+            await asyncio.get_running_loop().run_in_executor(self.executor, self._model, spec)
+        finally:
+            self.gate.leave()
+
     def loaded_paths(self) -> list[Path]:
         return [path for path, _ in self._loaded]
 
@@ -353,6 +389,10 @@ class Engine:
         if model is not None:
             self._loaded.move_to_end(key)
             return model
+        for stale in [k for k in self._loaded if k[0] == spec.gguf]:  # an older build of this file: nobody uses it now
+            old = self._loaded.pop(stale)
+            log.info("unloading the previous build of %s", old.path.name)
+            old.close()
         while len(self._loaded) >= self.max_loaded:
             _, old = self._loaded.popitem(last=False)
             log.info("unloading %s", old.path.name)
@@ -409,13 +449,13 @@ class Engine:
     ) -> None:
         model = self._model(spec)
         prompts = prepare(model)
-        emit(Started(sum(len(t) for t in prompts)))
+        emit(Started(sum(len(t) for t in prompts), model.fingerprint))
         index = 0
         for tokens in prompts:
             for j in range(n):
                 p = params if params.seed is None else replace(params, seed=params.seed + j)
                 i = index
-                done = model.generate(tokens, p, cancel, lambda text: emit(Delta(i, text)))
+                done = model.generate(tokens, p, cancel, lambda text, i=i: emit(Delta(i, text)))
                 emit(replace(done, index=i))
                 index += 1
                 if cancel.is_set():

@@ -21,6 +21,7 @@ from aiohttp import web
 from daemon import schema
 from daemon.catalog import ModelSpec, build_catalog
 from daemon.engine import ChoiceDone, Delta, Engine, Generation, Started
+from daemon.jobs import routes as job_routes
 from daemon.metrics import Metrics
 from daemon.schema import APIError
 from twin.config import LOOPBACK_HOSTS, ServeSettings
@@ -177,6 +178,17 @@ def _model_object(spec: ModelSpec, created: int) -> dict[str, Any]:
     return {"id": spec.id, "object": "model", "created": created, "owned_by": spec.owned_by}
 
 
+async def _model_object_with_hash(spec: ModelSpec, created: int) -> dict[str, Any]:
+    """One model with its GGUF's SHA-256 (`twin.gguf_sha256`): which build of a twin is served."""
+    from daemon.fingerprint import gguf_sha256
+
+    try:
+        digest = await asyncio.get_running_loop().run_in_executor(None, gguf_sha256, spec.gguf)
+    except OSError:
+        digest = None
+    return _model_object(spec, created) | {"twin": {"gguf_sha256": digest}}
+
+
 async def list_models(request: web.Request) -> web.Response:
     state = request.app[STATE]
     state.engine.refresh()
@@ -186,7 +198,8 @@ async def list_models(request: web.Request) -> web.Response:
 
 async def get_model(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    return web.json_response(_model_object(state.engine.spec(request.match_info["id"]), state.started), dumps=_dumps)
+    spec = state.engine.spec(request.match_info["id"])
+    return web.json_response(await _model_object_with_hash(spec, state.started), dumps=_dumps)
 
 
 async def health(request: web.Request) -> web.Response:
@@ -215,10 +228,12 @@ class _Run:
         self.prompt_tokens = 0
         self.completion_tokens = 0
         self.seconds = 0.0
+        self.fingerprint: str | None = None
 
     def take(self, event: Any) -> None:
         if isinstance(event, Started):
             self.prompt_tokens = event.prompt_tokens
+            self.fingerprint = event.fingerprint or None
         elif isinstance(event, Delta):
             self.texts[event.index] += event.text
         elif isinstance(event, ChoiceDone):
@@ -343,6 +358,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     if state.settings.log_content:
         log.info("reply: %s", _dumps(run.texts))
     body = base | {
+        "system_fingerprint": run.fingerprint,
         "object": "chat.completion",
         "choices": choices,
         "usage": schema.usage(run.prompt_tokens, run.completion_tokens),
@@ -380,7 +396,11 @@ async def completions(request: web.Request) -> web.StreamResponse:
         {"index": i, "text": echo(i) + text, "logprobs": None, "finish_reason": run.finish[i] or "length"}
         for i, text in enumerate(run.texts)
     ]
-    body = base | {"choices": choices, "usage": schema.usage(run.prompt_tokens, run.completion_tokens)}
+    body = base | {
+        "system_fingerprint": run.fingerprint,
+        "choices": choices,
+        "usage": schema.usage(run.prompt_tokens, run.completion_tokens),
+    }
     return web.json_response(body, dumps=_dumps)
 
 
@@ -396,6 +416,7 @@ def build_app(state: State) -> web.Application:
     app.router.add_get("/v1/models/{id}", get_model)
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics)
+    job_routes.register(app, state)
     return app
 
 

@@ -37,6 +37,7 @@ class BuildConfig:
     seed: int = 0
     device: str = "auto"
     ingest_options: dict[str, Any] = field(default_factory=dict)  # the rest of IngestConfig, by field name
+    resume: bool = False  # continue training from the twin's checkpoint when there is one
 
     def __post_init__(self) -> None:
         """Check every stage's settings before the first one runs: no bad option found after training."""
@@ -88,22 +89,47 @@ def _stage(out: Callable[[str], None], number: int, title: str) -> float:
     return time.perf_counter()
 
 
-def build(config: BuildConfig, out: Callable[[str], None] = print) -> BuildResult:
-    """Run every stage for `config.name`; a failing stage stops the build with its own clear error."""
+def build(
+    config: BuildConfig, out: Callable[[str], None] = print, events: Callable[[dict[str, Any]], None] | None = None
+) -> BuildResult:
+    """Run every stage for `config.name`, holding its build lock; a failing stage stops the build with its own error.
+
+    `events` receives the machine-readable progress (see twin.build_events).
+    """
+    from twin.buildlock import build_lock
+
+    with build_lock(config.name):
+        return _build(config, out, events or (lambda event: None))
+
+
+def _build(config: BuildConfig, out: Callable[[str], None], events: Callable[[dict[str, Any]], None]) -> BuildResult:
+    import dataclasses
+
     from convert.pipeline import ConvertConfig, convert
     from trainer.ingest.run import IngestConfig, ingest
     from trainer.persona.run import build_persona
+    from trainer.train import checkpoint
     from trainer.train.run import train
 
     seconds: dict[str, float] = {}
 
-    started = _stage(out, 1, "reading the chat exports")
+    def stage(number: int, title: str) -> float:
+        events({"event": "stage", "stage": STAGES[number - 1], "number": number, "of": len(STAGES), "title": title})
+        return _stage(out, number, title)
+
+    started = stage(1, "reading the chat exports")
     data = ingest(IngestConfig(exports=list(config.exports), me=config.me, name=config.name, **config.ingest_options))
     seconds["ingest"] = time.perf_counter() - started
     out(f"      {data.train_samples} training and {data.val_samples} validation samples")
+    events({"event": "ingested", "train_samples": data.train_samples, "val_samples": data.val_samples})
 
-    started = _stage(out, 2, "training the LoRA adapter and merging it")
-    trained = train(config.train_config())
+    started = stage(2, "training the LoRA adapter and merging it")
+    train_config = config.train_config()
+    if config.resume and checkpoint.exists(paths.twin_dir(config.name) / checkpoint.CHECKPOINT_DIR):
+        out("      resuming from the checkpoint")
+        events({"event": "resumed"})
+        train_config = dataclasses.replace(train_config, resume=True)
+    trained = train(train_config, on_event=events)
     seconds["train"] = time.perf_counter() - started
     if trained.interrupted:
         raise UserError(
@@ -111,16 +137,27 @@ def build(config: BuildConfig, out: Callable[[str], None] = print) -> BuildResul
             f"then `twin convert --name {config.name}`"
         )
 
-    started = _stage(out, 3, "converting to GGUF and choosing the 4-bit type")
+    started = stage(3, "converting to GGUF and choosing the 4-bit type")
     converted = convert(ConvertConfig(name=config.name, quant=config.quant))
     seconds["convert"] = time.perf_counter() - started
+    events({"event": "converted", "quant": converted.quant, "gguf": str(converted.path), "bytes": converted.size_bytes})
 
-    started = _stage(out, 4, "writing the prompt-only persona")
+    started = stage(4, "writing the prompt-only persona")
     persona_base = _persona_base(config.base, converted.quant, out)
     build_persona(config.name, base=persona_base)
     seconds["persona"] = time.perf_counter() - started
 
     val_ppl = math.exp(trained.best_val_loss) if trained.best_val_loss is not None else None
+    events(
+        {
+            "event": "done",
+            "name": config.name,
+            "gguf": str(converted.path),
+            "trained_tokens": trained.tokens,
+            "steps": trained.steps,
+            "val_perplexity": val_ppl,
+        }
+    )
     return BuildResult(
         name=config.name,
         samples=(data.train_samples, data.val_samples),

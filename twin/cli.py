@@ -52,6 +52,10 @@ service_app.command("status")(serving.service_status)
 app.add_typer(service_app, name="service")
 app.add_typer(bot.bot_app, name="bot")
 
+from twin.commands.jobs import jobs_app  # noqa: E402
+
+app.add_typer(jobs_app, name="jobs")
+
 
 @app.command("paths")
 def paths_cmd() -> None:

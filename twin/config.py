@@ -34,6 +34,8 @@ class ServeSettings:
     n_ctx: int = 2048  # context window per loaded model (capped by the model's own)
     threads: int = 0  # llama.cpp threads; 0 = all cores
     max_body_bytes: int = 1_048_576
+    max_upload_mb: int = 2048  # POST /v1/files (streamed to disk; the JSON body cap above stays small)
+    train_threads: int = 0  # torch threads of a fine-tuning job's build (at nice 10); 0 = every core
     grace_seconds: float = 30.0  # on SIGTERM, how long in-flight requests may finish
     cors_origins: list[str] = field(default_factory=list)
     log_content: bool = False  # never log message text unless asked
@@ -45,6 +47,8 @@ class ServeSettings:
         _check(self.n_ctx >= 64, "n_ctx", "must be at least 64")
         _check(self.threads >= 0, "threads", "must be 0 (all cores) or more")
         _check(self.max_body_bytes >= 1024, "max_body_bytes", "must be at least 1024")
+        _check(self.max_upload_mb >= 1, "max_upload_mb", "must be at least 1")
+        _check(self.train_threads >= 0, "train_threads", "must be 0 (automatic) or more")
         _check(self.grace_seconds >= 0, "grace_seconds", "must not be negative")
         if self.host not in LOOPBACK_HOSTS and not self.api_key:
             raise UserError(

@@ -32,3 +32,19 @@ def for_daemon(env: Mapping[str, str]) -> dict[str, str]:
     if _set_here and out.get(_VAR) == "PASSIVE":
         del out[_VAR]
     return out
+
+
+def split_cores(cores: int, train_threads: int = 0, serve_threads: int = 0) -> tuple[int, int]:
+    """(training threads, serving threads) while a fine-tuning job shares the machine with the daemon.
+
+    llama.cpp's threads spin on each other: with another process taking 1.5 of 2
+    cores, 2 daemon threads fell to 6.8 tokens/s where 1 still gave about 50
+    (DESIGN.md). So while a job runs the daemon generates on a quarter of the
+    cores (at least one), and the build takes every core at nice 10 with torch
+    waiting passively: the scheduler hands the daemon's thread its core the moment
+    a request comes, and training has the whole machine between requests (with
+    one thread it trained at a third of the speed). A count the user set is kept.
+    """
+    serve = serve_threads or max(1, cores // 4)
+    train = train_threads or max(1, cores)
+    return train, serve

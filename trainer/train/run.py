@@ -50,11 +50,17 @@ class TrainResult:
     stopped_early: bool = False
 
 
-def train(config: TrainConfig, on_step: Callable[[int], None] | None = None) -> TrainResult:
+def train(
+    config: TrainConfig,
+    on_step: Callable[[int], None] | None = None,
+    on_event: Callable[[dict[str, Any]], None] | None = None,
+) -> TrainResult:
     """Fine-tune `config.base` with LoRA on the twin's dataset; write adapter/, merged/, train_log.jsonl, [train].
 
     `on_step(step)` is called once before the first step (with the step training
-    starts from) and after every optimizer step. SIGINT/SIGTERM during
+    starts from) and after every optimizer step. `on_event(event)` gets every
+    train_log.jsonl line, a `step` event after each optimizer step (loss, tokens/s,
+    eta_seconds) and a `checkpoint` event after each save. SIGINT/SIGTERM during
     training save a checkpoint and return with `interrupted=True`;
     `TrainConfig(resume=True)` continues from it and ends as an uninterrupted run would.
     """
@@ -183,10 +189,21 @@ def train(config: TrainConfig, on_step: Callable[[int], None] | None = None) -> 
             config=dataclasses.asdict(config),
             data_hash=data_hash,
         )
+        if on_event is not None:
+            on_event(
+                {
+                    "event": "checkpoint",
+                    "step": progress.step,
+                    "train_loss": last_loss,
+                    "val_loss": progress.last_val_loss,
+                }
+            )
 
     def record(event: dict[str, Any]) -> None:
         with open(log_path, "a", encoding="utf-8") as f:
             f.write(json.dumps(event) + "\n")
+        if on_event is not None:
+            on_event(event)
 
     def validate(display: TrainDisplay | None) -> bool:
         """Evaluate, log, keep the best adapter; True when early stopping says stop."""
@@ -216,6 +233,8 @@ def train(config: TrainConfig, on_step: Callable[[int], None] | None = None) -> 
             display.note(f"step {progress.step}: validation loss {loss:.4f} (perplexity {math.exp(min(loss, 50)):.1f})")
         return config.patience > 0 and progress.bad_evals >= config.patience
 
+    last_loss: float | None = None
+    run_steps, run_seconds = 0, 0.0  # this run's own pace (a resumed run's first steps are no guide)
     stop = StopFlag()
     model.train()
     stopped_early = False
@@ -261,6 +280,20 @@ def train(config: TrainConfig, on_step: Callable[[int], None] | None = None) -> 
                     window_tokens += tokens
                     tps = progress.tokens / max(progress.seconds, 1e-9)
                     display.update(progress.step, step_loss, tps)
+                    last_loss = step_loss
+                    run_steps += 1
+                    run_seconds += time.perf_counter() - started
+                    if on_event is not None:
+                        on_event(
+                            {
+                                "event": "step",
+                                "step": progress.step,
+                                "total_steps": total_steps,
+                                "loss": step_loss,
+                                "tokens_per_s": tps,
+                                "eta_seconds": (total_steps - progress.step) * run_seconds / run_steps,
+                            }
+                        )
                     if progress.step % config.log_every == 0:
                         record(
                             {

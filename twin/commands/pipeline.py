@@ -62,28 +62,44 @@ def build_cmd(
     ] = False,
     seed: Annotated[int, typer.Option(help="Random seed (split, training).")] = 0,
     device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu, cuda, cuda:N, mps.")] = "auto",
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue training from the twin's checkpoint when there is one.")
+    ] = False,
+    events: Annotated[
+        Path | None, typer.Option(help="Append the progress as JSON lines to this file (for programs following it).")
+    ] = None,
 ) -> None:
     """From chat exports to a served twin in one go: ingest, train (LoRA + merge), convert to 4-bit GGUF, persona."""
     passive_for_torch()
     from twin.build import BuildConfig, build, summary
+    from twin.build_events import BuildEvents
+    from twin.errors import UserError
 
     setup_logging()
-    config = BuildConfig(
-        exports=exports,
-        me=tuple(me or ()),
-        name=name,
-        base=base,
-        quant=quant,
-        epochs=epochs,
-        max_steps=max_steps,
-        batch_size=batch_size,
-        max_length=max_length,
-        lr=lr,
-        seed=seed,
-        device=device,
-        ingest_options={"strip_emoji": strip_emoji, "seed": seed},
-    )
-    result = build(config, out=lambda line: print(line, file=sys.stderr))
+    stream = BuildEvents(events)
+    try:
+        config = BuildConfig(
+            exports=exports,
+            me=tuple(me or ()),
+            name=name,
+            base=base,
+            quant=quant,
+            epochs=epochs,
+            max_steps=max_steps,
+            batch_size=batch_size,
+            max_length=max_length,
+            lr=lr,
+            seed=seed,
+            device=device,
+            ingest_options={"strip_emoji": strip_emoji, "seed": seed},
+            resume=resume,
+        )
+        result = build(config, out=lambda line: print(line, file=sys.stderr), events=stream)
+    except UserError as e:  # the same line the CLI prints, for the program following the events
+        stream({"event": "error", "message": str(e)})
+        raise
+    finally:
+        stream.close()
     if result.quant_table:
         print(result.quant_table)
     print(summary(result))

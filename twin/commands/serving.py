@@ -24,6 +24,12 @@ def serve_cmd(
     n_ctx: Annotated[int | None, typer.Option(help="Context window per model (capped by the model's own).")] = None,
     threads: Annotated[int | None, typer.Option(help="llama.cpp threads (0 = all cores).")] = None,
     max_body_bytes: Annotated[int | None, typer.Option(help="Largest request body accepted (413 beyond).")] = None,
+    max_upload_mb: Annotated[
+        int | None, typer.Option(help="Largest file POST /v1/files accepts, in MB (streamed to disk). Default: 2048.")
+    ] = None,
+    train_threads: Annotated[
+        int | None, typer.Option(help="Torch threads of a fine-tuning job's build, run at nice 10 (0 = all cores).")
+    ] = None,
     grace_seconds: Annotated[
         float | None, typer.Option(help="On SIGTERM, how long in-flight requests may finish.")
     ] = None,
@@ -53,6 +59,8 @@ def serve_cmd(
             "n_ctx": n_ctx,
             "threads": threads,
             "max_body_bytes": max_body_bytes,
+            "max_upload_mb": max_upload_mb,
+            "train_threads": train_threads,
             "grace_seconds": grace_seconds,
             "cors_origins": cors_origin or None,
             "log_content": log_content,

@@ -1,0 +1,1 @@
+"""OpenAI's files and fine-tuning jobs API on the daemon: uploads, a SQLite job queue, `twin build` children."""

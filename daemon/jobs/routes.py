@@ -1,0 +1,216 @@
+"""The HTTP side of files and fine-tuning jobs: thin handlers over the store and the runner.
+
+`register(app)` adds the routes and starts the runner with the app; the
+engine is touched at two points only: `Engine.reload(model_id)` when a job's
+twin is built (hot swap) and `Engine.set_threads(n)` while a job trains.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import psutil
+from aiohttp import web
+
+from daemon.jobs import uploads
+from daemon.jobs.objects import FileDeleted, Hyperparameters, JobCreate, page, parse
+from daemon.jobs.runner import DEFAULTS, Runner
+from daemon.jobs.store import Store
+from daemon.schema import APIError
+from twin import embedded, paths
+from twin.errors import UserError
+from twin.threads import split_cores
+
+log = logging.getLogger("twin.daemon")
+
+JOBS = web.AppKey("jobs", Any)
+MAX_LIMIT = 10_000
+
+
+class Jobs:
+    """What the handlers share: the store, the runner, and the daemon's state (settings, engine)."""
+
+    def __init__(self, state: Any) -> None:
+        self.state = state
+        self.store = Store(paths.data_dir() / "jobs.db")
+        cores = psutil.cpu_count(logical=False) or 1
+        train, serve = split_cores(cores, state.settings.train_threads, state.settings.threads)
+        self.serve_threads_busy = serve
+        self.runner = Runner(self.store, train_threads=train, on_built=self._serve, on_busy=self._busy)
+
+    async def _serve(self, name: str) -> None:
+        """A job built twin `name`: serve it (and its persona) now, swapping out an older build."""
+        engine = self.state.engine
+        engine.refresh()
+        await engine.reload(name)
+
+    def _busy(self, busy: bool) -> None:
+        engine = self.state.engine
+        engine.set_threads(self.serve_threads_busy if busy else self.state.settings.threads)
+
+
+def _jobs(request: web.Request) -> Jobs:
+    return request.app[JOBS]
+
+
+def _limit(request: web.Request, default: int) -> int:
+    raw = request.query.get("limit")
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_LIMIT:
+        raise APIError(400, f"Invalid value for 'limit': {raw!r}; use 1 to {MAX_LIMIT}", param="limit")
+    return value
+
+
+async def _json_body(request: web.Request) -> Any:
+    from daemon.server import read_body
+
+    return await read_body(request)
+
+
+# --- files
+
+
+async def create_file(request: web.Request) -> web.Response:
+    jobs = _jobs(request)
+    cap = jobs.state.settings.max_upload_mb * 2**20
+    return web.json_response((await uploads.receive(request, jobs.store, cap)).model_dump())
+
+
+async def list_files(request: web.Request) -> web.Response:
+    order = request.query.get("order", "desc")
+    if order not in ("asc", "desc"):
+        raise APIError(400, f"Invalid value for 'order': {order!r}; use 'asc' or 'desc'", param="order")
+    purpose = request.query.get("purpose")
+    items, more = _jobs(request).store.files(request.query.get("after"), _limit(request, MAX_LIMIT), order == "asc")
+    if purpose is not None and purpose != "fine-tune":
+        items, more = [], False
+    return web.json_response(page(items, more))
+
+
+async def get_file(request: web.Request) -> web.Response:
+    return web.json_response(_jobs(request).store.file(request.match_info["id"]).model_dump())
+
+
+async def file_content(request: web.Request) -> web.StreamResponse:
+    path = _jobs(request).store.file_path(request.match_info["id"])
+    return web.FileResponse(path, headers={"Content-Type": "application/octet-stream"})
+
+
+async def delete_file(request: web.Request) -> web.Response:
+    store = _jobs(request).store
+    file_id = request.match_info["id"]
+    store.file(file_id)
+    if store.file_in_use(file_id):
+        raise APIError(
+            409, f"File {file_id} is used by a fine-tuning job that has not ended: cancel the job or wait for it",
+            param="id", code="file_in_use",
+        )  # fmt: skip
+    path = store.delete_file(file_id)
+    path.unlink(missing_ok=True)
+    return web.json_response(FileDeleted(id=file_id, deleted=True).model_dump())
+
+
+# --- jobs
+
+
+def _base(model: str, override: str | None) -> str:
+    """twin build's --base for a job: `twin.base`, else `model` (a served base id or a short name)."""
+    if override:
+        return override
+    return "default" if model in embedded.ALIASES else model
+
+
+async def create_job(request: web.Request) -> web.Response:
+    jobs = _jobs(request)
+    req: JobCreate = parse(JobCreate, await _json_body(request))
+    store = jobs.store
+    store.file(req.training_file, param="training_file")
+    if req.validation_file:
+        store.file(req.validation_file, param="validation_file")
+    name = req.suffix or "me"
+    try:
+        paths.check_name(name)
+    except UserError as e:
+        raise APIError(400, f"Invalid value for 'suffix': {e}", param="suffix") from None
+    asked = req.hyper()
+    used = Hyperparameters(
+        **{k: DEFAULTS[k] if getattr(asked, k) in (None, "auto") else getattr(asked, k) for k in DEFAULTS}
+    )
+    for key in ("n_epochs", "batch_size"):
+        if int(getattr(used, key)) < 1:
+            raise APIError(400, f"Invalid value for 'hyperparameters.{key}': must be at least 1", param=key)
+    if float(used.learning_rate_multiplier) <= 0:
+        raise APIError(400, "Invalid value for 'hyperparameters.learning_rate_multiplier': must be more than 0")
+    twin = req.twin.model_dump() | {"base": _base(req.model, req.twin.base)}
+    job = store.add_job(
+        model=req.model,
+        name=name,
+        training_file=req.training_file,
+        validation_file=req.validation_file,
+        hyperparameters=used,
+        twin=twin,
+        seed=req.seed if req.seed is not None else 0,
+        metadata=req.metadata,
+    )
+    store.add_event(job.id, f"Created fine-tuning job: {job.id}")
+    jobs.runner.wake()
+    return web.json_response(job.model_dump())
+
+
+async def list_jobs(request: web.Request) -> web.Response:
+    items, more = _jobs(request).store.jobs(request.query.get("after"), _limit(request, 20))
+    return web.json_response(page(items, more))
+
+
+async def get_job(request: web.Request) -> web.Response:
+    return web.json_response(_jobs(request).store.job(request.match_info["id"]).model_dump())
+
+
+async def cancel_job(request: web.Request) -> web.Response:
+    return web.json_response((await _jobs(request).runner.cancel(request.match_info["id"])).model_dump())
+
+
+async def job_events(request: web.Request) -> web.Response:
+    store = _jobs(request).store
+    items, more = store.events(request.match_info["id"], request.query.get("after"), _limit(request, 20))
+    return web.json_response(page(items, more))
+
+
+async def job_checkpoints(request: web.Request) -> web.Response:
+    store = _jobs(request).store
+    items, more = store.checkpoints(request.match_info["id"], request.query.get("after"), _limit(request, 10))
+    return web.json_response(page(items, more))
+
+
+def register(app: web.Application, state: Any) -> None:
+    """Add the files and fine-tuning routes; the store opens and the runner starts with the app."""
+    app.router.add_post("/v1/files", create_file)
+    app.router.add_get("/v1/files", list_files)
+    app.router.add_get("/v1/files/{id}", get_file)
+    app.router.add_get("/v1/files/{id}/content", file_content)
+    app.router.add_delete("/v1/files/{id}", delete_file)
+    app.router.add_post("/v1/fine_tuning/jobs", create_job)
+    app.router.add_get("/v1/fine_tuning/jobs", list_jobs)
+    app.router.add_get("/v1/fine_tuning/jobs/{id}", get_job)
+    app.router.add_post("/v1/fine_tuning/jobs/{id}/cancel", cancel_job)
+    app.router.add_get("/v1/fine_tuning/jobs/{id}/events", job_events)
+    app.router.add_get("/v1/fine_tuning/jobs/{id}/checkpoints", job_checkpoints)
+
+    jobs = Jobs(state)
+    app[JOBS] = jobs
+
+    async def start(app: web.Application) -> None:
+        jobs.runner.start()
+
+    async def stop(app: web.Application) -> None:
+        await jobs.runner.stop()
+        jobs.store.close()
+
+    app.on_startup.append(start)
+    app.on_shutdown.append(stop)
