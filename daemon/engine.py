@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import codecs
 import logging
-import os
 import threading
 import time
 from collections import OrderedDict
@@ -21,12 +20,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 from daemon.catalog import ModelSpec
 from daemon.schema import APIError, SamplingParams
-from twin.chatformat import gguf_chat_formatter
+from twin.chatformat import ChatTokenizer
 from twin.errors import UserError
+from twin.threads import llama_threads, physical_cores
 
 log = logging.getLogger("twin.daemon")
 
@@ -102,21 +100,27 @@ class LoadedModel:
             verbose=False,
         )
         self.path = path
+        self.threads = threads
         self.n_ctx = self.llm.n_ctx()
         self._vocab = self.llm._model.vocab
-        self.formatter = gguf_chat_formatter(self.llm)
+        self.chat = ChatTokenizer.from_llama(self.llm)
         self.add_bos = self.llm._model.add_bos_token()
 
     def close(self) -> None:
         self.llm.close()
 
+    def set_threads(self, threads: int) -> None:
+        if threads != self.threads:
+            self._llama_cpp.llama_set_n_threads(self.llm._ctx.ctx, threads, threads)
+            self.threads = threads
+
     def chat_tokens(self, messages: list[dict[str, str]]) -> list[int]:
         try:
-            prompt = self.formatter(messages=messages).prompt
+            # Templates carry their own special tokens (as in transformers' apply_chat_template): no extra BOS.
+            # Message contents are plain text: `<|im_end|>` typed by a user cannot close its turn.
+            return self.chat.tokens(messages)
         except Exception as e:  # a template's raise_exception(), e.g. roles out of order
             raise APIError(400, f"the model's chat template rejected the messages: {e}", param="messages") from None
-        # Templates carry their own special tokens (as in transformers' apply_chat_template): no extra BOS.
-        return self.llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
 
     def text_tokens(self, text: str) -> list[int]:
         return self.llm.tokenize(text.encode("utf-8"), add_bos=self.add_bos, special=False)
@@ -304,8 +308,8 @@ class Engine:
         self._rescan = rescan
         self.max_loaded = max_loaded
         self.n_ctx = n_ctx
-        # llama.cpp runs best on physical cores; hyper-threads only add contention.
-        self.threads = threads or psutil.cpu_count(logical=False) or os.cpu_count() or 1
+        self.requested_threads = threads  # 0: follow the load (twin.threads.llama_threads) before each request
+        self.threads = threads or physical_cores()
         self.gate = Gate(queue_size)
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="twin-engine")
         self._loaded: OrderedDict[tuple[Path, int], LoadedModel] = OrderedDict()
@@ -408,6 +412,7 @@ class Engine:
         emit: Callable[[Any], None],
     ) -> None:
         model = self._model(spec)
+        model.set_threads(llama_threads(self.requested_threads))
         prompts = prepare(model)
         emit(Started(sum(len(t) for t in prompts)))
         index = 0
