@@ -18,6 +18,7 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 
 log = logging.getLogger("twin.daemon")
 
@@ -52,8 +53,10 @@ class ProtocolLogger:
 
     def exception(self, msg: str, *args: Any, exc_info: Any = None, **kw: Any) -> None:
         exc = exc_info if isinstance(exc_info, BaseException) else None
+        if isinstance(exc, RequestPayloadError) and isinstance(exc.__cause__, HttpProcessingError):
+            exc = exc.__cause__  # a body that did not decode, met again when aiohttp drains it
         if isinstance(exc, HttpProcessingError):
-            reason = (exc.message or type(exc).__name__).splitlines()[0][:200]
+            reason = " ".join((exc.message or type(exc).__name__).split())[:200]
             LIMITED.warning("bad-request", "refused a malformed request (%d): %s", exc.code, reason)
             return
         log.error(msg, *args, exc_info=exc_info, **kw)  # anything else is a bug: keep its traceback
@@ -95,8 +98,11 @@ def raise_descriptor_limit() -> int:
 
 
 def connection_cap(wanted: int, descriptor_limit: int) -> int:
-    """At most `wanted` connections, and always fewer than the descriptors the process may open."""
-    return max(1, min(wanted, descriptor_limit - SPARE_DESCRIPTORS))
+    """At most `wanted` connections, and at most half the descriptors left beyond the spare ones.
+
+    The other half is for refusing: each 503 holds its socket for half a second.
+    """
+    return max(1, min(wanted, (descriptor_limit - SPARE_DESCRIPTORS) // 2))
 
 
 _BUSY_BODY = json.dumps(
@@ -121,11 +127,14 @@ class _Refuse(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
-        transport.write(_BUSY)
-        if transport.can_write_eof():
-            transport.write_eof()
         # Closing with the request still unread would reset the connection and lose the 503: wait for the client.
         self._timer = asyncio.get_running_loop().call_later(0.5, transport.close)
+        try:
+            transport.write(_BUSY)
+            if transport.can_write_eof():
+                transport.write_eof()
+        except OSError:  # the client is already gone
+            transport.abort()
 
     def data_received(self, data: bytes) -> None:
         pass

@@ -24,6 +24,7 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 
 from daemon import connections, openapi, schema
 from daemon.catalog import ModelSpec, build_catalog
@@ -195,6 +196,10 @@ async def check_key(request: web.Request, handler: Any) -> web.StreamResponse:
 # --- routes --------------------------------------------------------------------------------------
 
 
+# The rest of a body that did not arrive or decode cannot be read past: the connection ends with the answer.
+_CLOSE = {"Connection": "close"}
+
+
 def _json_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
@@ -219,15 +224,19 @@ async def read_body(request: web.Request) -> Any:
             raw = await request.read()
     except TimeoutError:
         raise APIError(
-            408, f"the request body did not arrive within {settings.body_timeout:g} seconds", code="request_timeout"
+            408,
+            f"the request body did not arrive within {settings.body_timeout:g} seconds",
+            code="request_timeout",
+            headers=_CLOSE,
         ) from None
-    except (HttpProcessingError, zlib.error):  # e.g. Content-Encoding: gzip on bytes that are not gzip
+    except (HttpProcessingError, RequestPayloadError, zlib.error):  # e.g. Content-Encoding: gzip on bytes that are not gzip
         encoding = request.headers.get("Content-Encoding", "")
         raise APIError(
             400,
             f"could not decode the request body (Content-Encoding {printable(encoding)!r}): send it as it claims to be, "
             "or without Content-Encoding",
             code="invalid_body",
+            headers=_CLOSE,
         ) from None
     try:
         body = json.loads(raw, parse_constant=_json_constant)
@@ -569,6 +578,7 @@ async def run_server(settings: ServeSettings, catalog: dict[str, ModelSpec], pri
         access_log=None,
         shutdown_timeout=1.0,
         keepalive_timeout=settings.idle_timeout,
+        lingering_time=2.0,  # after an early answer (408, 413), read what the client still sends for this long
         logger=connections.ProtocolLogger(),
     )
     await runner.setup()
