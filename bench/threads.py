@@ -91,6 +91,7 @@ def main() -> None:
                 for threads, name in ((1, "1"), (2, "2"), (auto, "auto")):
                     tps = tokens_per_second(llm, threads, args.tokens)
                     results.setdefault(f"{'busy' if busy else 'quiet'}_threads_{name}", []).append(tps)
+                    print(f"# round busy={busy} threads={threads} ({name}): {tps:.1f} tokens/s", flush=True)
                 results.setdefault(f"{'busy' if busy else 'quiet'}_auto_choice", []).append(auto)
             finally:
                 if ctx:

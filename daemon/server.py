@@ -122,9 +122,16 @@ async def openai_errors(request: web.Request, handler: Any) -> web.StreamRespons
         if e.status == 413:
             err = APIError(413, f"request body too large: the limit is {cap} bytes", code="request_too_large")
         elif e.status == 404:
-            err = APIError(404, f"Unknown request URL: {request.method} {request.path}", code="unknown_url")
+            err = APIError(
+                404, f"Unknown request URL: {printable(request.method)} {printable(request.path)}", code="unknown_url"
+            )
         elif e.status == 405:
-            err = APIError(405, f"Method {request.method} not allowed for {request.path}", code="method_not_allowed")
+            err = APIError(
+                405,
+                f"Method {printable(request.method)} not allowed for {printable(request.path)}",
+                code="method_not_allowed",
+                headers={"Allow": e.headers.get("Allow", "")},
+            )
         else:
             err = APIError(e.status, e.reason or "request failed")
         return error_response(err)
@@ -229,7 +236,11 @@ async def read_body(request: web.Request) -> Any:
             code="request_timeout",
             headers=_CLOSE,
         ) from None
-    except (HttpProcessingError, RequestPayloadError, zlib.error):  # e.g. Content-Encoding: gzip on bytes that are not gzip
+    except (
+        HttpProcessingError,
+        RequestPayloadError,
+        zlib.error,
+    ):  # e.g. Content-Encoding: gzip on bytes that are not gzip
         encoding = request.headers.get("Content-Encoding", "")
         raise APIError(
             400,

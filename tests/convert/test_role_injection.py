@@ -94,8 +94,8 @@ def test_embedded_chatml_keeps_the_tokens_of_an_ordinary_chat() -> None:
         whole = llm.tokenize(chat.render(messages).encode("utf-8"), add_bos=False, special=True)
         assert chat.tokens(messages) == whole
         with pytest.raises(Exception):  # noqa: B017 - a template's own error reaches the caller
-            ChatTokenizer("{{ raise_exception('roles') }}", bos_token="", eos_token="", tokenize=list, specials={}).tokens(
-                messages
-            )
+            ChatTokenizer(
+                "{{ raise_exception('roles') }}", bos_token="", eos_token="", tokenize=list, specials={}
+            ).tokens(messages)
     finally:
         llm.close()
