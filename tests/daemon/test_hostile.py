@@ -326,17 +326,19 @@ def test_5_special_tokens_in_a_message_are_text_not_control_tokens(daemon):
 
 def test_6_cors_headers_on_streams_and_errors(tmp_path):
     origin = {"Origin": "http://localhost:3000"}
-    with DaemonProcess(["--cors-origin", "http://localhost:3000"], log_path=tmp_path / "serve.log") as d:
-        with httpx.Client(timeout=60) as client:
-            with client.stream("POST", d.url + "/chat/completions", json=chat_body(stream=True), headers=origin) as r:
-                assert r.headers["access-control-allow-origin"] == "http://localhost:3000"
-                r.read()
-            r = client.post(d.url + "/chat/completions", json=chat_body(model="nope"), headers=origin)
-            assert_error(r, 404)
+    with (
+        DaemonProcess(["--cors-origin", "http://localhost:3000"], log_path=tmp_path / "serve.log") as d,
+        httpx.Client(timeout=60) as client,
+    ):
+        with client.stream("POST", d.url + "/chat/completions", json=chat_body(stream=True), headers=origin) as r:
             assert r.headers["access-control-allow-origin"] == "http://localhost:3000"
-            r = client.post(d.url + "/chat/completions", json={"model": MODEL_ID}, headers=origin)
-            assert_error(r, 400)
-            assert r.headers["access-control-allow-origin"] == "http://localhost:3000"
+            r.read()
+        r = client.post(d.url + "/chat/completions", json=chat_body(model="nope"), headers=origin)
+        assert_error(r, 404)
+        assert r.headers["access-control-allow-origin"] == "http://localhost:3000"
+        r = client.post(d.url + "/chat/completions", json={"model": MODEL_ID}, headers=origin)
+        assert_error(r, 400)
+        assert r.headers["access-control-allow-origin"] == "http://localhost:3000"
 
 
 @pytest.mark.parametrize(
