@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import codecs
 import logging
-import os
 import threading
 import time
 from collections import OrderedDict
@@ -21,13 +20,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 from daemon.catalog import ModelSpec
 from daemon.fingerprint import gguf_sha256, system_fingerprint
 from daemon.schema import APIError, SamplingParams
-from twin.chatformat import gguf_chat_formatter
+from twin.chatformat import ChatTokenizer
 from twin.errors import UserError
+from twin.threads import llama_threads, physical_cores
 
 log = logging.getLogger("twin.daemon")
 
@@ -105,9 +103,10 @@ class LoadedModel:
         )
         self.path = path
         self.fingerprint = system_fingerprint(gguf_sha256(path))
+        self.threads = threads
         self.n_ctx = self.llm.n_ctx()
         self._vocab = self.llm._model.vocab
-        self.formatter = gguf_chat_formatter(self.llm)
+        self.chat = ChatTokenizer.from_llama(self.llm)
         self.add_bos = self.llm._model.add_bos_token()
 
     def close(self) -> None:
@@ -115,16 +114,18 @@ class LoadedModel:
 
     def set_threads(self, threads: int) -> None:
         """On the worker thread, between generations: llama.cpp takes the new count from the next decode on."""
-        self.llm.n_threads = self.llm.n_threads_batch = threads
-        self._llama_cpp.llama_set_n_threads(self.llm.ctx, threads, threads)
+        if threads != self.threads:
+            self.llm.n_threads = self.llm.n_threads_batch = threads
+            self._llama_cpp.llama_set_n_threads(self.llm.ctx, threads, threads)
+            self.threads = threads
 
     def chat_tokens(self, messages: list[dict[str, str]]) -> list[int]:
         try:
-            prompt = self.formatter(messages=messages).prompt
+            # Templates carry their own special tokens (as in transformers' apply_chat_template): no extra BOS.
+            # Message contents are plain text: `<|im_end|>` typed by a user cannot close its turn.
+            return self.chat.tokens(messages)
         except Exception as e:  # a template's raise_exception(), e.g. roles out of order
             raise APIError(400, f"the model's chat template rejected the messages: {e}", param="messages") from None
-        # Templates carry their own special tokens (as in transformers' apply_chat_template): no extra BOS.
-        return self.llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
 
     def text_tokens(self, text: str) -> list[int]:
         return self.llm.tokenize(text.encode("utf-8"), add_bos=self.add_bos, special=False)
@@ -312,7 +313,8 @@ class Engine:
         self._rescan = rescan
         self.max_loaded = max_loaded
         self.n_ctx = n_ctx
-        self.threads = self._threads(threads)
+        self.requested_threads = threads  # 0: follow the load (twin.threads.llama_threads) before each request
+        self.threads = threads or physical_cores()
         self.gate = Gate(queue_size)
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="twin-engine")
         self._loaded: OrderedDict[tuple[Path, int], LoadedModel] = OrderedDict()
@@ -342,20 +344,9 @@ class Engine:
             )
         return spec
 
-    @staticmethod
-    def _threads(threads: int) -> int:
-        # llama.cpp runs best on physical cores; hyper-threads only add contention.
-        return threads or psutil.cpu_count(logical=False) or os.cpu_count() or 1
-
     def set_threads(self, threads: int) -> None:
-        """Generate with `threads` (0: all physical cores) from the next request on: fewer while a job trains."""
-        self.threads = self._threads(threads)
-
-        def apply() -> None:
-            for model in self._loaded.values():
-                model.set_threads(self.threads)
-
-        self.executor.submit(apply)  # the worker runs it between two generations
+        """Generate with `threads` (0: follow the load) from the next request on: fewer while a job trains."""
+        self.requested_threads = threads  # each request applies it as it starts (_run)
 
     async def reload(self, model_id: str) -> None:
         """Load the current GGUF of `model_id` (a rebuilt twin) and free its older versions.
@@ -448,6 +439,7 @@ class Engine:
         emit: Callable[[Any], None],
     ) -> None:
         model = self._model(spec)
+        model.set_threads(llama_threads(self.requested_threads))
         prompts = prepare(model)
         emit(Started(sum(len(t) for t in prompts), model.fingerprint))
         index = 0

@@ -17,15 +17,17 @@ def _escape(value: str) -> str:
 
 @dataclass
 class Metrics:
-    requests: Counter[tuple[str, str]] = field(default_factory=Counter)  # (path, status)
+    requests: Counter[tuple[str, str]] = field(default_factory=Counter)  # (route, status): a bounded set
     prompt_tokens: Counter[str] = field(default_factory=Counter)  # by model
     completion_tokens: Counter[str] = field(default_factory=Counter)
     generation_seconds: Counter[str] = field(default_factory=Counter)
     last_tokens_per_second: dict[str, float] = field(default_factory=dict)
     in_flight: int = 0
+    receiving: int = 0  # requests whose body is still arriving
 
-    def record_request(self, path: str, status: int) -> None:
-        self.requests[(path, str(status))] += 1
+    def record_request(self, route: str, status: int) -> None:
+        """`route` is the matched route's pattern (`/v1/models/{id}`) or "unmatched", never a raw path."""
+        self.requests[(route, str(status))] += 1
 
     def record_generation(self, model: str, prompt_tokens: int, completion_tokens: int, seconds: float) -> None:
         self.prompt_tokens[model] += prompt_tokens
@@ -41,7 +43,7 @@ class Metrics:
             lines.append(f"# HELP {name} {help_text}")
             lines.append(f"# TYPE {name} {kind}")
 
-        family("twin_requests_total", "counter", "HTTP requests answered, by path and status.")
+        family("twin_requests_total", "counter", "HTTP requests answered, by route and status.")
         for (path, status), n in sorted(self.requests.items()):
             lines.append(f"twin_requests_total{_labels(path=path, status=status)} {n}")
         family("twin_prompt_tokens_total", "counter", "Prompt tokens processed.")
@@ -60,6 +62,8 @@ class Metrics:
         lines.append(f"twin_queue_depth {queue_depth}")
         family("twin_requests_in_flight", "gauge", "API requests being handled (waiting or generating).")
         lines.append(f"twin_requests_in_flight {self.in_flight}")
+        family("twin_requests_receiving", "gauge", "API requests still sending their body.")
+        lines.append(f"twin_requests_receiving {self.receiving}")
         family("twin_models_loaded", "gauge", "GGUF files held in memory.")
         lines.append(f"twin_models_loaded {len(loaded)}")
         return "\n".join(lines) + "\n"

@@ -10,6 +10,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from twin import threads
@@ -32,11 +33,13 @@ class DaemonProcess:
         env: dict[str, str] | None = None,
         log_path: Path | None = None,
         timeout: float = 180.0,
+        preexec_fn: Callable[[], None] | None = None,
     ) -> None:
         self.args = ["--port", "0", *(args or [])]
         self.env = {**threads.for_daemon(os.environ if env is None else env), "PYTHONUNBUFFERED": "1"}
         self.log_path = log_path
         self.timeout = timeout
+        self.preexec_fn = preexec_fn  # run in the child before exec, e.g. to lower its resource limits
         self.proc: subprocess.Popen[str] | None = None
         self.url = ""
         self.stdout_lines: list[str] = []
@@ -59,6 +62,7 @@ class DaemonProcess:
             stdin=subprocess.DEVNULL,
             text=True,
             env=self.env,
+            preexec_fn=self.preexec_fn,
         )
         deadline = time.monotonic() + self.timeout
         assert self.proc.stdout is not None

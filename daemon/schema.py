@@ -1,7 +1,10 @@
-"""OpenAI's request and error shapes: parsing and validating request bodies, building response objects.
+"""OpenAI's request and error shapes: the request schema, validation against it, response objects.
 
-Every bad field raises `APIError` naming it (`param`), which the server turns into
-`{"error": {"message", "type", "param", "code"}}` with the right status.
+The request bodies are declared once, as a tree of `Field`s: the server parses
+every body through it, and GET /openapi.json publishes the JSON Schema the same
+tree writes (`Field.json_schema`). Every bad field raises `APIError` naming it
+(`param`), which the server turns into `{"error": {"message", "type", "param",
+"code"}}` with the right status.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Any
 
 MAX_STOP = 4
 MAX_N = 8
+MAX_DEPTH = 32  # of a request body's JSON: OpenAI's own bodies are 4 deep
 
 
 class APIError(Exception):
@@ -42,6 +46,289 @@ class APIError(Exception):
 
 def invalid(param: str, why: str) -> APIError:
     return APIError(400, f"Invalid value for '{param}': {why}", param=param, code="invalid_value")
+
+
+def unsupported(param: str, what: str) -> APIError:
+    return APIError(400, f"{what} not supported by this server", param=param, code="unsupported_parameter")
+
+
+# --- the schema ----------------------------------------------------------------------------------
+
+
+def _kind(value: Any) -> str:
+    return {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}.get(
+        type(value), "number"
+    )
+
+
+class Field:
+    """One node of a request schema: `parse` validates a JSON value (raising APIError), `json_schema` describes it."""
+
+    nullable = True  # JSON null means "not given" for every optional field, as OpenAI's SDKs send it
+
+    def parse(self, value: Any, param: str) -> Any:
+        raise NotImplementedError
+
+    def schema(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def json_schema(self, nullable: bool = False) -> dict[str, Any]:
+        out = self.schema()
+        if nullable and self.nullable:
+            return {"anyOf": [out, {"type": "null"}]} if "type" not in out else out | {"type": [out["type"], "null"]}
+        return out
+
+
+@dataclass
+class Str(Field):
+    min_length: int = 0
+    enum: tuple[str, ...] = ()
+    description: str = ""
+
+    def parse(self, value: Any, param: str) -> str:
+        if not isinstance(value, str):
+            raise invalid(param, f"expected a string, got {_kind(value)}")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate (JSON "\ud800"): no text the model could read
+            raise invalid(
+                param, "the string holds a lone UTF-16 surrogate (\\ud800-\\udfff); send valid Unicode"
+            ) from None
+        if len(value) < self.min_length:
+            raise invalid(param, "must not be empty")
+        if self.enum and value not in self.enum:
+            raise invalid(param, f"expected one of {', '.join(self.enum)}, got {value!r}")
+        return value
+
+    def schema(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": "string"}
+        if self.min_length:
+            out["minLength"] = self.min_length
+        if self.enum:
+            out["enum"] = list(self.enum)
+        return out | ({"description": self.description} if self.description else {})
+
+
+@dataclass
+class Num(Field):
+    lo: float
+    hi: float
+
+    def parse(self, value: Any, param: str) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise invalid(param, f"expected a number between {self.lo} and {self.hi}, got {_kind(value)}")
+        if not self.lo <= value <= self.hi:
+            raise invalid(param, f"must be between {self.lo} and {self.hi}, got {value}")
+        return float(value)
+
+    def schema(self) -> dict[str, Any]:
+        return {"type": "number", "minimum": self.lo, "maximum": self.hi}
+
+
+@dataclass
+class Int(Field):
+    lo: int
+    hi: int | None = None
+
+    def parse(self, value: Any, param: str) -> int:
+        # JSON has one number type: 2.0 is the integer 2 (JSON Schema agrees), 2.5 is not.
+        if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise invalid(param, f"expected an integer, got {_kind(value)}")
+        if value < self.lo or (self.hi is not None and value > self.hi):
+            bound = f"at least {self.lo}" if self.hi is None else f"between {self.lo} and {self.hi}"
+            raise invalid(param, f"must be {bound}, got {value}")
+        return value
+
+    def schema(self) -> dict[str, Any]:
+        return {"type": "integer", "minimum": self.lo} | ({"maximum": self.hi} if self.hi is not None else {})
+
+
+@dataclass
+class Bool(Field):
+    def parse(self, value: Any, param: str) -> bool:
+        if not isinstance(value, bool):
+            raise invalid(param, f"expected a boolean, got {_kind(value)}")
+        return value
+
+    def schema(self) -> dict[str, Any]:
+        return {"type": "boolean"}
+
+
+@dataclass
+class Arr(Field):
+    item: Field
+    min_items: int = 0
+    max_items: int | None = None
+    what: str = "list"
+
+    def parse(self, value: Any, param: str) -> list[Any]:
+        if not isinstance(value, list):
+            raise invalid(param, f"expected a {self.what}, got {_kind(value)}")
+        if len(value) < self.min_items:
+            raise invalid(param, f"expected a non-empty {self.what}")
+        if self.max_items is not None and len(value) > self.max_items:
+            raise invalid(param, f"at most {self.max_items} items")
+        return [self.item.parse(v, f"{param}[{i}]") for i, v in enumerate(value)]
+
+    def schema(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": "array", "items": self.item.json_schema()}
+        if self.min_items:
+            out["minItems"] = self.min_items
+        if self.max_items is not None:
+            out["maxItems"] = self.max_items
+        return out
+
+
+@dataclass
+class Obj(Field):
+    """A JSON object; unknown keys are accepted and ignored, as OpenAI's clients send fields we do not use."""
+
+    fields: dict[str, Field]
+    required: tuple[str, ...] = ()
+    title: str = ""
+
+    def parse(self, value: Any, param: str) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise (
+                invalid(param, f"expected an object, got {_kind(value)}")
+                if param
+                else APIError(400, f"the request body must be a JSON object, got {_kind(value)}", code="invalid_body")
+            )
+        out: dict[str, Any] = {}
+        for name, spec in self.fields.items():
+            where = f"{param}.{name}" if param else name
+            raw = value.get(name)
+            if raw is None:
+                if name in self.required:
+                    raise APIError(
+                        400,
+                        f"you must provide the '{where}' parameter",
+                        param=where,
+                        code="missing_required_parameter",
+                    )
+                continue
+            out[name] = spec.parse(raw, where)
+        return out
+
+    def schema(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "type": "object",
+            "properties": {n: f.json_schema(nullable=n not in self.required) for n, f in self.fields.items()},
+        }
+        if self.required:
+            out["required"] = list(self.required)
+        return out | ({"title": self.title} if self.title else {})
+
+
+@dataclass
+class OneOf(Field):
+    """The first choice of the value's JSON kind parses it (e.g. `stop`: a string or a list of strings)."""
+
+    choices: tuple[Field, ...]
+    what: str
+
+    def parse(self, value: Any, param: str) -> Any:
+        for choice in self.choices:
+            if _matches(choice, value):
+                return choice.parse(value, param)
+        raise invalid(param, f"expected {self.what}, got {_kind(value)}")
+
+    def schema(self) -> dict[str, Any]:
+        return {"anyOf": [c.json_schema() for c in self.choices]}
+
+
+def _matches(choice: Field, value: Any) -> bool:
+    kind = choice.schema().get("type")
+    if isinstance(value, bool):
+        return kind == "boolean"
+    if kind == "integer":
+        return isinstance(value, int)
+    if kind == "number":
+        return isinstance(value, (int, float))
+    return kind == _kind(value)
+
+
+class TextPart(Field):
+    """A content part: only `{"type": "text", "text": …}`; images and audio are refused by name."""
+
+    nullable = False
+
+    def parse(self, value: Any, param: str) -> str:
+        if not isinstance(value, dict) or value.get("type") != "text" or not isinstance(value.get("text"), str):
+            raise invalid(param, "only text content parts are supported")
+        return Str().parse(value["text"], f"{param}.text")
+
+    def schema(self) -> dict[str, Any]:
+        return {
+            "type": "object",
+            "properties": {"type": {"type": "string", "enum": ["text"]}, "text": {"type": "string"}},
+            "required": ["type", "text"],
+        }
+
+
+def _sampling_fields(max_tokens: tuple[str, ...]) -> dict[str, Field]:
+    return {
+        "model": Str(min_length=1, description="a model id from GET /v1/models"),
+        **{name: Int(1) for name in max_tokens},
+        "temperature": Num(0.0, 2.0),
+        "top_p": Num(0.0, 1.0),
+        "top_k": Int(0, 1_000_000),
+        "min_p": Num(0.0, 1.0),
+        "stop": OneOf((Str(), Arr(Str(), max_items=MAX_STOP)), "a string or a list of strings"),
+        "seed": Int(-(2**63), 2**64 - 1),
+        "presence_penalty": Num(-2.0, 2.0),
+        "frequency_penalty": Num(-2.0, 2.0),
+        # Not OpenAI's, but accepted by vLLM and llama.cpp's server under these names:
+        "repetition_penalty": Num(0.0, 10.0),
+        "ignore_eos": Bool(),
+        "n": Int(1, MAX_N),
+        "stream": Bool(),
+        "stream_options": Obj({"include_usage": Bool()}),
+        "logprobs": OneOf((Bool(), Int(0, 20)), "a boolean or an integer"),
+        "top_logprobs": Int(0, 20),
+        "user": Str(),
+    }
+
+
+MESSAGE = Obj(
+    {
+        "role": Str(enum=("system", "developer", "user", "assistant")),
+        "content": OneOf((Str(), Arr(TextPart())), "a string or a list of text parts"),
+        "name": Str(),
+    },
+    required=("role",),
+    title="Message",
+)
+
+CHAT_REQUEST = Obj(
+    {
+        **_sampling_fields(("max_completion_tokens", "max_tokens")),
+        "messages": Arr(MESSAGE, min_items=1, what="list of messages"),
+        "tools": Arr(Obj({})),
+        "response_format": Obj({"type": Str()}),
+    },
+    required=("model", "messages"),
+    title="ChatCompletionRequest",
+)
+
+COMPLETION_REQUEST = Obj(
+    {
+        **_sampling_fields(("max_tokens",)),
+        # An empty prompt gives llama.cpp nothing to start from: refused, not crashed on.
+        "prompt": OneOf(
+            (Str(min_length=1), Arr(Str(min_length=1), min_items=1)), "a string or a non-empty list of strings"
+        ),
+        "echo": Bool(),
+        "suffix": Str(),
+    },
+    required=("model", "prompt"),
+    title="CompletionRequest",
+)
+
+
+# --- what the engine gets ------------------------------------------------------------------------
 
 
 @dataclass
@@ -83,194 +370,98 @@ class CompletionRequest:
     echo: bool = False
 
 
-def _number(body: dict, name: str, lo: float, hi: float, default: float) -> float:
-    value = body.get(name)
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise invalid(name, f"expected a number between {lo} and {hi}, got {type(value).__name__}")
-    if not lo <= value <= hi:
-        raise invalid(name, f"must be between {lo} and {hi}, got {value}")
-    return float(value)
+def _unsupported(body: dict[str, Any]) -> None:
+    """Fields we know but cannot honour are refused, not silently dropped."""
+    if body.get("logprobs") not in (None, False, 0) or body.get("top_logprobs") not in (None, 0):
+        raise unsupported("logprobs", "logprobs are")
+    if body.get("tools"):
+        raise unsupported("tools", "tools (function calling) are")
+    fmt = body.get("response_format")
+    if fmt is not None and fmt.get("type") not in ("text", None):
+        raise unsupported("response_format", "only response_format {'type': 'text'} is supported; others are")
+    if body.get("suffix"):
+        raise unsupported("suffix", "suffix is")
 
 
-def _integer(body: dict, name: str, lo: int, hi: int | None = None) -> int | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise invalid(name, f"expected an integer, got {type(value).__name__}")
-    if value < lo or (hi is not None and value > hi):
-        bound = f"at least {lo}" if hi is None else f"between {lo} and {hi}"
-        raise invalid(name, f"must be {bound}, got {value}")
-    return value
+def _params(body: dict[str, Any], max_tokens: int | None) -> SamplingParams:
+    _unsupported(body)
+    d = SamplingParams()
+    stop = body.get("stop", [])
+    return SamplingParams(
+        max_tokens=max_tokens,
+        temperature=body.get("temperature", d.temperature),
+        top_p=body.get("top_p", d.top_p),
+        top_k=body.get("top_k", d.top_k),
+        min_p=body.get("min_p", d.min_p),
+        stop=[s for s in ([stop] if isinstance(stop, str) else stop) if s],
+        seed=body.get("seed"),
+        presence_penalty=body.get("presence_penalty", 0.0),
+        frequency_penalty=body.get("frequency_penalty", 0.0),
+        repetition_penalty=body.get("repetition_penalty", d.repetition_penalty),
+        ignore_eos=body.get("ignore_eos", False),
+    )
 
 
-def _boolean(body: dict, name: str) -> bool:
-    value = body.get(name, False)
-    if value is None:
-        return False
-    if not isinstance(value, bool):
-        raise invalid(name, f"expected a boolean, got {type(value).__name__}")
-    return value
-
-
-def _stop(body: dict) -> list[str]:
-    value = body.get("stop")
-    if value is None:
-        return []
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
-        raise invalid("stop", "expected a string or a list of strings")
-    if len(value) > MAX_STOP:
-        raise invalid("stop", f"at most {MAX_STOP} sequences")
-    return [s for s in value if s]
-
-
-def _model(body: dict) -> str:
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        raise APIError(
-            400,
-            "you must provide a model parameter (see GET /v1/models)",
-            param="model",
-            code="missing_required_parameter",
-        )
-    return model
-
-
-def _stream_options(body: dict, stream: bool) -> bool:
+def _include_usage(body: dict[str, Any]) -> bool:
     opts = body.get("stream_options")
     if opts is None:
         return False
-    if not isinstance(opts, dict):
-        raise invalid("stream_options", "expected an object")
-    if not stream:
+    if not body.get("stream"):
         raise invalid("stream_options", "only allowed when stream is true")
-    include = opts.get("include_usage", False)
-    if not isinstance(include, bool):
-        raise invalid("stream_options.include_usage", "expected a boolean")
-    return include
+    return bool(opts.get("include_usage", False))
 
 
-def _unsupported(body: dict) -> None:
-    """Fields we know but cannot honour are refused, not silently dropped."""
-    if body.get("logprobs") not in (None, False, 0) or body.get("top_logprobs") not in (None, 0):
-        raise APIError(400, "logprobs are not supported by this server", param="logprobs", code="unsupported_parameter")
-    if body.get("tools"):
-        raise APIError(
-            400,
-            "tools (function calling) are not supported by this server",
-            param="tools",
-            code="unsupported_parameter",
-        )
-    fmt = body.get("response_format")
-    if fmt is not None and (not isinstance(fmt, dict) or fmt.get("type") not in ("text", None)):
-        raise APIError(
-            400,
-            "only response_format {'type': 'text'} is supported",
-            param="response_format",
-            code="unsupported_parameter",
-        )
-
-
-def _params(body: dict, max_tokens_name: str) -> SamplingParams:
-    _unsupported(body)
-    max_tokens = _integer(body, max_tokens_name, 1)
-    if max_tokens_name == "max_completion_tokens" and max_tokens is None:
-        max_tokens = _integer(body, "max_tokens", 1)
-    seed = _integer(body, "seed", -(2**63), 2**64 - 1)
-    top_k = _integer(body, "top_k", 0)
-    defaults = SamplingParams()
-    return SamplingParams(
-        max_tokens=max_tokens,
-        temperature=_number(body, "temperature", 0.0, 2.0, defaults.temperature),
-        top_p=_number(body, "top_p", 0.0, 1.0, defaults.top_p),
-        top_k=defaults.top_k if top_k is None else top_k,
-        min_p=_number(body, "min_p", 0.0, 1.0, defaults.min_p),
-        stop=_stop(body),
-        seed=seed,
-        presence_penalty=_number(body, "presence_penalty", -2.0, 2.0, 0.0),
-        frequency_penalty=_number(body, "frequency_penalty", -2.0, 2.0, 0.0),
-        repetition_penalty=_number(body, "repetition_penalty", 0.0, 10.0, defaults.repetition_penalty),
-        ignore_eos=_boolean(body, "ignore_eos"),
-    )
-
-
-def _content(value: Any, where: str) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list):
-        parts = []
-        for i, part in enumerate(value):
-            if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(part.get("text"), str):
-                raise invalid(f"{where}[{i}]", "only text content parts are supported")
-            parts.append(part["text"])
-        return "".join(parts)
-    if value is None:
-        return ""
-    raise invalid(where, "expected a string or a list of text parts")
-
-
-def _messages(body: dict) -> list[dict[str, str]]:
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise invalid("messages", "expected a non-empty list of messages")
+def _messages(raw: list[dict[str, Any]]) -> list[dict[str, str]]:
     out = []
-    for i, m in enumerate(messages):
-        if not isinstance(m, dict):
-            raise invalid(f"messages[{i}]", "expected an object")
-        role = m.get("role")
-        if role == "developer":  # OpenAI's newer name for system
-            role = "system"
-        if role not in ("system", "user", "assistant"):
-            raise invalid(f"messages[{i}].role", f"expected system, user or assistant, got {role!r}")
-        out.append({"role": role, "content": _content(m.get("content"), f"messages[{i}].content")})
+    for m in raw:
+        role = "system" if m["role"] == "developer" else m["role"]  # developer: OpenAI's newer name for system
+        content = m.get("content")
+        out.append({"role": role, "content": "".join(content) if isinstance(content, list) else content or ""})
     return out
 
 
-def _n(body: dict) -> int:
-    n = _integer(body, "n", 1, MAX_N)
-    return 1 if n is None else n
-
-
-def parse_chat(body: Any) -> ChatRequest:
-    if not isinstance(body, dict):
-        raise APIError(400, "the request body must be a JSON object")
-    stream = _boolean(body, "stream")
+def parse_chat(raw: Any) -> ChatRequest:
+    body = CHAT_REQUEST.parse(raw, "")
     return ChatRequest(
-        model=_model(body),
-        messages=_messages(body),
-        params=_params(body, "max_completion_tokens"),
-        n=_n(body),
-        stream=stream,
-        include_usage=_stream_options(body, stream),
+        model=body["model"],
+        messages=_messages(body["messages"]),
+        params=_params(body, body.get("max_completion_tokens", body.get("max_tokens"))),
+        n=body.get("n", 1),
+        stream=body.get("stream", False),
+        include_usage=_include_usage(body),
     )
 
 
-def parse_completion(body: Any) -> CompletionRequest:
-    if not isinstance(body, dict):
-        raise APIError(400, "the request body must be a JSON object")
-    prompt = body.get("prompt")
-    if isinstance(prompt, str):
-        prompts = [prompt]
-    elif isinstance(prompt, list) and prompt and all(isinstance(p, str) for p in prompt):
-        prompts = prompt
-    else:
-        raise invalid("prompt", "expected a string or a non-empty list of strings")
-    if body.get("suffix"):
-        raise APIError(400, "suffix is not supported by this server", param="suffix", code="unsupported_parameter")
-    stream = _boolean(body, "stream")
+def parse_completion(raw: Any) -> CompletionRequest:
+    body = COMPLETION_REQUEST.parse(raw, "")
+    prompt = body["prompt"]
     return CompletionRequest(
-        model=_model(body),
-        prompts=prompts,
-        params=_params(body, "max_tokens"),
-        n=_n(body),
-        stream=stream,
-        include_usage=_stream_options(body, stream),
-        echo=_boolean(body, "echo"),
+        model=body["model"],
+        prompts=[prompt] if isinstance(prompt, str) else prompt,
+        params=_params(body, body.get("max_tokens")),
+        n=body.get("n", 1),
+        stream=body.get("stream", False),
+        include_usage=_include_usage(body),
+        echo=body.get("echo", False),
     )
+
+
+def check_depth(value: Any, limit: int = MAX_DEPTH) -> None:
+    """Refuse JSON nested deeper than `limit`, without recursion (a 10,000-deep body must not crash anything)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            raise APIError(
+                400, f"the JSON body is nested more than {limit} levels deep; flatten it", code="invalid_json"
+            )
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+
+
+# --- responses -----------------------------------------------------------------------------------
 
 
 def new_id(prefix: str) -> str:
@@ -287,3 +478,103 @@ def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
         "completion_tokens": completion_tokens,
         "total_tokens": prompt_tokens + completion_tokens,
     }
+
+
+# JSON Schemas of the response bodies the server builds, for /openapi.json (and the schemathesis test's checks).
+_NULLABLE_STR = {"type": ["string", "null"]}
+_FINISH = {"type": ["string", "null"], "enum": ["stop", "length", None]}
+USAGE = {
+    "type": "object",
+    "properties": {
+        k: {"type": "integer", "minimum": 0} for k in ("prompt_tokens", "completion_tokens", "total_tokens")
+    },
+    "required": ["prompt_tokens", "completion_tokens", "total_tokens"],
+}
+_HEAD = {
+    "id": {"type": "string"},
+    "created": {"type": "integer"},
+    "model": {"type": "string"},
+    "system_fingerprint": {"type": "null"},
+    "usage": USAGE,
+}
+CHAT_COMPLETION = {
+    "title": "ChatCompletion",
+    "type": "object",
+    "properties": _HEAD
+    | {
+        "object": {"const": "chat.completion"},
+        "choices": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "index": {"type": "integer"},
+                    "message": {
+                        "type": "object",
+                        "properties": {
+                            "role": {"const": "assistant"},
+                            "content": {"type": "string"},
+                            "refusal": {"type": "null"},
+                        },
+                        "required": ["role", "content"],
+                    },
+                    "logprobs": {"type": "null"},
+                    "finish_reason": _FINISH,
+                },
+                "required": ["index", "message", "finish_reason"],
+            },
+        },
+    },
+    "required": ["id", "object", "created", "model", "choices", "usage"],
+}
+COMPLETION = {
+    "title": "Completion",
+    "type": "object",
+    "properties": _HEAD
+    | {
+        "object": {"const": "text_completion"},
+        "choices": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "index": {"type": "integer"},
+                    "text": {"type": "string"},
+                    "logprobs": {"type": "null"},
+                    "finish_reason": _FINISH,
+                },
+                "required": ["index", "text", "finish_reason"],
+            },
+        },
+    },
+    "required": ["id", "object", "created", "model", "choices", "usage"],
+}
+MODEL = {
+    "title": "Model",
+    "type": "object",
+    "properties": {
+        "id": {"type": "string"},
+        "object": {"const": "model"},
+        "created": {"type": "integer"},
+        "owned_by": {"type": "string"},
+    },
+    "required": ["id", "object", "created", "owned_by"],
+}
+MODEL_LIST = {
+    "title": "ModelList",
+    "type": "object",
+    "properties": {
+        "object": {"const": "list"},
+        "data": {"type": "array", "items": {"$ref": "#/components/schemas/Model"}},
+    },
+    "required": ["object", "data"],
+}
+HEALTH = {
+    "title": "Health",
+    "type": "object",
+    "properties": {
+        "status": {"type": "string", "enum": ["ok", "loading"]},
+        "models": {"type": "array", "items": _NULLABLE_STR},
+    },
+    "required": ["status"],
+}

@@ -2,28 +2,37 @@
 
 Guards (middlewares), outermost first: one log line and a metric per request;
 errors into OpenAI's shape; 503 while shutting down; the Host check against DNS
-rebinding on loopback; CORS when configured; the Bearer key when configured.
+rebinding on loopback; the Bearer key when configured. CORS headers, when
+configured, are added to every response as it is prepared (errors and streams
+included). JSON endpoints refuse bodies that are not `application/json` (415):
+a browser can send text/plain across origins without asking first.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 import json
 import logging
+import re
 import signal
 import time
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 
-from daemon import schema
+from daemon import connections, openapi, schema
 from daemon.catalog import ModelSpec, build_catalog
 from daemon.engine import ChoiceDone, Delta, Engine, Generation, Started
 from daemon.jobs import routes as job_routes
 from daemon.metrics import Metrics
 from daemon.schema import APIError
+from twin import __version__
 from twin.config import LOOPBACK_HOSTS, ServeSettings
 from twin.errors import UserError
 
@@ -38,6 +47,7 @@ class State:
     engine: Engine
     metrics: Metrics = field(default_factory=Metrics)
     shutting_down: bool = False
+    cut_streams: bool = False  # the drain deadline passed: streams end now, with an error event
     started: int = field(default_factory=lambda: int(time.time()))
 
 
@@ -49,7 +59,25 @@ def _dumps(obj: Any) -> str:
 
 
 def error_response(e: APIError) -> web.Response:
-    return web.Response(status=e.status, text=_dumps(e.body()), content_type="application/json", headers=e.headers)
+    # ASCII JSON: an error may quote what the client sent, lone surrogates included, and must still encode.
+    body = json.dumps(e.body(), separators=(",", ":"))
+    return web.Response(status=e.status, text=body, content_type="application/json", headers=e.headers)
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+
+
+def printable(text: str) -> str:
+    """`text` safe for one log line: control characters (a %0A in a URL) and lone surrogates escaped."""
+    return _CONTROL.sub(
+        lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 256 else f"\\u{ord(m.group()):04x}", text
+    )
+
+
+def route_label(request: web.Request) -> str:
+    """The route a request matched (`/v1/models/{id}`), never its raw path: metric labels stay few."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
 
 
 def _host_name(host: str) -> str:
@@ -65,26 +93,23 @@ def _host_name(host: str) -> str:
 async def log_requests(request: web.Request, handler: Any) -> web.StreamResponse:
     state = request.app[STATE]
     started = time.perf_counter()
-    api = request.path.startswith("/v1/")
-    if api:
-        state.metrics.in_flight += 1
     status = 500
     try:
         response = await handler(request)
         status = response.status
         return response
     finally:
-        if api:
-            state.metrics.in_flight -= 1
-        state.metrics.record_request(request.path, status)
+        state.metrics.record_request(route_label(request), status)
         ms = (time.perf_counter() - started) * 1000
         extra = ""
         if "tokens" in request:
             prompt, completion = request["tokens"]
-            extra = f" model={request['model']} prompt_tokens={prompt} completion_tokens={completion}"
+            extra = f" model={printable(request['model'])} prompt_tokens={prompt} completion_tokens={completion}"
             if request.get("disconnected"):
                 extra += " client_disconnected"
-        log.info("%s %s %d%s ms=%.0f", request.method, request.path, status, extra, ms)
+        if "stream_error" in request:
+            extra += f" stream_error={request['stream_error']}"
+        log.info("%s %s %d%s ms=%.0f", printable(request.method), printable(request.path), status, extra, ms)
 
 
 @web.middleware
@@ -98,9 +123,16 @@ async def openai_errors(request: web.Request, handler: Any) -> web.StreamRespons
         if e.status == 413:
             err = APIError(413, f"request body too large: the limit is {cap} bytes", code="request_too_large")
         elif e.status == 404:
-            err = APIError(404, f"Unknown request URL: {request.method} {request.path}", code="unknown_url")
+            err = APIError(
+                404, f"Unknown request URL: {printable(request.method)} {printable(request.path)}", code="unknown_url"
+            )
         elif e.status == 405:
-            err = APIError(405, f"Method {request.method} not allowed for {request.path}", code="method_not_allowed")
+            err = APIError(
+                405,
+                f"Method {printable(request.method)} not allowed for {printable(request.path)}",
+                code="method_not_allowed",
+                headers={"Allow": e.headers.get("Allow", "")},
+            )
         else:
             err = APIError(e.status, e.reason or "request failed")
         return error_response(err)
@@ -127,21 +159,29 @@ async def check_host(request: web.Request, handler: Any) -> web.StreamResponse:
     return await handler(request)
 
 
-@web.middleware
-async def cors(request: web.Request, handler: Any) -> web.StreamResponse:
+def _cors_origin(request: web.Request) -> str | None:
     origins = request.app[STATE].settings.cors_origins
     origin = request.headers.get("Origin")
-    allowed = bool(origins) and origin is not None and ("*" in origins or origin in origins)
-    if allowed and request.method == "OPTIONS":
-        response: web.StreamResponse = web.Response(status=204)
-    else:
-        response = await handler(request)
-    if allowed and not response.prepared:
-        response.headers["Access-Control-Allow-Origin"] = origin if "*" not in origins else "*"
+    if not origins or origin is None or ("*" not in origins and origin not in origins):
+        return None
+    return "*" if "*" in origins else origin
+
+
+@web.middleware
+async def cors_preflight(request: web.Request, handler: Any) -> web.StreamResponse:
+    if request.method == "OPTIONS" and _cors_origin(request) is not None:
+        return web.Response(status=204)
+    return await handler(request)
+
+
+async def cors_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare: every response to an allowed origin carries CORS headers, errors and streams too."""
+    origin = _cors_origin(request)
+    if origin is not None:
+        response.headers["Access-Control-Allow-Origin"] = origin
         response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
         response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
         response.headers["Vary"] = "Origin"
-    return response
 
 
 @web.middleware
@@ -150,7 +190,8 @@ async def check_key(request: web.Request, handler: Any) -> web.StreamResponse:
     if key and request.path.startswith("/v1/"):
         given = request.headers.get("Authorization", "")
         token = given[7:] if given[:7].lower() == "bearer " else ""
-        if not hmac.compare_digest(token.encode(), key.encode()):
+        # Header bytes that are not UTF-8 arrive as surrogate escapes: compare them as the bytes they were.
+        if not hmac.compare_digest(token.encode("utf-8", "surrogateescape"), key.encode("utf-8")):
             what = "missing" if not given else "incorrect"
             raise APIError(
                 401,
@@ -163,15 +204,60 @@ async def check_key(request: web.Request, handler: Any) -> web.StreamResponse:
 # --- routes --------------------------------------------------------------------------------------
 
 
+# The rest of a body that did not arrive or decode cannot be read past: the connection ends with the answer.
+_CLOSE = {"Connection": "close"}
+
+
+def _json_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
 async def read_body(request: web.Request) -> Any:
-    cap = request.app[STATE].settings.max_body_bytes
+    """The JSON body: application/json only, within the size cap and the body timeout, not nested too deeply."""
+    settings = request.app[STATE].settings
+    if request.content_type != "application/json" and not request.content_type.endswith("+json"):
+        sent = request.headers.get("Content-Type")
+        raise APIError(
+            415,
+            f"unsupported Content-Type {printable(sent)!r}: send the body as JSON with 'Content-Type: application/json'"
+            if sent
+            else "missing Content-Type: send the body as JSON with 'Content-Type: application/json'",
+            code="unsupported_media_type",
+        )
+    cap = settings.max_body_bytes
     if request.content_length is not None and request.content_length > cap:
         raise APIError(413, f"request body too large: the limit is {cap} bytes", code="request_too_large")
-    raw = await request.read()
     try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        async with asyncio.timeout(settings.body_timeout):
+            raw = await request.read()
+    except TimeoutError:
+        raise APIError(
+            408,
+            f"the request body did not arrive within {settings.body_timeout:g} seconds",
+            code="request_timeout",
+            headers=_CLOSE,
+        ) from None
+    except (
+        HttpProcessingError,
+        RequestPayloadError,
+        zlib.error,
+    ):  # e.g. Content-Encoding: gzip on bytes that are not gzip
+        encoding = request.headers.get("Content-Encoding", "")
+        raise APIError(
+            400,
+            f"could not decode the request body (Content-Encoding {printable(encoding)!r}): send it as it claims to be, "
+            "or without Content-Encoding",
+            code="invalid_body",
+            headers=_CLOSE,
+        ) from None
+    try:
+        body = json.loads(raw, parse_constant=_json_constant)
+    except RecursionError:
+        raise APIError(400, "the JSON body is nested too deeply; flatten it", code="invalid_json") from None
+    except (UnicodeDecodeError, ValueError) as e:  # JSONDecodeError, NaN, integers of more than 4,300 digits
         raise APIError(400, f"We could not parse the JSON body of your request: {e}", code="invalid_json") from None
+    schema.check_depth(body)
+    return body
 
 
 def _model_object(spec: ModelSpec, created: int) -> dict[str, Any]:
@@ -291,6 +377,16 @@ async def _stream(
             obj["usage"] = None
         await response.write(b"data: " + _dumps(obj).encode() + b"\n\n")
 
+    async def fail(e: APIError) -> None:
+        """After the first byte a status can no longer change: end the stream with OpenAI's error event."""
+        request["stream_error"] = e.code or e.status
+        try:
+            await response.write(b"data: " + json.dumps(e.body(), separators=(",", ":")).encode() + b"\n\n")
+            await response.write_eof()
+        except ConnectionError:
+            request["disconnected"] = True
+
+    state = request.app[STATE]
     try:
         async with gen:
             events = gen.events()
@@ -300,6 +396,13 @@ async def _stream(
                 for obj in first:
                     await send(obj)
                 async for event in events:
+                    if state.cut_streams:
+                        raise APIError(
+                            503,
+                            "the server shut down while this reply was streaming; retry the request",
+                            type="server_error",
+                            code="shutting_down",
+                        )
                     run.take(event)
                     if isinstance(event, Delta) and event.text:
                         await send(chunk(event.index, event.text, None))
@@ -314,14 +417,43 @@ async def _stream(
                 await response.write_eof()
             except ConnectionError:  # the client went away: leaving the block stops the generation
                 request["disconnected"] = True
+            except APIError as e:
+                await fail(e)
+            except Exception as e:  # a bug: logged with its traceback, and the stream still ends cleanly
+                log.exception("stream failed")
+                await fail(APIError(500, f"generation failed: {e}", type="server_error"))
     finally:
         run.finish_with(gen)
     return response
 
 
-async def chat_completions(request: web.Request) -> web.StreamResponse:
+def json_route(handler: Any) -> Any:
+    """A POST route taking a JSON body: `handler(request, body)`, counted in flight once its body has arrived.
+
+    A client still uploading is not in flight: shutdown does not wait for it.
+    """
+
+    @functools.wraps(handler)
+    async def route(request: web.Request) -> web.StreamResponse:
+        state = request.app[STATE]
+        state.metrics.receiving += 1
+        try:
+            body = await read_body(request)
+        finally:
+            state.metrics.receiving -= 1
+        state.metrics.in_flight += 1
+        try:
+            return await handler(request, body)
+        finally:
+            state.metrics.in_flight -= 1
+
+    return route
+
+
+@json_route
+async def chat_completions(request: web.Request, body: Any) -> web.StreamResponse:
     state = request.app[STATE]
-    req = schema.parse_chat(await read_body(request))
+    req = schema.parse_chat(body)
     gen = state.engine.chat(req.model, req.messages, req.params, req.n)
     run = _Run(request, req.model, req.n)
     cid, created = schema.new_id("chatcmpl"), schema.now()
@@ -366,9 +498,10 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     return web.json_response(body, dumps=_dumps)
 
 
-async def completions(request: web.Request) -> web.StreamResponse:
+@json_route
+async def completions(request: web.Request, body: Any) -> web.StreamResponse:
     state = request.app[STATE]
-    req = schema.parse_completion(await read_body(request))
+    req = schema.parse_completion(body)
     gen = state.engine.complete(req.model, req.prompts, req.params, req.n)
     total = len(req.prompts) * req.n
     run = _Run(request, req.model, total)
@@ -404,12 +537,43 @@ async def completions(request: web.Request) -> web.StreamResponse:
     return web.json_response(body, dumps=_dumps)
 
 
+async def openapi_json(request: web.Request) -> web.Response:
+    return web.json_response(openapi.document(__version__), dumps=_dumps)
+
+
+_API_ERRORS = (400, 404, 408, 413, 429)
+openapi.register(
+    "POST",
+    "/v1/chat/completions",
+    "Chat completion (OpenAI's): JSON, or server-sent events with stream=true",
+    request=schema.CHAT_REQUEST,
+    response=schema.CHAT_COMPLETION,
+    stream=True,
+    errors=_API_ERRORS,
+)
+openapi.register(
+    "POST",
+    "/v1/completions",
+    "Text completion (OpenAI's legacy API): JSON, or server-sent events with stream=true",
+    request=schema.COMPLETION_REQUEST,
+    response=schema.COMPLETION,
+    stream=True,
+    errors=_API_ERRORS,
+)
+openapi.register("GET", "/v1/models", "The models this server answers for", response=schema.MODEL_LIST)
+openapi.register("GET", "/v1/models/{id}", "One model", response=schema.MODEL, errors=(404,))
+openapi.register("GET", "/health", "200 once the primary model is loaded, 503 before", response=schema.HEALTH)
+openapi.register("GET", "/metrics", "Prometheus text exposition", content_type="text/plain")
+openapi.register("GET", "/openapi.json", "This document", response={"type": "object"})
+
+
 def build_app(state: State) -> web.Application:
     app = web.Application(
-        middlewares=[log_requests, openai_errors, refuse_while_stopping, check_host, cors, check_key],
+        middlewares=[log_requests, openai_errors, refuse_while_stopping, check_host, cors_preflight, check_key],
         client_max_size=state.settings.max_body_bytes,
     )
     app[STATE] = state
+    app.on_response_prepare.append(cors_headers)
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_post("/v1/completions", completions)
     app.router.add_get("/v1/models", list_models)
@@ -417,6 +581,7 @@ def build_app(state: State) -> web.Application:
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics)
     job_routes.register(app, state)
+    app.router.add_get("/openapi.json", openapi_json)
     return app
 
 
@@ -434,10 +599,22 @@ async def run_server(settings: ServeSettings, catalog: dict[str, ModelSpec], pri
         rescan=lambda: build_catalog(settings.model)[0],
     )
     state = State(settings, engine)
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(connections.loop_exception_handler)
+    cap = connections.connection_cap(settings.max_connections, connections.raise_descriptor_limit())
     # In-flight requests already had their grace period before cleanup: close what is left quickly.
-    runner = web.AppRunner(build_app(state), handle_signals=False, access_log=None, shutdown_timeout=1.0)
+    # keepalive_timeout also bounds a connection that never finishes sending its headers (aiohttp arms it on accept).
+    runner = web.AppRunner(
+        build_app(state),
+        handle_signals=False,
+        access_log=None,
+        shutdown_timeout=1.0,
+        keepalive_timeout=settings.idle_timeout,
+        lingering_time=2.0,  # after an early answer (408, 413), read what the client still sends for this long
+        logger=connections.ProtocolLogger(),
+    )
     await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port)
+    site = connections.CappedSite(runner, settings.host, settings.port, max_connections=cap)
     try:
         await site.start()
     except OSError as e:
@@ -453,7 +630,6 @@ async def run_server(settings: ServeSettings, catalog: dict[str, ModelSpec], pri
     if ready is not None:
         ready(url)
 
-    loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
@@ -475,6 +651,11 @@ async def run_server(settings: ServeSettings, catalog: dict[str, ModelSpec], pri
         deadline = loop.time() + settings.grace_seconds
         while state.metrics.in_flight > 0 and loop.time() < deadline:
             await asyncio.sleep(0.05)
+        if state.metrics.in_flight > 0:  # streams still running end with an error event, not a bare cut
+            state.cut_streams = True
+            deadline = loop.time() + 2.0
+            while state.metrics.in_flight > 0 and loop.time() < deadline:
+                await asyncio.sleep(0.05)
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)

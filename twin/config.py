@@ -39,6 +39,9 @@ class ServeSettings:
     grace_seconds: float = 30.0  # on SIGTERM, how long in-flight requests may finish
     cors_origins: list[str] = field(default_factory=list)
     log_content: bool = False  # never log message text unless asked
+    idle_timeout: float = 15.0  # seconds a connection may sit idle or take sending its headers
+    body_timeout: float = 30.0  # seconds a request may take sending its body (408 beyond)
+    max_connections: int = 256  # open connections at once; more are answered 503 and closed
 
     def __post_init__(self) -> None:
         _check(0 <= self.port < 65536, "port", "must be between 0 (any free port) and 65535")
@@ -50,6 +53,9 @@ class ServeSettings:
         _check(self.max_upload_mb >= 1, "max_upload_mb", "must be at least 1")
         _check(self.train_threads >= 0, "train_threads", "must be 0 (automatic) or more")
         _check(self.grace_seconds >= 0, "grace_seconds", "must not be negative")
+        _check(self.idle_timeout > 0, "idle_timeout", "must be more than 0")
+        _check(self.body_timeout > 0, "body_timeout", "must be more than 0")
+        _check(self.max_connections >= 1, "max_connections", "must be at least 1")
         if self.host not in LOOPBACK_HOSTS and not self.api_key:
             raise UserError(
                 f"refusing to listen on non-loopback address {self.host!r} without an API key: "

@@ -7,11 +7,16 @@ idle machine. llama.cpp's token-by-token generation is the opposite: passive
 waiting made the daemon three times slower (bench/serve.py). So the commands
 that run torch ask for passive waiting before torch loads, and the daemons they
 start do not inherit it. A policy the user set is left alone everywhere.
+
+The daemon's default thread count (`llama_threads`) follows the load: busy-wait
+threads collapse when another process takes their core.
 """
 
 from __future__ import annotations
 
+import math
 import os
+import time
 from collections.abc import Mapping
 
 _VAR = "OMP_WAIT_POLICY"
@@ -48,3 +53,61 @@ def split_cores(cores: int, train_threads: int = 0, serve_threads: int = 0) -> t
     serve = serve_threads or max(1, cores // 4)
     train = train_threads or max(1, cores)
     return train, serve
+
+
+class _Sampler:
+    """How many cores other processes kept busy lately, from the kernel's CPU counters (no extra thread)."""
+
+    def __init__(self) -> None:
+        import psutil
+
+        self._psutil = psutil
+        self._me = psutil.Process()
+        self._last: tuple[float, float, float] | None = None
+        self._value = 0.0
+
+    def _now(self) -> tuple[float, float, float]:
+        t = self._psutil.cpu_times()
+        busy = t.user + t.system + getattr(t, "nice", 0.0) + getattr(t, "irq", 0.0) + getattr(t, "softirq", 0.0)
+        mine = self._me.cpu_times()
+        return time.monotonic(), busy, mine.user + mine.system
+
+    def others(self) -> float:
+        """Cores used by other processes since the last call (over a fresh 0.1 s when that was long ago)."""
+        now = self._now()
+        if self._last is None or now[0] - self._last[0] > 5.0:
+            self._last = now
+            time.sleep(0.1)
+            now = self._now()
+        wall = now[0] - self._last[0]
+        if wall >= 0.05:
+            self._value = max(0.0, ((now[1] - self._last[1]) - (now[2] - self._last[2])) / wall)
+            self._last = now
+        return self._value
+
+
+_sampler: _Sampler | None = None
+
+
+def physical_cores() -> int:
+    import psutil
+
+    # llama.cpp runs best on physical cores; hyper-threads only add contention.
+    return psutil.cpu_count(logical=False) or os.cpu_count() or 1
+
+
+def llama_threads(requested: int) -> int:
+    """Threads for the next llama.cpp generation: `requested` when set, else the cores other processes leave free.
+
+    llama.cpp's threads spin-wait on each other: one that has to share its core
+    with another process stalls them all (2 threads on 2 cores beside a job using
+    1.5 cores: 6.8 tokens/s; 1 thread: about 50). So a core counts as free only
+    while others use less than 0.3 of it; at least 1 thread.
+    """
+    global _sampler
+    if requested > 0:
+        return requested
+    if _sampler is None:
+        _sampler = _Sampler()
+    cores = physical_cores()
+    return max(1, min(cores, cores - math.ceil(_sampler.others() - 0.3)))
