@@ -1,8 +1,8 @@
 """One writer per twin: `twin ingest/train/persona/convert/build` (and the jobs that run them) hold its lock.
 
 The lock is an advisory `flock` on `twins/.<name>.lock`: the kernel drops it
-when its process ends however it ends, so a lock left by a killed run is taken
-over by the next one with no clean-up. The file says who holds it (pid,
+when its process ends however it ends, so a lock file left by a killed run is
+taken over by the next one with no clean-up; a clean exit removes the file. The file says who holds it (pid,
 command, since when), so a refused second writer can name the holder. A
 process may take the same lock again (`twin build` runs the stages in one
 process).
@@ -83,17 +83,9 @@ def twin_lock(name: str, command: str) -> Iterator[None]:
             _held[name] = (fd, depth - 1)
         return
     path = lock_path(name)
+    made = [p for p in (path.parent, *path.parent.parents) if not p.exists()]
     paths.private_dir(path.parent)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        who = _read_holder(fd)
-        os.close(fd)
-        shown = who.describe() if who else "another process"
-        raise UserError(
-            f"twin {name!r} is being built by {shown}: wait until it ends (or stop it), then run this again"
-        ) from None
+    fd = _acquire(name, path)
     try:
         since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         os.ftruncate(fd, 0)
@@ -102,6 +94,33 @@ def twin_lock(name: str, command: str) -> Iterator[None]:
         yield
     finally:
         _held.pop(name, None)
+        # Unlinking while still holding the flock is safe: a process that opened the old file sees the
+        # inode change after its own flock and starts again (_acquire). A killed holder leaves the file,
+        # whose flock the kernel has already dropped: the next run simply takes it.
         with contextlib.suppress(OSError):
-            os.ftruncate(fd, 0)
+            os.unlink(path)
+            for folder in made:  # nothing else was made: leave no trace of the attempt
+                folder.rmdir()
         os.close(fd)  # closing drops the flock
+
+
+def _acquire(name: str, path: Path) -> int:
+    """An fd holding the flock of `path`, retried when the file was unlinked by its last holder meanwhile."""
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            who = _read_holder(fd)
+            os.close(fd)
+            shown = who.describe() if who else "another process"
+            raise UserError(
+                f"twin {name!r} is being built by {shown}: wait until it ends (or stop it), then run this again"
+            ) from None
+        try:
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            return fd
+        os.close(fd)

@@ -75,7 +75,7 @@ def test_daemon_serves_the_persona(make_dataset, twin_home: Path, capsys: pytest
 
     make_dataset("anna", n_train=20)
     with pytest.raises(SystemExit) as done:
-        main(["persona", "--name", "anna"])
+        main(["persona", "--name", "anna", "--show-examples"])
     assert done.value.code == 0
     printed = capsys.readouterr().out
     persona = json.loads((twin_home / "twins" / "anna" / "persona.json").read_text())

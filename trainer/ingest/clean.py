@@ -65,7 +65,7 @@ _WORDED = re.compile(
 )
 _WORDED_HINT = re.compile(
     r"@|\b(?:at|собака)\b|[\[(]at[\])]|ул\.|улиц|просп|пр-т|переул|бульв|шоссе|набер|наб\.|площад|мкр|микрорайон"
-    r"|\d\s+[A-Z][a-z]+\s|паспорт|passport|рожд|родил|born|birth|d\.?o\.?b",
+    r"|\d\s+[A-Z][a-z]+\s|паспорт|passport|рожд|родил|д\.\s?р\.|born|birth|d\.?o\.?b",
     re.IGNORECASE,
 )
 _INN_WORD = re.compile(r"(?:инн|inn)\W{0,3}$", re.IGNORECASE)

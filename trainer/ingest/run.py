@@ -133,8 +133,6 @@ def ingest(config: IngestConfig) -> IngestResult:
     except BaseException:
         for p in reversed(created):  # a failed first run leaves no empty twin behind
             with contextlib.suppress(OSError):
-                if p.name == "twins":
-                    (p / f".{config.name}.lock").unlink(missing_ok=True)
                 p.rmdir()
         raise
 

@@ -173,16 +173,14 @@ def text_encoding(head: bytes) -> str:
     """'utf-16' for text saved as UTF-16 (Windows tools save WhatsApp chats so), else 'utf-8'.
 
     Told by the byte-order mark, or without one by the zero bytes every
-    ASCII character of UTF-16 carries.
+    ASCII character of UTF-16 carries (and UTF-8 text never does).
     """
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         return "utf-16"
     sample = head[:256]
-    if len(sample) >= 8 and sample[1::2].count(0) > len(sample) * 0.4:
-        return "utf-16-le"
-    if len(sample) >= 8 and sample[0::2].count(0) > len(sample) * 0.4:
-        return "utf-16-be"
-    return "utf-8"
+    if b"\x00" not in sample:  # UTF-8 text never holds a zero byte
+        return "utf-8"
+    return "utf-16-le" if sample[1::2].count(0) >= sample[0::2].count(0) else "utf-16-be"
 
 
 def text_lines(path: Path) -> io.TextIOWrapper:
