@@ -128,7 +128,7 @@ def ingest(config: IngestConfig) -> IngestResult:
     folder = paths.twin_dir(config.name)
     created = [p for p in (folder.parent.parent, folder.parent, folder) if not p.exists()]
     try:
-        with twin_lock(config.name, "twin ingest"), writing(folder, "writing the dataset"):
+        with writing(folder, "writing the dataset"), twin_lock(config.name, "twin ingest"):
             return _ingest(config, files, kinds)
     except BaseException:
         for p in reversed(created):  # a failed first run leaves no empty twin behind

@@ -46,7 +46,7 @@ def build_persona(
         raise UserError(f"--examples must be between 0 and {MAX_EXAMPLES}, got {examples}")
     base = _check_base(base)
     folder = paths.twin_dir(name)
-    with twin_lock(name, "twin persona"), writing(folder, "writing the persona"):
+    with writing(folder, "writing the persona"), twin_lock(name, "twin persona"):
         return _build(name, folder, examples, base, dataset_dir)
 
 

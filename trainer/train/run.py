@@ -72,7 +72,7 @@ def train(
     stop = StopFlag()
     with stop.installed():  # from the first second: a signal during setup is never lost
         try:
-            with twin_lock(config.name, "twin train"), writing(config.twin_dir, "training"):
+            with writing(config.twin_dir, "training"), twin_lock(config.name, "twin train"):
                 return _train(config, on_step, on_event, stop)
         except SetupInterrupted:
             return _setup_interrupted(config, stop)
