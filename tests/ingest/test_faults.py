@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
-from trainer.summary import summary_table
+from trainer.ingest.summary import summary_table
 from twin.errors import UserError
 
 HUGE = 1_000_000  # one message of a million characters (the issue saw 50 MB)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from trainer.clean import KINDS, Cleaner
+from trainer.ingest.clean import KINDS, Cleaner
 
 
 @pytest.mark.parametrize(

@@ -169,7 +169,7 @@ def _dead_pid() -> int:
 def test_orphans_of_dead_runs_are_removed(tmp_path: Path, twin_home: Path, base_in_cache: Path) -> None:
     """Case 5: temporary files of killed runs go on the next run; those of live processes stay."""
     from trainer.bases import embedded_hf_dir
-    from trainer.ingest import IngestConfig, ingest
+    from trainer.ingest.run import IngestConfig, ingest
 
     dead, alive = _dead_pid(), os.getpid()
     folder = twin_home / "twins" / "me"

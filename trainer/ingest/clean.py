@@ -235,7 +235,7 @@ def _snils_ok(digits: str) -> bool:
 
 def _inn_ok(digits: str) -> bool:
     def check(weights: tuple[int, ...], upto: int) -> bool:
-        return sum(w * int(d) for w, d in zip(weights, digits[:upto])) % 11 % 10 == int(digits[upto])
+        return sum(w * int(d) for w, d in zip(weights, digits[:upto], strict=False)) % 11 % 10 == int(digits[upto])
 
     if len(digits) == 10:
         return check((2, 4, 10, 3, 5, 9, 4, 6, 8), 9)

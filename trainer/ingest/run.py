@@ -151,7 +151,7 @@ def _ingest(config: IngestConfig, files: list[Path], kinds: list[str]) -> Ingest
         try:
             inputs = []
             with ReadProgress(total, config.progress) as progress:
-                for path, kind in zip(files, kinds):
+                for path, kind in zip(files, kinds, strict=True):
                     progress.describe(path.name)
                     inputs.append(_read(path, kind, config, builder, cleaner, tally, progress))
             if builder.samples == 0:
@@ -280,7 +280,7 @@ def _add_sample(sample: Sample, builder: DatasetBuilder, cleaner: Cleaner, tally
         builder.dropped["empty after cleaning"] += 1
         return
     context = [(r, c) for r, c in cleaned[:-1] if c]
-    builder.add_sample(Sample(context + [cleaned[-1]], sample.where), source)
+    builder.add_sample(Sample([*context, cleaned[-1]], sample.where), source)
 
 
 def _tracked(f, progress: ReadProgress, path: Path) -> Iterator[str]:
