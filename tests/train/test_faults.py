@@ -194,3 +194,23 @@ def test_a_broken_twin_toml_fails_before_training(twin_home: Path, tiny_gpt2: Pa
     assert "twin.toml: not valid TOML" in _one_error_line(result.stderr)
     names = {p.name for p in (twin_home / "twins" / "me").iterdir()}
     assert names == {"dataset", "twin.toml"}
+
+
+def test_training_outputs_are_private_whatever_the_umask(twin_home: Path, tiny_gpt2: Path, make_dataset) -> None:
+    """Case 3: under umask 000, adapter/, merged/, the log, the checkpoint and twin.toml are still owner-only."""
+    make_dataset("me")
+    args = _train_args(tiny_gpt2, "--epochs", "2", "--patience", "0")
+    run = subprocess.Popen(
+        args, env=_env(twin_home), stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=lambda: os.umask(0)
+    )
+    state = twin_home / "twins" / "me" / "checkpoint" / "state.pt"
+    _wait_for("the end-of-epoch checkpoint", state.exists, run)  # type: ignore[arg-type]
+    assert state.stat().st_mode & 0o777 == 0o600
+    assert run.wait(timeout=600) == 0, run.communicate()[1]
+    made = list((twin_home / "twins" / "me").rglob("*"))
+    assert {"adapter", "merged", "train_log.jsonl", "twin.toml"} <= {p.name for p in made}
+    for path in made:
+        if path.parent.name == "dataset" or path.name == "dataset":
+            continue  # written by the test itself
+        mode = path.stat().st_mode & 0o777
+        assert mode == (0o700 if path.is_dir() else 0o600), f"{path}: {oct(mode)}"
