@@ -180,7 +180,11 @@ def text_encoding(head: bytes) -> str:
     sample = head[:256]
     if b"\x00" not in sample:  # UTF-8 text never holds a zero byte
         return "utf-8"
-    return "utf-16-le" if sample[1::2].count(0) >= sample[0::2].count(0) else "utf-16-be"
+    guess = "utf-16-le" if sample[1::2].count(0) >= sample[0::2].count(0) else "utf-16-be"
+    text = sample[: len(sample) // 2 * 2].decode(guess, "replace")
+    # Binary files hold zero bytes too: UTF-16 text decodes to printable characters.
+    printable = sum(ch.isprintable() or ch in "\r\n\t" for ch in text)
+    return guess if printable >= 0.9 * len(text) else "utf-8"
 
 
 def text_lines(path: Path) -> io.TextIOWrapper:
