@@ -36,7 +36,7 @@ else:  # pragma: no cover
 # Errors of a write the user can fix: full disk or quota, file-size limit, read-only or unwritable place.
 WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM})
 # Where the pipeline's files go can be moved; say so in the fix.
-MOVE_HOME = "set TWIN_HOME to a folder on another disk"
+MOVE_HOME = "set TWIN_HOME to another folder"
 _ORPHAN = re.compile(r"^\..+\.pid(?P<pid>\d+)\.[^/]*\.tmp$")
 
 

@@ -70,19 +70,14 @@ def twin_dir(name: str) -> Path:
 
 def private_dir(path: Path) -> Path:
     """Create `path` (and parents) readable by the owner only: twins hold private messages."""
-    try:
-        # mode= applies only to the last folder and through the umask: each missing parent is made 0700 too.
-        missing = [p for p in (path, *path.parents) if not p.exists()]
-        for folder in reversed(missing):
-            folder.mkdir(mode=0o700, exist_ok=True)
-            os.chmod(folder, 0o700)
-        if not missing:
-            os.chmod(path, 0o700)
-    except OSError as e:
-        raise UserError(
-            f"cannot create or use the folder {path} ({e.strerror or e}): check the permissions of "
-            f"{Path(e.filename).parent if e.filename else path.parent}, or set TWIN_HOME to a folder you can write"
-        ) from None
+    # mode= applies only to the last folder and through the umask: each missing parent is made 0700 too.
+    # A failure stays an OSError (callers such as the TUI catch it); the CLI turns it into one line.
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    for folder in reversed(missing):
+        folder.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(folder, 0o700)
+    if not missing:
+        os.chmod(path, 0o700)
     return path
 
 
