@@ -8,10 +8,8 @@ and written before the next one is touched: peak memory is one tensor.
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from math import prod
@@ -24,6 +22,9 @@ from convert.architectures import Architecture
 from convert.checkpoint import Checkpoint, iter_names
 from convert.vocab import Vocabulary
 from twin.errors import UserError
+from twin.files import write_error
+
+OUTPUT_ELSEWHERE = "write elsewhere with -o FILE"
 
 # gguf-py announces every file at INFO ("This GGUF file is for Little Endian only"): noise for our users.
 logging.getLogger("gguf").setLevel(logging.WARNING)
@@ -126,27 +127,5 @@ def write_gguf(
 
 
 def disk_error(e: OSError, path: Path, needed: int = 1, doing: str = "writing the GGUF") -> UserError:
-    """A write that failed for a reason the user can fix, as one line.
-
-    numpy's tofile reports a short write as an OSError without errno: then a disk
-    with less room than what was left to write is the cause.
-    """
-    full = e.errno in (errno.ENOSPC, errno.EDQUOT) or (e.errno is None and _free_bytes(path.parent) < needed)
-    if full:
-        return UserError(
-            f"no space left on the disk of {path.parent} while {doing}: free some space or write elsewhere with -o FILE"
-        )
-    if e.errno == errno.EFBIG:
-        return UserError(
-            f"{path}: file too large for this filesystem or your file-size limit: write elsewhere with -o FILE"
-        )
-    return UserError(
-        f"cannot write {path} ({e.strerror or e}): check the folder's permissions and free space, or pass -o FILE"
-    )
-
-
-def _free_bytes(folder: Path) -> int:
-    try:
-        return shutil.disk_usage(folder).free
-    except OSError:
-        return 0
+    """A failed GGUF write as one line: the project's one way (`twin.files.write_error`), with convert's fix."""
+    return write_error(e, path, doing, OUTPUT_ELSEWHERE, needed)

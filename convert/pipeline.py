@@ -9,26 +9,22 @@ kept), rename into place, record it in the twin's registry.
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
-import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from convert.architectures import architecture_for
 from convert.checkpoint import open_checkpoint
-from convert.hf_to_gguf import disk_error, embedding_rows, plan_tensors, write_gguf
+from convert.hf_to_gguf import OUTPUT_ELSEWHERE, embedding_rows, plan_tensors, write_gguf
 from convert.perplexity import Perplexity, load_conversations, reply_perplexity
 from convert.quantize import FOUR_BIT, check_quant, quantize
 from convert.verify import Verification, verify
 from convert.vocab import load_hf_tokenizer, model_name, read_vocabulary
 from twin import paths, registry
 from twin.errors import UserError
-from twin.files import atomic_path
-
-_DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EACCES, errno.EROFS)
+from twin.files import atomic_path, scratch_file, writing
+from twin.lock import twin_lock
 
 
 @dataclass
@@ -118,19 +114,6 @@ class ConvertResult:
         return "\n".join(lines)
 
 
-@contextlib.contextmanager
-def scratch_file(folder: Path, stem: str) -> Iterator[Path]:
-    """A hidden temporary file in `folder` (so renames stay on one disk), always removed on exit."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=".gguf.tmp", dir=folder)
-    os.close(fd)
-    os.chmod(tmp, 0o600)
-    try:
-        yield Path(tmp)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-
-
 def _progress() -> Any:
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
@@ -161,15 +144,19 @@ def convert(cfg: ConvertConfig, progress: Any = None) -> ConvertResult:
     `progress`: a started rich Progress to add this stage's tasks to (`twin build`
     shows one display for all stages); by default bars of its own on a terminal.
     """
-    try:
+    where = cfg.output.parent if cfg.output is not None else Path.cwd()
+    with contextlib.ExitStack() as stack:
+        if cfg.name is not None:
+            stack.enter_context(twin_lock(cfg.name, "twin convert"))
+            registry.finish_pending(cfg.name)
+            registry.read(cfg.name)  # a broken twin.toml fails before the conversion, not after it
+            where = paths.twin_dir(cfg.name)
+        stack.enter_context(writing(where, "writing the GGUF", OUTPUT_ELSEWHERE))
         if progress is not None:
             return _convert(cfg, progress)
         with _progress() as bars:
             return _convert(cfg, bars)
-    except OSError as e:
-        if e.errno in _DISK_ERRNOS:
-            raise disk_error(e, Path(e.filename or cfg.output or ".")) from None
-        raise
+    raise AssertionError("unreachable")
 
 
 def _convert(cfg: ConvertConfig, bars: Any) -> ConvertResult:
@@ -201,7 +188,7 @@ def _convert(cfg: ConvertConfig, bars: Any) -> ConvertResult:
             verification = write_and_verify(tmp)
         result = ConvertResult(final, cfg.quant, final.stat().st_size, verification)
     else:
-        with scratch_file(folder, f"model-{float_type}") as base:
+        with scratch_file(folder / f"model-{float_type}.gguf") as base:
             verification = write_and_verify(base)
             if conversations is None:
                 final = _output_path(cfg, source, cfg.quant)
@@ -230,7 +217,7 @@ def _choose_quant(cfg, source, base, folder, conversations, verification, float_
     best_path: Path | None = None
     with contextlib.ExitStack() as stack:  # every candidate file is removed on exit unless renamed into place
         for quant in FOUR_BIT:
-            candidate = stack.enter_context(scratch_file(folder, f"model-{quant}"))
+            candidate = stack.enter_context(scratch_file(folder / f"model-{quant}.gguf"))
             step = bars.add_task(f"quantizing {quant}", total=None)
             quantize(base, candidate, quant, cfg.threads)
             bars.update(step, total=1, completed=1)

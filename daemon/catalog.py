@@ -59,8 +59,15 @@ def _base_gguf(base: str) -> Path:
 
 def twin_specs(name: str) -> list[ModelSpec]:
     """The model ids one built twin contributes: `<name>` (its GGUF) and `<name>-prompt` (its persona)."""
-    data = registry.read(name)
     folder = paths.twin_dir(name)
+    for place in (folder, folder.parent, folder.parent.parent):
+        reason = paths.others_can_write(place)
+        if reason:
+            raise UserError(
+                f"twin {name!r} is not loaded: {reason}, so its model could be replaced: "
+                f"run `chmod 700 {place}` (and check what is in it)"
+            )
+    data = registry.read(name)
     specs = []
     gguf = data.get("model", {}).get("gguf")
     if gguf:

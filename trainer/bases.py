@@ -18,7 +18,7 @@ from pathlib import Path
 
 from twin import embedded, paths
 from twin.errors import UserError
-from twin.files import atomic_dir
+from twin.files import atomic_dir, remove_orphans
 
 log = logging.getLogger("twin.trainer")
 
@@ -45,6 +45,7 @@ def embedded_hf_dir() -> Path:
     cache_dir()/bases/smollm2-135m-instruct and later calls return it at once.
     """
     target = paths.cache_dir() / "bases" / embedded.MODEL_ID
+    remove_orphans(target.parent)  # half-made copies of killed runs (540 MB each)
     if all((target / f).is_file() for f in _EMBEDDED_FILES):
         return target
     gguf = embedded.embedded_gguf()

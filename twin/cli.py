@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import typer
 
@@ -76,11 +77,21 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the `twin` script: every user error ends in one line on stderr and exit code 2."""
     # The stages show their own progress; transformers' per-file bars would interleave with it.
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    paths.private_umask()  # twins hold private messages: nothing twin creates is readable by others
     try:
         code = app(args=argv, standalone_mode=False)
     except UserError as e:
         print(f"twin: error: {e}", file=sys.stderr)
         sys.exit(e.exit_code)
+    except OSError as e:
+        # A stage that did not name its own failed write still ends in one line, not a traceback.
+        from twin.files import is_write_error, write_error
+
+        where = Path(e.filename) if e.filename else paths.data_dir()
+        if not is_write_error(e, where if where.is_dir() else where.parent):
+            raise
+        print(f"twin: error: {write_error(e, where, 'writing')}", file=sys.stderr)
+        sys.exit(2)
     except click_exceptions.NoArgsIsHelpError as e:
         print(e.ctx.get_help() if e.ctx else e.format_message())
         sys.exit(0)

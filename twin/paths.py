@@ -70,6 +70,38 @@ def twin_dir(name: str) -> Path:
 
 def private_dir(path: Path) -> Path:
     """Create `path` (and parents) readable by the owner only: twins hold private messages."""
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(path, 0o700)
+    # mode= applies only to the last folder and through the umask: each missing parent is made 0700 too.
+    # A failure stays an OSError (callers such as the TUI catch it); the CLI turns it into one line.
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    for folder in reversed(missing):
+        folder.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(folder, 0o700)
+    if not missing:
+        os.chmod(path, 0o700)
     return path
+
+
+def private_umask() -> None:
+    """Make every file and folder this process creates readable by its owner only, whatever the user's umask.
+
+    The CLI sets it first: files written by libraries (torch.save, save_pretrained)
+    and scratch files opened with plain `open()` are then 0600 from their creation.
+    """
+    os.umask(0o077)
+
+
+def others_can_write(path: Path) -> str | None:
+    """Why another local user could replace what `path` holds (a reason to refuse loading it), or None.
+
+    True of a path writable by group or others, or owned by someone else: they
+    could plant a model there that the daemon would load.
+    """
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    if st.st_uid != os.getuid():
+        return f"{path} belongs to another user (uid {st.st_uid})"
+    if st.st_mode & 0o022:
+        return f"{path} can be written by other users (mode {oct(st.st_mode & 0o777)[2:]})"
+    return None

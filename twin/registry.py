@@ -3,10 +3,21 @@
 Each stage owns one table and writes only that one: `[dataset]` (ingest),
 `[train]` (train), `[persona]` (persona), `[model]` (convert: the GGUF the daemon
 serves). Reads tolerate missing tables: a twin is built step by step.
+
+A stage whose output is several entries (train: adapter/ and merged/; ingest:
+dataset/; persona: persona.json) replaces them and its table as one unit with
+`replacing()`: the new entries are staged in a hidden folder, renamed to
+`.pending` once complete (the commit), then moved into place; a run killed
+after the commit is finished by the next stage that takes the twin's lock.
+Until the commit the old twin stays whole.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -14,9 +25,11 @@ from typing import Any
 import tomli_w
 
 from twin import paths
-from twin.files import read_toml, write_text
+from twin.files import read_toml, temp_dir, write_text
 
 TWIN_TOML = "twin.toml"
+PENDING = ".pending"  # a committed unit not yet moved into place
+_TABLES = "tables.toml"  # inside a unit: the registry tables it sets
 
 
 def toml_path(name: str) -> Path:
@@ -35,6 +48,66 @@ def update(name: str, table: str, values: dict[str, Any]) -> None:
     data[table] = {**values, "updated": _now()}
     paths.private_dir(paths.twin_dir(name))
     write_text(toml_path(name), tomli_w.dumps(data))
+
+
+class Unit:
+    """New entries of a twin's folder (`unit.dir / "adapter"`, …) and the registry tables that go with them."""
+
+    def __init__(self, name: str, folder: Path) -> None:
+        self.name = name
+        self.dir = folder
+        self.tables: dict[str, dict[str, Any]] = {}
+
+    def set(self, table: str, values: dict[str, Any]) -> None:
+        self.tables[table] = {**values, "updated": _now()}
+
+
+@contextlib.contextmanager
+def replacing(name: str) -> Iterator[Unit]:
+    """Stage entries and tables in the block; when it succeeds they replace the old ones as one unit.
+
+    Call it holding the twin's lock (`twin.lock.twin_lock`). A failure inside
+    the block leaves the twin as it was.
+    """
+    folder = paths.private_dir(paths.twin_dir(name))
+    finish_pending(name)
+    read(name)  # a broken twin.toml fails before any work
+    unit = Unit(name, temp_dir(folder / "unit"))
+    try:
+        yield unit
+        write_text(unit.dir / _TABLES, tomli_w.dumps(unit.tables))
+        os.replace(unit.dir, folder / PENDING)  # the commit: from here on the new twin wins
+    except BaseException:
+        shutil.rmtree(unit.dir, ignore_errors=True)
+        raise
+    finish_pending(name)
+
+
+def finish_pending(name: str) -> None:
+    """Move a committed unit's entries into place and write its tables (again: each step may be repeated)."""
+    folder = paths.twin_dir(name)
+    pending = folder / PENDING
+    if not pending.is_dir():
+        return
+    for entry in sorted(pending.iterdir()):
+        if entry.name.startswith(".") or entry.name == _TABLES:
+            continue
+        target = folder / entry.name
+        if target.exists() or target.is_symlink():
+            old = pending / f".{entry.name}.old"
+            if old.is_dir() and not old.is_symlink():
+                shutil.rmtree(old)
+            elif old.exists() or old.is_symlink():
+                old.unlink()
+            os.replace(target, old)
+        os.replace(entry, target)
+    tables = read_toml(pending / _TABLES, "delete it and rebuild the twin")
+    if tables:
+        data = read(name)
+        data.setdefault("twin", {"name": name, "created": _now()})
+        data.update(tables)
+        write_text(toml_path(name), tomli_w.dumps(data))
+    shutil.rmtree(pending)
 
 
 def names() -> list[str]:

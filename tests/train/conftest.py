@@ -129,3 +129,32 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory, embedded_hf: Path) -> 
     """Tiny random Llama, Qwen2, Phi-3 and GPT-2 checkpoints (built once per session)."""
     root = tmp_path_factory.mktemp("tiny-models")
     return {arch: build_tiny(arch, root / arch, embedded_hf) for arch in ("llama", "qwen2", "phi3", "gpt2")}
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random GPT-2 with its own small tokenizer: built in seconds, no embedded model needed."""
+    return build_tiny("gpt2", tmp_path_factory.mktemp("tiny-gpt2") / "gpt2", Path())
+
+
+@pytest.fixture(scope="session")
+def wide_gpt2(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random GPT-2 of ~170 MB: saving its merged copy takes long enough to be interrupted on purpose."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GPT2Config
+
+    out = tmp_path_factory.mktemp("wide-gpt2") / "gpt2"
+    _gpt2_tokenizer(out)
+    tok = AutoTokenizer.from_pretrained(out)
+    torch.manual_seed(0)
+    config = GPT2Config(
+        n_layer=6,
+        n_head=12,
+        n_embd=768,
+        n_positions=128,
+        vocab_size=len(tok),
+        bos_token_id=tok.eos_token_id,
+        eos_token_id=tok.eos_token_id,
+    )
+    AutoModelForCausalLM.from_config(config).save_pretrained(out)
+    return out

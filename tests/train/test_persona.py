@@ -75,7 +75,7 @@ def test_daemon_serves_the_persona(make_dataset, twin_home: Path, capsys: pytest
 
     make_dataset("anna", n_train=20)
     with pytest.raises(SystemExit) as done:
-        main(["persona", "--name", "anna"])
+        main(["persona", "--name", "anna", "--show-examples"])
     assert done.value.code == 0
     printed = capsys.readouterr().out
     persona = json.loads((twin_home / "twins" / "anna" / "persona.json").read_text())
@@ -96,3 +96,17 @@ def test_daemon_serves_the_persona(make_dataset, twin_home: Path, capsys: pytest
     assert reply.model == "anna-prompt" and reply.choices[0].message.content is not None
     # The persona's system prompt is put before the conversation.
     assert reply.usage.prompt_tokens > plain.usage.prompt_tokens + 40
+
+
+def test_persona_keeps_real_exchanges_off_stdout(make_dataset, twin_home: Path, capsys: pytest.CaptureFixture) -> None:
+    """Issue 16, case 9: stdout often lands in logs; the real exchanges are printed only with --show-examples."""
+    make_dataset("anna", n_train=20)
+    with pytest.raises(SystemExit) as done:
+        main(["persona", "--name", "anna"])
+    assert done.value.code == 0
+    printed = capsys.readouterr().out
+    persona = json.loads((twin_home / "twins" / "anna" / "persona.json").read_text())
+    assert persona["examples"]
+    assert persona["style"]["description"] in printed and "--show-examples" in printed
+    for example in persona["examples"]:
+        assert example["user"] not in printed and example["assistant"] not in printed

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from trainer.ingest.messages import Chat, Sample
 from trainer.ingest.replies import ReplyHabits
-from trainer.ingest.sessions import Conversation, SessionSettings, fragment
+from trainer.ingest.sessions import Conversation, SessionSettings, cap_context, fragment
 from trainer.ingest.split import choose_val
 
 DATASET_DIR = "dataset"  # inside the twin's directory
@@ -50,6 +50,7 @@ class DatasetBuilder:
         self.habits = ReplyHabits()
         self.chats: Counter = Counter()
         self.my_turns = 0
+        self.context_cut = 0  # context turns cut to settings.context_chars
         self.conversation_sessions = 0
         self._open: list[Conversation] = []
 
@@ -66,6 +67,7 @@ class DatasetBuilder:
     def finish_conversation(self, conv: Conversation) -> None:
         conv.close()
         self.my_turns += conv.my_turns
+        self.context_cut += conv.context_cut
         if conv.last_time is not None:
             self.conversation_sessions += conv.session + 1
 
@@ -74,10 +76,15 @@ class DatasetBuilder:
         self._timeless += 1
         self.my_turns += 1
         reply = sample.messages[-1][1]
+        context = []
+        for role, content in sample.messages[:-1]:
+            content, cut = cap_context(content, self.settings.context_chars)
+            self.context_cut += cut
+            context.append(fragment(role, content))
         self._add(
             ("timeless", self._timeless),
             float(self._timeless),
-            [fragment(r, c) for r, c in sample.messages],
+            [*context, fragment(*sample.messages[-1])],
             reply,
             source,
         )

@@ -9,6 +9,7 @@ twin's `dataset/` only when everything succeeded, then record it in twin.toml.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import re
 import zipfile
@@ -33,7 +34,8 @@ from trainer.ingest.summary import dataset_stats, registry_table
 from trainer.ingest.who import Senders
 from twin import paths, registry
 from twin.errors import UserError
-from twin.files import atomic_dir, write_bytes
+from twin.files import WRITE_ERRNOS, write_bytes, write_error, writing
+from twin.lock import twin_lock
 
 DEFAULT_NAME = "me"
 MAX_CONTEXT = 64
@@ -49,6 +51,7 @@ class IngestConfig:
     gap: float = 3600.0  # seconds of silence that end a conversation
     merge: float = 300.0  # seconds between one sender's messages that still make one turn
     context: int = 8  # turns before each reply kept as its context
+    max_context_chars: int = 2000  # a longer context turn keeps only its last this many characters
     max_reply_chars: int = 1000  # replies longer than this are dropped (0: no cap)
     keep: frozenset[str] = frozenset()  # kinds of personal data left as they are (url, email, phone, card, iban, ip)
     strip_emoji: bool = False  # emoji are style: kept unless asked
@@ -72,6 +75,8 @@ class IngestConfig:
             raise UserError(f"--merge must be 0 seconds or more, not {self.merge}")
         if not 1 <= self.context <= MAX_CONTEXT:
             raise UserError(f"--context must be between 1 and {MAX_CONTEXT} turns, not {self.context}")
+        if self.max_context_chars < 1:
+            raise UserError(f"--max-context-chars must be 1 or more, not {self.max_context_chars}")
         if self.max_reply_chars < 0:
             raise UserError(f"--max-reply-chars must be 0 (no cap) or more, not {self.max_reply_chars}")
         self.keep = frozenset(k.strip().lower() for k in self.keep)
@@ -113,38 +118,50 @@ def parse_duration(text: str, option: str) -> float:
 
 
 def ingest(config: IngestConfig) -> IngestResult:
-    """Read every export into twins/<name>/dataset/; nothing changes there unless all of it succeeds."""
+    """Read every export into twins/<name>/dataset/; nothing changes there unless all of it succeeds.
+
+    The twin is locked while it runs; dataset/ and `[dataset]` are replaced as one unit.
+    """
     files = [formats.resolve(p) for p in config.exports]
     kinds = [formats.detect(p) for p in files]
     registry.read(config.name)  # a broken twin.toml fails here, before the dataset is replaced
-    cleaner = Cleaner(frozenset(KINDS) - config.keep, config.strip_emoji)
-    settings = SessionSettings(gap=config.gap, merge=config.merge, context=config.context)
-    tally = Tally()
-    final = paths.twin_dir(config.name) / DATASET_DIR
-    created = [p for p in (final.parent.parent, final.parent) if not p.exists()]
-    total = sum(p.stat().st_size for p in files)
+    folder = paths.twin_dir(config.name)
+    created = [p for p in (folder.parent.parent, folder.parent, folder) if not p.exists()]
     try:
-        with atomic_dir(final) as tmp:
-            builder = DatasetBuilder(tmp, settings, cleaner, config.max_reply_chars, config.dedupe)
-            try:
-                inputs = []
-                with ReadProgress(total, config.progress) as progress:
-                    for path, kind in zip(files, kinds):
-                        progress.describe(path.name)
-                        inputs.append(_read(path, kind, config, builder, cleaner, tally, progress))
-                if builder.samples == 0:
-                    raise UserError(_no_samples(files, builder, tally))
-                split = builder.write_split(config.val_fraction, config.split, config.seed)
-            finally:
-                builder.abort()
-            stats = dataset_stats(config, inputs, tally, builder, cleaner, split)
-            write_bytes(tmp / STATS, json.dumps(stats, ensure_ascii=False, indent=2).encode("utf-8", "replace") + b"\n")
+        with writing(folder, "writing the dataset"), twin_lock(config.name, "twin ingest"):
+            return _ingest(config, files, kinds)
     except BaseException:
         for p in reversed(created):  # a failed first run leaves no empty twin behind
             with contextlib.suppress(OSError):
                 p.rmdir()
         raise
-    registry.update(config.name, "dataset", registry_table(config, inputs, split))
+
+
+def _ingest(config: IngestConfig, files: list[Path], kinds: list[str]) -> IngestResult:
+    cleaner = Cleaner(frozenset(KINDS) - config.keep, config.strip_emoji)
+    settings = SessionSettings(
+        gap=config.gap, merge=config.merge, context=config.context, context_chars=config.max_context_chars
+    )
+    tally = Tally()
+    final = paths.twin_dir(config.name) / DATASET_DIR
+    total = sum(p.stat().st_size for p in files)
+    with registry.replacing(config.name) as unit:
+        tmp = paths.private_dir(unit.dir / DATASET_DIR)
+        builder = DatasetBuilder(tmp, settings, cleaner, config.max_reply_chars, config.dedupe)
+        try:
+            inputs = []
+            with ReadProgress(total, config.progress) as progress:
+                for path, kind in zip(files, kinds, strict=True):
+                    progress.describe(path.name)
+                    inputs.append(_read(path, kind, config, builder, cleaner, tally, progress))
+            if builder.samples == 0:
+                raise UserError(_no_samples(files, builder, tally))
+            split = builder.write_split(config.val_fraction, config.split, config.seed)
+        finally:
+            builder.abort()
+        stats = dataset_stats(config, inputs, tally, builder, cleaner, split)
+        write_bytes(tmp / STATS, json.dumps(stats, ensure_ascii=False, indent=2).encode("utf-8", "replace") + b"\n")
+        unit.set("dataset", registry_table(config, inputs, split))
     return IngestResult(config.name, final, final / TRAIN, final / VAL, stats)
 
 
@@ -170,6 +187,8 @@ def _read(
                     _feed(export.messages(), senders, builder, tally, lambda: senders.set_owner(export.owner_id))
                 except JsonSyntaxError as e:
                     raise formats.syntax_error(path, e, export.position) from None
+            if not senders.counts:
+                raise UserError(_nothing_read(path, tally, read_before, formats.TELEGRAM_FIX))
             senders.check(needs_me=True)
             mine = senders.mine
         elif kind == "whatsapp":
@@ -185,6 +204,8 @@ def _read(
                     raise UserError(
                         f"{formats.where(path, f'line {e.line}')}: {e.problem}: fix that line or export the chat again"
                     ) from None
+            if not senders.counts:
+                raise UserError(_nothing_read(path, tally, read_before, "export the chat again from WhatsApp"))
             senders.check(needs_me=True)
             mine = senders.mine
         elif kind == "plain":
@@ -215,6 +236,9 @@ def _read(
     except (zipfile.BadZipFile, zlib.error, EOFError) as e:
         raise UserError(f"{path}: a broken zip ({e}): unzip it and pass the chat's .txt file") from None
     except OSError as e:
+        if e.errno in WRITE_ERRNOS and e.errno != errno.EACCES and e.errno != errno.EPERM:
+            # the dataset's scratch file, written while reading: the disk is the problem, not the export
+            raise write_error(e, paths.twin_dir(config.name), "writing the dataset") from None
         raise UserError(f"{path}: cannot read it ({e.strerror or e}): check the file and its permissions") from None
     shown = str(path).encode("utf-8", "replace").decode("utf-8")
     me = sorted(senders.ids | senders.names) if kind in ("telegram-account", "telegram-chat", "whatsapp") else []
@@ -256,7 +280,7 @@ def _add_sample(sample: Sample, builder: DatasetBuilder, cleaner: Cleaner, tally
         builder.dropped["empty after cleaning"] += 1
         return
     context = [(r, c) for r, c in cleaned[:-1] if c]
-    builder.add_sample(Sample(context + [cleaned[-1]], sample.where), source)
+    builder.add_sample(Sample([*context, cleaned[-1]], sample.where), source)
 
 
 def _tracked(f, progress: ReadProgress, path: Path) -> Iterator[str]:
@@ -270,6 +294,20 @@ def _tracked(f, progress: ReadProgress, path: Path) -> Iterator[str]:
             done = pos
         yield line
     progress.advance(size - done)
+
+
+def _nothing_read(path: Path, tally: Tally, read_before: int, fix: str) -> str:
+    """Why a file gave no message at all, instead of an empty list of senders."""
+    seen = tally.read - read_before
+    found = []
+    if seen:
+        found.append(
+            f"{seen} messages, none usable: " + ", ".join(f"{n} {why}" for why, n in tally.skipped.most_common(4))
+        )
+        if tally.skipped.get("malformed"):
+            found.append("a message needs a date (date_unixtime or date), a sender and a text")
+    found.extend(f"{why} ({n})" for why, n in tally.chats_skipped.most_common(4))
+    return f"{path}: no message could be read ({'; '.join(found) or 'no messages in it'}): {fix}"
 
 
 def _no_samples(files: list[Path], builder: DatasetBuilder, tally: Tally) -> str:

@@ -25,6 +25,18 @@ class SessionSettings:
     gap: float = 3600.0  # seconds of silence that end a conversation
     merge: float = 300.0  # seconds between one sender's messages that still make one turn
     context: int = 8  # turns before my reply kept as context
+    context_chars: int = 2000  # a longer context turn keeps only its last this many characters (0: no cap)
+
+
+def cap_context(content: str, limit: int) -> tuple[str, bool]:
+    """A context turn cut to its last `limit` characters (the part nearest the reply); True when it was cut.
+
+    One huge message would otherwise sit whole in every sample whose context it
+    reaches: a 50 MB message in 8 contexts made a 275 MB dataset.
+    """
+    if not limit or len(content) <= limit:
+        return content, False
+    return "…" + content[len(content) - limit + 1 :], True
 
 
 def fragment(role: str, content: str) -> str:
@@ -57,13 +69,16 @@ class Turn:
     def text(self) -> str:
         return "\n".join(self.texts)
 
-    def fragment(self, clean: Callable[[str], str]) -> str:
-        """The turn as a sample message, cleaned; '' when cleaning left nothing."""
+    def fragment(self, clean: Callable[[str], str], limit: int, on_cut: Callable[[], None]) -> str:
+        """The turn as a context message, cleaned and capped at `limit` characters; '' when cleaning left nothing."""
         if self._fragment is None:
             content = clean(self.text()).strip()
             if not content:
                 self._fragment = ""
             else:
+                content, cut = cap_context(content, limit)
+                if cut:
+                    on_cut()
                 self._fragment = fragment(
                     "assistant" if self.mine else "user", f"{self.label}: {content}" if self.label else content
                 )
@@ -96,6 +111,7 @@ class Conversation:
         self.last_time: float | None = None
         self.session = 0  # running number of the current session in this chat
         self.my_turns = 0
+        self.context_cut = 0  # context turns cut to settings.context_chars
         self._recent: dict[int, tuple[bool, str, str]] = {}
         self._older: dict[int, tuple[bool, str, str]] = {}
 
@@ -135,20 +151,28 @@ class Conversation:
 
     def _sample(self, turn: Turn) -> None:
         clean = self.clean
+        limit = self.settings.context_chars
         reply = clean(turn.text()).strip()
-        # cleaned once: the turn is context for my later replies too
-        turn._fragment = fragment("assistant", reply) if reply else ""
+        # cleaned once: the turn is context for my later replies too (capped there like any context turn)
+        own = fragment("assistant", reply) if reply else ""
+        capped, cut = cap_context(reply, limit)
+        turn._fragment = fragment("assistant", capped) if cut else own
+        if cut:
+            self._count_cut()
         if not reply:
             self.on_skip("empty after cleaning")
             return
         window = self.window
-        entries = [(t.mine, t.fragment(clean)) for t in window]
+        entries = [(t.mine, t.fragment(clean, limit, self._count_cut)) for t in window]
         target = turn.reply_to
         if target is not None and target not in turn.ids and not any(target in t.ids for t in window):
             found = self._recent.get(target) or self._older.get(target)
             if found is not None:
                 mine, label, text = found
                 text = clean(text).strip()
+                text, cut = cap_context(text, limit)
+                if cut:
+                    self._count_cut()
                 if text:
                     thread = (mine, fragment("assistant" if mine else "user", f"{label}: {text}" if label else text))
                     keep = self.settings.context - 1
@@ -160,7 +184,10 @@ class Conversation:
         if first_other == len(entries):
             self.on_skip("no context")
             return
-        self.emit(self.session, turn.end, [f for _, f in entries[first_other:]] + [turn._fragment], reply)
+        self.emit(self.session, turn.end, [f for _, f in entries[first_other:]] + [own], reply)
+
+    def _count_cut(self) -> None:
+        self.context_cut += 1
 
     def _remember(self, mid: int, entry: tuple[bool, str, str]) -> None:
         recent = self._recent

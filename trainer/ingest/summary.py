@@ -34,6 +34,9 @@ def summary_table(name: str, stats: dict) -> Table:
     _row(table, "my turns", str(stats["my_turns"]))
     for why, n in stats["dropped"].items():
         _row(table, f"  dropped: {why}", str(n))
+    if stats.get("context_cut"):
+        limit = stats["settings"]["max_context_chars"]
+        _row(table, "context turns cut", f"{stats['context_cut']} (to their last {limit} characters)")
     samples, sessions = stats["samples"], stats["sessions"]
     _row(table, "samples", f"{samples['total']} (train {samples['train']}, val {samples['val']})")
     _row(
@@ -74,6 +77,7 @@ def dataset_stats(
         "my_turns": builder.my_turns,
         "samples": {"train": split["train"], "val": split["val"], "total": split["train"] + split["val"]},
         "dropped": dict(builder.dropped.most_common()),
+        "context_cut": builder.context_cut,
         "sessions": {
             "conversations": builder.conversation_sessions,
             "train": split["sessions_train"],
@@ -93,6 +97,7 @@ def settings(config: IngestConfig) -> dict:
         "merge_seconds": config.merge,
         "context_turns": config.context,
         "max_reply_chars": config.max_reply_chars,
+        "max_context_chars": config.max_context_chars,
         "replaced": [k for k in KINDS if k not in config.keep],
         "strip_emoji": config.strip_emoji,
         "dedupe": config.dedupe,

@@ -7,12 +7,23 @@ ambiguous the error can list who wrote in the file and how much.
 from __future__ import annotations
 
 import re
+import unicodedata
 from pathlib import Path
 
 from twin.errors import UserError
 
 _ID = re.compile(r"^(?:user)?(\d+)$")
 _LISTED = 8
+# Direction marks and embeddings WhatsApp puts around names and phone numbers (LRM, RLM, ALM, LRE…PDF,
+# LRI…PDI) and the BOM: invisible, so nobody can type them in --me.
+_INVISIBLE = dict.fromkeys([0x200E, 0x200F, 0x061C, 0xFEFF, *range(0x202A, 0x202F), *range(0x2066, 0x206A)], None)
+
+
+def normalize_name(name: str) -> str:
+    """A sender's name as a person would type it: no invisible marks, NFC, single spaces."""
+    if not name.isascii():
+        name = unicodedata.normalize("NFC", name.translate(_INVISIBLE))
+    return " ".join(name.split())
 
 
 def parse_me(values: tuple[str, ...] | list[str]) -> tuple[frozenset[str], frozenset[str]]:
@@ -24,7 +35,7 @@ def parse_me(values: tuple[str, ...] | list[str]) -> tuple[frozenset[str], froze
         if m:
             ids.add(f"user{m[1]}")
         elif value:
-            names.add(value.casefold())
+            names.add(normalize_name(value).casefold())
     return frozenset(ids), frozenset(names)
 
 
@@ -55,7 +66,7 @@ class Senders:
             return True
         if not self.names:
             return False
-        folded = sender.casefold()
+        folded = normalize_name(sender).casefold()
         if folded in self.names:
             self.matched_by_name.setdefault(folded, set()).add(sender_id)
             self.mine += 1
@@ -66,7 +77,7 @@ class Senders:
         """'Anna (user2) 120, Bob 80, …' — the senders by message count."""
         per_id: dict[str, list] = {}
         for (sid, name), n in self.counts.items():
-            entry = per_id.setdefault(sid, [name, 0])
+            entry = per_id.setdefault(normalize_name(sid), [normalize_name(name), 0])
             entry[1] += n
         ranked = sorted(per_id.items(), key=lambda kv: -kv[1][1])
         parts = [_describe(sid, name, n) for sid, (name, n) in ranked[:_LISTED]]

@@ -14,7 +14,8 @@ from trainer import style
 from trainer.train.samples import read_jsonl
 from twin import embedded, paths, registry
 from twin.errors import UserError
-from twin.files import write_json
+from twin.files import write_json, writing
+from twin.lock import twin_lock
 
 PERSONA_FILE = "persona.json"
 MAX_EXAMPLE_CHARS = 80  # per side of an example: the whole prompt stays a few hundred characters
@@ -45,6 +46,13 @@ def build_persona(
         raise UserError(f"--examples must be between 0 and {MAX_EXAMPLES}, got {examples}")
     base = _check_base(base)
     folder = paths.twin_dir(name)
+    with writing(folder, "writing the persona"), twin_lock(name, "twin persona"):
+        return _build(name, folder, examples, base, dataset_dir)
+
+
+def _build(name: str, folder: Path, examples: int, base: str, dataset_dir: str | None) -> dict[str, Any]:
+    registry.finish_pending(name)
+    registry.read(name)  # a broken twin.toml fails before anything is written
     train_file = (Path(dataset_dir).expanduser() if dataset_dir else folder / "dataset") / "train.jsonl"
     conversations = read_jsonl(train_file)
     if not conversations:
@@ -59,10 +67,10 @@ def build_persona(
         "examples": chosen,
         "base": base,
     }
-    write_json(folder / PERSONA_FILE, persona)
-    registry.update(
-        name, "persona", {"file": PERSONA_FILE, "base": base, "examples": len(chosen), "replies": len(replies)}
-    )
+    # persona.json and [persona] as one unit: never a persona written but not registered.
+    with registry.replacing(name) as unit:
+        write_json(unit.dir / PERSONA_FILE, persona)
+        unit.set("persona", {"file": PERSONA_FILE, "base": base, "examples": len(chosen), "replies": len(replies)})
     return persona
 
 

@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from trainer.train.config import TrainConfig, check_resumable, resume_config
-from trainer.train.interrupt import StopFlag
+from trainer.train.interrupt import SetupInterrupted, StopFlag
 from twin import registry
 from twin.errors import UserError
-from twin.files import write_text
+from twin.files import write_text, writing
+from twin.lock import twin_lock
 
 __all__ = ["LOG_FILE", "TrainConfig", "TrainResult", "resume_config", "train"]
 
@@ -48,6 +49,7 @@ class TrainResult:
     interrupted: bool = False
     signal: int = 0  # the signal that interrupted training (SIGINT or SIGTERM)
     stopped_early: bool = False
+    checkpointed: bool = False  # an interrupted run saved a checkpoint (False: it stopped before training began)
 
 
 def train(
@@ -63,21 +65,62 @@ def train(
     eta_seconds) and a `checkpoint` event after each save. SIGINT/SIGTERM during
     training save a checkpoint and return with `interrupted=True`;
     `TrainConfig(resume=True)` continues from it and ends as an uninterrupted run would.
+    A signal before training begins stops at once and changes nothing.
+    The twin is locked for the whole run; adapter/, merged/ and `[train]` are
+    replaced as one unit at the end.
     """
+    stop = StopFlag()
+    with stop.installed():  # from the first second: a signal during setup is never lost
+        try:
+            with writing(config.twin_dir, "training"), twin_lock(config.name, "twin train"):
+                return _train(config, on_step, on_event, stop)
+        except SetupInterrupted:
+            return _setup_interrupted(config, stop)
+
+
+def _setup_interrupted(config: TrainConfig, stop: StopFlag) -> TrainResult:
+    return TrainResult(
+        name=config.name,
+        merged_dir=None,
+        adapter_dir=None,
+        log_path=config.twin_dir / LOG_FILE,
+        steps=0,
+        total_steps=0,
+        best_step=0,
+        first_val_loss=None,
+        best_val_loss=None,
+        tokens=0,
+        tokens_per_s=0.0,
+        interrupted=True,
+        signal=stop.signum,
+    )
+
+
+def _train(
+    config: TrainConfig,
+    on_step: Callable[[int], None] | None,
+    on_event: Callable[[dict[str, Any]], None] | None,
+    stop: StopFlag,
+) -> TrainResult:
     from trainer.bases import resolve_base
     from trainer.train.lora import target_modules
-    from trainer.train.samples import encode_all, ensure_chat_template, read_jsonl
+    from trainer.train.samples import CHARS_PER_TOKEN, encode_all, ensure_chat_template, read_jsonl
 
     # --- the data
     train_file, val_file = config.data_dir / "train.jsonl", config.data_dir / "val.jsonl"
-    train_convs = read_jsonl(train_file)
+    registry.finish_pending(config.name)
+    registry.read(config.name)  # a broken twin.toml fails now, not after training
+    # Each message is clipped to what max_length tokens can hold: memory stays bounded whatever the data.
+    max_chars = config.max_length * CHARS_PER_TOKEN
+    train_convs = read_jsonl(train_file, max_chars)
     if not train_convs:
         raise UserError(f"dataset file {train_file} has no samples: ingest more chat history with `twin ingest`")
-    val_convs = read_jsonl(val_file)[: config.max_val_samples] if val_file.exists() else []
+    val_convs = read_jsonl(val_file, max_chars)[: config.max_val_samples] if val_file.exists() else []
     if not val_convs:
         log.warning("%s is missing or empty: training without validation (no perplexity, no early stopping)", val_file)
     base_dir = resolve_base(config.base)
     target_modules(_model_type(base_dir), config.lora_targets)  # an unknown architecture fails before any work
+    stop.check()
 
     # Heavy imports only now: the mistakes above are reported at once.
     import torch
@@ -115,6 +158,8 @@ def train(
     pad_id = tokenizer.pad_token_id
     train_samples = encode_all(tokenizer, train_convs, config.max_length, train_file)
     val_samples = encode_all(tokenizer, val_convs, config.max_length, val_file)
+    del train_convs, val_convs
+    stop.check()
 
     torch.manual_seed(config.seed)
     model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
@@ -128,6 +173,7 @@ def train(
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model = add_lora(model, config.lora_r, config.lora_alpha, config.lora_dropout, config.lora_targets or None)
     model.to(device)
+    stop.check()
 
     from peft import get_peft_model_state_dict, set_peft_model_state_dict
 
@@ -156,8 +202,8 @@ def train(
         if device.type == "cuda" and state["cuda_rng"]:
             torch.cuda.set_rng_state_all(state["cuda_rng"])
         _trim_log(log_path, progress.step)
-    else:
-        write_text(log_path, "")
+    # A fresh run's first line replaces an earlier run's log; until then that log stays as it was.
+    fresh_log = resumed is None
 
     def autocast():
         return torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None)
@@ -200,8 +246,14 @@ def train(
             )
 
     def record(event: dict[str, Any]) -> None:
-        with open(log_path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(event) + "\n")
+        nonlocal fresh_log
+        line = json.dumps(event) + "\n"
+        if fresh_log:
+            write_text(log_path, line)
+            fresh_log = False
+        else:
+            with open(log_path, "a", encoding="utf-8") as f:
+                f.write(line)
         if on_event is not None:
             on_event(event)
 
@@ -235,14 +287,15 @@ def train(
 
     last_loss: float | None = None
     run_steps, run_seconds = 0, 0.0  # this run's own pace (a resumed run's first steps are no guide)
-    stop = StopFlag()
     model.train()
     stopped_early = False
     window_loss, window_tokens, window_labels = 0.0, 0, 0
     try:
         if resumed is None:
             validate(None)
-        with stop.installed(), TrainDisplay(total_steps, progress.step) as display:
+        stop.check()
+        stop.training()  # from here a signal finishes the step and saves a checkpoint
+        with TrainDisplay(total_steps, progress.step) as display:
             if on_step is not None:
                 on_step(progress.step)
             while progress.step < total_steps and not stopped_early and not stop.requested:
@@ -353,6 +406,7 @@ def train(
         interrupted=stop.requested,
         signal=stop.signum,
         stopped_early=stopped_early,
+        checkpointed=stop.requested,
     )
     if stop.requested:
         return result
@@ -363,15 +417,16 @@ def train(
     if best is not None:
         set_peft_model_state_dict(model, best)
     model.to("cpu")
-    save_adapter(model, folder / "adapter", str(base_dir))
-    save_merged(model, tokenizer, folder / "merged", saved_dtype)
+    # adapter/, merged/ and [train] replace the old ones as one unit: a kill before the end leaves the old twin whole.
+    with registry.replacing(config.name) as unit:
+        save_adapter(model, unit.dir / "adapter", str(base_dir))
+        unit.set(
+            "train",
+            _train_table(config, base_dir, model, plain_format, result, len(train_samples), len(val_samples), device),
+        )
+        save_merged(model, tokenizer, unit.dir / "merged", saved_dtype)
     checkpoint.remove(ckpt_dir)
     result.adapter_dir, result.merged_dir = folder / "adapter", folder / "merged"
-    registry.update(
-        config.name,
-        "train",
-        _train_table(config, base_dir, model, plain_format, result, len(train_samples), len(val_samples), device),
-    )
     return result
 
 

@@ -18,6 +18,9 @@ from twin.errors import UserError
 
 IGNORE = -100
 ROLES = ("system", "user", "assistant")
+# No tokenizer puts more characters than this in one token (BPE merges stop well before): max_length tokens
+# of text never need more than max_length × this many characters, so the rest is cut before tokenizing.
+CHARS_PER_TOKEN = 16
 
 
 @dataclass(frozen=True)
@@ -29,8 +32,13 @@ class Sample:
         return len(self.input_ids)
 
 
-def read_jsonl(path: Path) -> list[list[dict[str, str]]]:
-    """The conversations of a dataset file; a UserError naming file and line for anything malformed."""
+def read_jsonl(path: Path, max_chars: int | None = None) -> list[list[dict[str, str]]]:
+    """The conversations of a dataset file; a UserError naming file and line for anything malformed.
+
+    With `max_chars`, each conversation keeps at most that many characters of
+    context (the newest) and of reply (its beginning), as training's truncation
+    would: memory is bounded by the sample length, not by the longest message.
+    """
     if not path.is_file():
         raise UserError(f"dataset file {path} does not exist: run `twin ingest` first")
     out = []
@@ -44,8 +52,24 @@ def read_jsonl(path: Path) -> list[list[dict[str, str]]]:
                 raise UserError(
                     f"{path}:{lineno}: not valid JSON ({e.msg}): fix the line or rerun `twin ingest`"
                 ) from None
-            out.append(_check_messages(obj, path, lineno))
+            messages = _check_messages(obj, path, lineno)
+            out.append(clip(messages, max_chars) if max_chars else messages)
     return out
+
+
+def clip(messages: list[dict[str, str]], max_chars: int) -> list[dict[str, str]]:
+    """The conversation with at most `max_chars` of context, the newest kept, and the reply's first `max_chars`."""
+    *context, reply = messages
+    kept: list[dict[str, str]] = []
+    room = max_chars
+    for m in reversed(context):
+        if room <= 0:
+            break
+        text = m["content"]
+        kept.append({"role": m["role"], "content": text[-room:] if len(text) > room else text})
+        room -= len(text)
+    kept.reverse()
+    return [*kept, {"role": reply["role"], "content": reply["content"][:max_chars]}]
 
 
 def _check_messages(obj: Any, path: Path, lineno: int) -> list[dict[str, str]]:

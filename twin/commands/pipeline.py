@@ -114,10 +114,15 @@ def ingest_cmd(
     ] = "1h",
     merge: Annotated[str, typer.Option(help="One sender's messages closer than this become one turn.")] = "5m",
     context: Annotated[int, typer.Option(help="Turns before each reply kept as its context.")] = 8,
+    max_context_chars: Annotated[
+        int, typer.Option(help="A longer context turn keeps only its last this many characters.")
+    ] = 2000,
     max_reply_chars: Annotated[int, typer.Option(help="Drop replies longer than this (0: keep all).")] = 1000,
     keep: Annotated[
         list[str] | None,
-        typer.Option(help="Leave this kind of data as it is: url, email, phone, card, iban, ip (repeatable)."),
+        typer.Option(
+            help="Leave this kind of data as it is: url, email, phone, card, iban, ip, username, account, passport, id, address, birthdate (repeatable)."
+        ),
     ] = None,
     strip_emoji: Annotated[
         bool, typer.Option("--strip-emoji", help="Remove emoji (kept by default: they are style).")
@@ -146,6 +151,7 @@ def ingest_cmd(
         gap=parse_duration(gap, "--gap"),
         merge=parse_duration(merge, "--merge"),
         context=context,
+        max_context_chars=max_context_chars,
         max_reply_chars=max_reply_chars,
         keep=frozenset(keep or ()),
         strip_emoji=strip_emoji,
@@ -244,6 +250,9 @@ def train_cmd(
     config = resume_config(name, flags) if resume else TrainConfig(name=name, **flags)
     setup_logging()
     result = train(config)
+    if result.interrupted and not result.checkpointed:
+        print("twin train: interrupted before training began; nothing was changed", file=sys.stderr)
+        raise typer.Exit(128 + result.signal)
     if result.interrupted:
         print(
             f"twin train: stopped at step {result.steps}/{result.total_steps}; checkpoint saved. "
@@ -270,6 +279,10 @@ def persona_cmd(
         str, typer.Option(help="The model the daemon puts the persona on: default (embedded) or a .gguf path.")
     ] = "default",
     dataset: Annotated[str | None, typer.Option(help="Dataset folder (default: the twin's dataset/).")] = None,
+    show_examples: Annotated[
+        bool,
+        typer.Option("--show-examples", help="Print the whole prompt, real exchanges included (they are private)."),
+    ] = False,
 ) -> None:
     """Build the prompt-only twin: a style summary and a few examples from your messages (served as <name>-prompt)."""
     from trainer.persona.run import build_persona
@@ -277,7 +290,12 @@ def persona_cmd(
 
     name = resolve_name(name)
     persona = build_persona(name, examples=examples, base=base, dataset_dir=dataset)
-    print(persona["system_prompt"])
+    if show_examples:
+        print(persona["system_prompt"])
+    else:  # the style line only: the examples are real messages, and stdout often ends up in logs
+        print(persona["system_prompt"].split("\n", 1)[0])
+        if persona["examples"]:
+            print(f"({len(persona['examples'])} example exchanges kept in persona.json; --show-examples prints them)")
     print(
         f"\nsaved {paths.twin_dir(name) / 'persona.json'}; `twin serve` offers it as model {name}-prompt",
         file=sys.stderr,

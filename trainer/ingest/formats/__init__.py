@@ -54,13 +54,18 @@ def detect(path: Path) -> str:
         raise UserError(f"{path}: cannot read it ({e.strerror or e}): check the path and its permissions") from None
     if head.startswith(b"PK\x03\x04"):
         return _zip_kind(path)
-    text = head.decode("utf-8", "ignore").lstrip("\ufeff")
+    encoding = text_encoding(head)
+    text = head.decode(encoding, "ignore").lstrip("\ufeff")
     stripped = text.lstrip()
     if not stripped:
         raise UserError(f"{path}: the file is empty: pass a chat export (Telegram result.json, WhatsApp .txt)")
     first_line = stripped.split("\n", 1)[0].rstrip("\r")
     if whatsapp.is_header(first_line):
         return "whatsapp"
+    if encoding != "utf-8":
+        raise UserError(
+            f"{path}: UTF-16 text that is not a WhatsApp export: save it as UTF-8 (or pass the export itself)"
+        )
     if stripped[0] == "{":
         if _jsonl_line(first_line):
             return "jsonl"
@@ -164,9 +169,29 @@ def syntax_error(path: Path, e: JsonSyntaxError, position: str) -> UserError:
     return UserError(f"{where(path, place)}: not valid JSON ({e.problem}): {TELEGRAM_FIX}")
 
 
+def text_encoding(head: bytes) -> str:
+    """'utf-16' for text saved as UTF-16 (Windows tools save WhatsApp chats so), else 'utf-8'.
+
+    Told by the byte-order mark, or without one by the zero bytes every
+    ASCII character of UTF-16 carries (and UTF-8 text never does).
+    """
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "utf-16"
+    sample = head[:256]
+    if b"\x00" not in sample:  # UTF-8 text never holds a zero byte
+        return "utf-8"
+    guess = "utf-16-le" if sample[1::2].count(0) >= sample[0::2].count(0) else "utf-16-be"
+    text = sample[: len(sample) // 2 * 2].decode(guess, "replace")
+    # Binary files hold zero bytes too: UTF-16 text decodes to printable characters.
+    printable = sum(ch.isprintable() or ch in "\r\n\t" for ch in text)
+    return guess if printable >= 0.9 * len(text) else "utf-8"
+
+
 def text_lines(path: Path) -> io.TextIOWrapper:
-    """A text export (or the chat inside a WhatsApp zip) opened for reading lines: UTF-8, BOM dropped, any newline."""
+    """A text export (or the chat inside a WhatsApp zip) opened for reading lines: UTF-8 or UTF-16, BOM dropped."""
     if zipfile.is_zipfile(path):
         zf = zipfile.ZipFile(path)
         return io.TextIOWrapper(zf.open(_zip_chat(zf, path)), encoding="utf-8-sig", newline=None)
-    return open(path, encoding="utf-8-sig", newline=None)
+    with open(path, "rb") as f:
+        encoding = text_encoding(f.read(_PEEK))
+    return open(path, encoding="utf-8-sig" if encoding == "utf-8" else encoding, newline=None)

@@ -21,7 +21,7 @@ CHANNEL_TYPES = frozenset({"private_channel", "public_channel"})
 BOT_TYPES = frozenset({"bot_chat"})
 
 # Entities Telegram itself recognised: replaced by the same placeholders as the text cleaner's.
-ENTITY_KINDS = {"link": "url", "email": "email", "phone": "phone", "bank_card": "card"}
+ENTITY_KINDS = {"link": "url", "email": "email", "phone": "phone", "bank_card": "card", "mention": "username"}
 
 KNOWN_FIELDS = frozenset(
     {
@@ -149,9 +149,12 @@ class TelegramExport:
         s = self.stream
         if s.peek() != "{":
             s.skip()
+            self.tally.chats_skipped[f'"{section}" is not an object with a "list"'] += 1
             return
         for key in s.members():
             if key != "list" or s.peek() != "[":
+                if key == "list":
+                    self.tally.chats_skipped[f'"{section}.list" is not a list'] += 1
                 s.skip()
                 continue
             for index in s.elements():

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TextIO
 
 from trainer.ingest.messages import Chat, Message, Tally
+from trainer.ingest.who import normalize_name
 
 _DATE = r"\d{1,4}[./-]\d{1,2}[./-]\d{1,4}"
 _TIME = r"\d{1,2}[:.]\d{2}(?:[:.]\d{2})?"
@@ -83,7 +84,7 @@ def survey(lines: TextIO) -> Layout:
         slashes |= "/" in date
         sm = _SENDER.match(m["rest"])
         if sm is not None and not sm["text"].startswith("\u200e"):
-            layout.senders[sm["sender"]] += 1
+            layout.senders[normalize_name(sm["sender"])] += 1
     if year_first:
         layout.order = "ymd"
     elif first_over_12:
@@ -124,7 +125,7 @@ def read_whatsapp(lines: TextIO, layout: Layout, name: str, tally: Tally) -> Ite
             tally.skipped["service"] += 1
             current = None
             continue
-        current = [number, time, sm["sender"], [sm["text"]]]
+        current = [number, time, normalize_name(sm["sender"]), [sm["text"]]]
     if current is not None:
         msg = _finish(current, chat, tally)
         if msg is not None:
