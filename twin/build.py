@@ -97,12 +97,11 @@ def build(
     `events` receives the machine-readable progress (see twin.build_events).
     """
     from twin import registry
-    from twin.buildlock import build_lock
     from twin.lock import twin_lock
 
-    # The build lock (jobs wait on it) and the twin's lock every stage takes (`twin.lock`): a second build
-    # is refused, and so is a `twin train --name` of the same twin while this build runs.
-    with build_lock(config.name), twin_lock(config.name, "twin build"):
+    # The twin's lock every stage takes (`twin.lock`; jobs wait on it): a second build is refused, and so
+    # is a `twin train --name` of the same twin while this build runs.
+    with twin_lock(config.name, "twin build"):
         registry.read(config.name)  # a broken twin.toml fails before the first stage
         return _build(config, out, events or (lambda event: None))
 

@@ -27,7 +27,7 @@ from typing import Any
 
 from daemon.jobs.objects import CheckpointMetrics, FineTuningJob, JobError
 from daemon.jobs.store import FINAL, Store
-from twin import buildlock, paths
+from twin import lock, paths
 
 log = logging.getLogger("twin.daemon")
 
@@ -183,7 +183,7 @@ class Runner:
         reader = _Reader(self.store, job.id, name)
         if resume:
             self.store.add_event(job.id, "Resuming the job after a daemon restart")
-            while buildlock.is_locked(name):  # the old child is saving its checkpoint on its way out
+            while lock.holder(name) is not None:  # the old child is saving its checkpoint on its way out
                 await asyncio.sleep(0.2)
             reader.drain(events_path, previous_run=True)  # what the old child wrote after the daemon died
         else:

@@ -148,22 +148,23 @@ def test_the_store_is_versioned_and_refuses_transitions_the_state_machine_lacks(
 
 
 def test_the_build_lock_refuses_a_second_holder_in_one_line(twin_home):
-    from twin.buildlock import build_lock, is_locked
     from twin.errors import UserError
+    from twin.lock import holder as lock_holder
+    from twin.lock import twin_lock
 
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from twin.buildlock import build_lock\n"
-         "with build_lock('eve'):\n    print('held', flush=True); sys.stdin.readline()"],
+        [sys.executable, "-c", "import sys; from twin.lock import twin_lock\n"
+         "with twin_lock('eve', 'twin build'):\n    print('held', flush=True); sys.stdin.readline()"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
         assert holder.stdout.readline() == "held\n"
-        assert is_locked("eve")
-        with pytest.raises(UserError, match=rf"pid {holder.pid}") as e, build_lock("eve"):
+        assert lock_holder("eve") is not None
+        with pytest.raises(UserError, match=rf"pid {holder.pid}") as e, twin_lock("eve", "twin build"):
             pass
         assert "\n" not in str(e.value)
     finally:
         holder.communicate("\n", timeout=30)
-    assert not is_locked("eve")
-    with build_lock("eve"):
-        assert is_locked("eve")
+    assert lock_holder("eve") is None
+    with twin_lock("eve", "twin build"):
+        assert lock_holder("eve") is not None
