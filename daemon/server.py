@@ -137,7 +137,7 @@ async def cors(request: web.Request, handler: Any) -> web.StreamResponse:
     else:
         response = await handler(request)
     if allowed and not response.prepared:
-        response.headers["Access-Control-Allow-Origin"] = origin if "*" not in origins else "*"
+        response.headers["Access-Control-Allow-Origin"] = origin if origin is not None and "*" not in origins else "*"
         response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
         response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
         response.headers["Vary"] = "Origin"
@@ -462,9 +462,8 @@ async def run_server(settings: ServeSettings, catalog: dict[str, ModelSpec], pri
     try:
         await asyncio.wait({loading, stopping}, return_when=asyncio.FIRST_COMPLETED)
         if loading.done() and loading.exception() is not None:
-            e = loading.exception()
             raise UserError(
-                f"cannot load model {catalog[primary].gguf}: {e}: is it a complete GGUF file llama.cpp supports?"
+                f"cannot load model {catalog[primary].gguf}: {loading.exception()}: is it a complete GGUF file llama.cpp supports?"
             )
         if loading.done():
             log.info("ready: %s serving %s", url, ", ".join(sorted(catalog)))
