@@ -13,6 +13,7 @@ from typing import Any
 from trainer import style
 from trainer.train.samples import read_jsonl
 from twin import embedded, paths, registry
+from twin.dataset import DATASET_DIR, TRAIN
 from twin.errors import UserError
 from twin.files import write_json
 
@@ -45,7 +46,7 @@ def build_persona(
         raise UserError(f"--examples must be between 0 and {MAX_EXAMPLES}, got {examples}")
     base = _check_base(base)
     folder = paths.twin_dir(name)
-    train_file = (Path(dataset_dir).expanduser() if dataset_dir else folder / "dataset") / "train.jsonl"
+    train_file = (Path(dataset_dir).expanduser() if dataset_dir else folder / DATASET_DIR) / TRAIN
     conversations = read_jsonl(train_file)
     if not conversations:
         raise UserError(f"dataset file {train_file} has no samples: ingest more chat history with `twin ingest`")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -213,7 +213,7 @@ def train_cmd(
     """Fine-tune a base model on a twin's dataset with LoRA; writes adapter/ and merged/ (Ctrl-C saves a checkpoint)."""
     passive_for_torch()
     from trainer.train.run import TrainConfig, resume_config, train
-    from trainer.twin_name import resolve_name
+    from twin.registry import resolve_name
 
     flags = {
         "base": base,
@@ -239,9 +239,9 @@ def train_cmd(
         "seed": seed,
         "dataset_dir": dataset,
     }
-    flags = {k: v for k, v in flags.items() if v is not None}
+    given: dict[str, Any] = {k: v for k, v in flags.items() if v is not None}
     name = resolve_name(name)
-    config = resume_config(name, flags) if resume else TrainConfig(name=name, **flags)
+    config = resume_config(name, given) if resume else TrainConfig(name=name, **given)
     setup_logging()
     result = train(config)
     if result.interrupted:
@@ -273,7 +273,7 @@ def persona_cmd(
 ) -> None:
     """Build the prompt-only twin: a style summary and a few examples from your messages (served as <name>-prompt)."""
     from trainer.persona.run import build_persona
-    from trainer.twin_name import resolve_name
+    from twin.registry import resolve_name
 
     name = resolve_name(name)
     persona = build_persona(name, examples=examples, base=base, dataset_dir=dataset)
