@@ -26,6 +26,7 @@ import psutil
 from daemon.catalog import ModelSpec
 from daemon.fingerprint import gguf_sha256, system_fingerprint
 from daemon.schema import APIError, SamplingParams
+from twin import llamacpp
 from twin.chatformat import gguf_chat_formatter
 from twin.errors import UserError
 
@@ -106,9 +107,9 @@ class LoadedModel:
         self.path = path
         self.fingerprint = system_fingerprint(gguf_sha256(path))
         self.n_ctx = self.llm.n_ctx()
-        self._vocab = self.llm._model.vocab
+        self._vocab = llamacpp.vocab(self.llm)
         self.formatter = gguf_chat_formatter(self.llm)
-        self.add_bos = self.llm._model.add_bos_token()
+        self.add_bos = llamacpp.adds_bos(self.llm)
 
     def close(self) -> None:
         self.llm.close()
