@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from trainer.bases import BASE_HELP  # light: no torch
 from twin import paths
 from twin.logs import setup_logging
 from twin.threads import passive_for_torch
@@ -44,9 +45,7 @@ def build_cmd(
     name: Annotated[str, typer.Option(help="The twin to build (twins/NAME).")] = "me",
     base: Annotated[
         str,
-        typer.Option(
-            help="default (embedded SmolLM2-135M), tinyllama, phi3-mini, qwen2.5-0.5b, qwen2.5-1.5b, gpt2, distilgpt2, a hub id or a directory."
-        ),
+        typer.Option(help=BASE_HELP),
     ] = "default",
     quant: Annotated[
         str,
@@ -166,9 +165,7 @@ def train_cmd(
     name: Annotated[str | None, typer.Option(help="The twin (default: the only one with a dataset).")] = None,
     base: Annotated[
         str | None,
-        typer.Option(
-            help="default (embedded SmolLM2-135M), tinyllama, phi3-mini, qwen2.5-0.5b, qwen2.5-1.5b, gpt2, distilgpt2, a hub id or a directory."
-        ),
+        typer.Option(help=BASE_HELP),
     ] = None,
     epochs: Annotated[int | None, typer.Option(help="Passes over the training split. Default: 3.")] = None,
     max_steps: Annotated[int | None, typer.Option(help="Optimizer steps to run instead (0 = epochs decide).")] = None,
