@@ -61,7 +61,7 @@ def test_pick_twin(built_twin: str, twin_home: Path) -> None:
 
 
 def test_no_twin_at_all(twin_home: Path) -> None:
-    with pytest.raises(UserError, match=r"no twin with a validation split .* `twin ingest`"):
+    with pytest.raises(UserError, match=r"no twin with a validation split .* `twin ingest EXPORT` first"):
         pick_twin(None)
 
 
