@@ -456,7 +456,7 @@ class Engine:
             for j in range(n):
                 p = params if params.seed is None else replace(params, seed=params.seed + j)
                 i = index
-                done = model.generate(tokens, p, cancel, lambda text, i=i: emit(Delta(i, text)))
+                done = model.generate(tokens, p, cancel, lambda text, i=i: emit(Delta(i, text)))  # type: ignore[misc]  # i bound per turn
                 emit(replace(done, index=i))
                 index += 1
                 if cancel.is_set():
