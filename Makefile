@@ -9,7 +9,7 @@ PIP    := $(PY) -m pip
 # the multimodal part is not needed.
 export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
 
-.PHONY: demo test install install-dev bench clean
+.PHONY: demo test test-fast lint install install-dev bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,16 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed-dev
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest
+
+# The edit-test loop: everything but the tests marked slow (training runs, conversions, full evaluations).
+test-fast: $(VENV)/.installed-dev
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest -m "not slow"
+
+# ruff (lint and format) and mypy, as configured in pyproject.toml; CI runs this before the tests.
+lint: $(VENV)/.installed-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 bench: $(VENV)/.installed-dev
 	for b in bench/*.py; do $(PY) $$b || exit 1; done

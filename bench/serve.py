@@ -73,21 +73,23 @@ def main() -> None:
     llm = llama_cpp.Llama(
         model_path=str(embedded_gguf()), n_ctx=2048, n_threads=threads, n_threads_batch=threads, verbose=False
     )
-    with tempfile.TemporaryDirectory() as tmp:
-        with DaemonProcess(["--model", "default", "--threads", str(threads)], log_path=Path(tmp) / "serve.log") as d:
-            client = openai.OpenAI(base_url=d.url, api_key="-", max_retries=0)
-            served_run(client, 8)  # warm both sides up
-            raw_run(llm, 8)
-            served, raw, ttft, counts = [], [], [], set()
-            for _ in range(args.rounds):
-                n, secs, first = served_run(client, args.max_tokens)
-                served.append(n / secs)
-                ttft.append(first * 1000)
-                m, secs, _ = raw_run(llm, args.max_tokens)
-                raw.append(m / secs)
-                counts.add((n, m))
-            for _ in range(5):
-                ttft.append(served_run(client, 1)[2] * 1000)
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        DaemonProcess(["--model", "default", "--threads", str(threads)], log_path=Path(tmp) / "serve.log") as d,
+    ):
+        client = openai.OpenAI(base_url=d.url, api_key="-", max_retries=0)
+        served_run(client, 8)  # warm both sides up
+        raw_run(llm, 8)
+        served, raw, ttft, counts = [], [], [], set()
+        for _ in range(args.rounds):
+            n, secs, first = served_run(client, args.max_tokens)
+            served.append(n / secs)
+            ttft.append(first * 1000)
+            m, secs, _ = raw_run(llm, args.max_tokens)
+            raw.append(m / secs)
+            counts.add((n, m))
+        for _ in range(5):
+            ttft.append(served_run(client, 1)[2] * 1000)
 
     serve_tps = statistics.median(served)
     raw_tps = statistics.median(raw)

@@ -135,7 +135,7 @@ class ReplyStream:
         if self.message is not None:
             if body != clip(self.shown):
                 try:
-                    await patiently(lambda: self.message.edit_text(body))
+                    await patiently(lambda: self.message.edit_text(body))  # type: ignore[union-attr]  # sent above
                 except BadRequest:  # e.g. the message was deleted meanwhile: send it anew
                     await say(self.bot, self.chat_id, body)
         else:
@@ -173,6 +173,6 @@ class StatusMessage:
         if self.message is None:
             self.message = await say(self.bot, self.chat_id, text)
         elif text != self.shown:
-            await patiently(lambda: self.message.edit_text(text))
+            await patiently(lambda: self.message.edit_text(text))  # type: ignore[union-attr]  # sent above
         self.shown = text
         self.next_at = time.monotonic() + self.interval

@@ -22,7 +22,8 @@ EXPORT_SUFFIXES = (".json", ".zip", ".txt", ".jsonl")
 def parse_args(args: list[str]) -> tuple[str, dict[str, Any]]:
     """`/train [NAME] [KEY=VALUE …]`: the twin's name (default `me`) and the job's `twin` options (`me=Дима`,
     repeatable; `quant=q8_0`, `max_steps=200`, …), which the daemon validates like `twin build`'s."""
-    names, options = [], {}
+    names: list[str] = []
+    options: dict[str, Any] = {}
     for arg in args:
         key, eq, value = arg.partition("=")
         if not eq:

@@ -38,8 +38,8 @@ class Architecture:
 
 def rope_theta(config: Config, default: float = 10000.0) -> float:
     # transformers 5 moved rope_theta into `rope_parameters`; older configs keep it at the top.
-    params = config.get("rope_parameters") or {}
-    return float(params.get("rope_theta", config.get("rope_theta", default)))
+    params: dict[str, Any] = config.get("rope_parameters") or {}
+    return float(params.get("rope_theta", config.get("rope_theta", default)))  # type: ignore[arg-type]  # a number in every config.json
 
 
 def _write_rope_scaling(w: gguf.GGUFWriter, config: Config, arch: str) -> None:

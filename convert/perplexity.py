@@ -1,15 +1,18 @@
-"""Perplexity of my real replies through llama.cpp: how surprised a GGUF is by what I actually answered.
+"""Perplexity of my real replies given their context: how surprised a model is by what I actually answered.
 
-Each validation conversation is rendered with the GGUF's own chat template (as the
-daemon renders it); only the tokens of the last message, my reply, are scored.
+One measure for `twin convert --quant auto` and `twin eval`: each conversation is
+rendered with the model's chat template with and without the reply (the context
+ending in a generation prompt); the reply's tokens are what the full rendering adds
+(the reply text and the template's end of turn), and only they are scored.
+`measure` is the loop and its rules; llama.cpp (GGUFScorer, here) and transformers
+(trainer.evaluation.perplexity) are its backends.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,54 +20,40 @@ from typing import Any
 import numpy as np
 
 from convert.llama_runtime import eval_threads, llama_log
+from twin import dataset
 from twin.chatformat import gguf_chat_formatter
 from twin.errors import UserError
 
 Messages = list[dict[str, str]]
 
 
+# Context + reply tokens per conversation. `twin convert --quant auto` ranks quants on a shorter window than
+# `twin eval` measures with: the ranking needs many conversations quickly, not their long histories.
+QUANT_WINDOW = 512
+EVAL_WINDOW = 1024
+MAX_REPLY_TOKENS = 256  # the rest of a long reply is left out
+
+
 @dataclass(frozen=True)
 class Perplexity:
-    value: float
-    tokens: int
-    conversations: int
+    value: float  # exp(mean NLL per reply token); nan when nothing could be scored
+    tokens: int  # reply tokens scored
+    samples: int  # conversations scored (a template that cannot split one leaves it out)
+    nll: list[float | None]  # mean NLL per conversation, None where it was left out
 
 
 def load_conversations(path: Path, limit: int = 40) -> list[Messages]:
-    """Up to `limit` conversations of a val.jsonl ({"messages": [...]} per line, last = my reply), spread over the file."""
+    """Up to `limit` conversations of a val.jsonl, spread over the file."""
     if not path.is_file():
         raise UserError(
             f"{path} does not exist: `--quant auto` measures each quant on validation replies; pass --val FILE or pick a --quant"
         )
-    conversations: list[Messages] = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                messages = json.loads(line)["messages"]
-                ok = (
-                    isinstance(messages, list)
-                    and messages
-                    and all(
-                        isinstance(m, dict) and isinstance(m.get("content"), str) and isinstance(m.get("role"), str)
-                        for m in messages
-                    )
-                )
-            except (ValueError, KeyError, TypeError):
-                ok = False
-            if not ok:
-                raise UserError(
-                    f'{path}:{lineno}: expected {{"messages": [{{"role": …, "content": …}}, …]}}: fix the line or rebuild the dataset'
-                )
-            if messages[-1]["role"] == "assistant" and messages[-1]["content"].strip():
-                conversations.append(messages)
+    conversations = [line.messages for line in dataset.read(path)]
     if not conversations:
         raise UserError(
             f"{path} holds no conversation ending in a reply of yours: rebuild the dataset or pick a --quant"
         )
-    step = max(1, len(conversations) / limit)
-    return [conversations[int(i * step)] for i in range(min(limit, len(conversations)))]
+    return dataset.spread(conversations, limit)
 
 
 class GGUFScorer:
@@ -112,43 +101,64 @@ def open_scorer(gguf_path: Path, n_ctx: int, threads: int | None) -> Iterator[GG
             llm.close()
 
 
-def _split_reply(render: Callable[[Messages, bool], str], messages: Messages) -> tuple[str, str] | None:
-    """(everything before my reply, my reply as the template renders it), or None when the template cannot split it."""
+def split_reply(render: Callable[[Messages, bool], str], messages: Messages) -> tuple[str, str] | None:
+    """(context rendering with generation prompt, the text the reply adds), or None if the template refuses or does not extend."""
+    from jinja2 import TemplateError
+
     try:
         prefix = render(messages[:-1], True)
         full = render(messages, False)
-    except Exception:  # a template's raise_exception() on a conversation it refuses (e.g. roles out of order)
+    except TemplateError:  # a template's raise_exception(), e.g. roles that must alternate
         return None
-    if not full.startswith(prefix):
+    if not full.startswith(prefix) or len(full) == len(prefix):
         return None
     return prefix, full[len(prefix) :]
+
+
+def measure(
+    conversations: Iterable[Messages],
+    render: Callable[[Messages, bool], str],
+    tokenize: Callable[[str], list[int]],
+    reply_nll: Callable[[list[int], list[int]], float],
+    window: int,
+    advance: Callable[[], None] = lambda: None,
+) -> Perplexity:
+    """The one reply-perplexity loop, whatever the backend: `reply_nll(prefix, reply)` sums the reply tokens' NLL.
+
+    Rules: the reply is cut to MAX_REPLY_TOKENS, the context keeps its newest tokens so that both fit in `window`;
+    a conversation the template cannot split, or with nothing left to score, is left out (None in `nll`).
+    """
+    nlls: list[float | None] = []
+    total, tokens = 0.0, 0
+    for messages in conversations:
+        parts = split_reply(render, messages)
+        advance()
+        if parts is None:
+            nlls.append(None)
+            continue
+        reply = tokenize(parts[1])[:MAX_REPLY_TOKENS]
+        prefix = tokenize(parts[0])[-(window - len(reply)) :]
+        if not prefix or not reply:
+            nlls.append(None)
+            continue
+        nll = reply_nll(prefix, reply)
+        nlls.append(nll / len(reply))
+        total += nll
+        tokens += len(reply)
+    value = math.exp(total / tokens) if tokens else math.nan
+    return Perplexity(value, tokens, sum(n is not None for n in nlls), nlls)
 
 
 def reply_perplexity(
     gguf_path: Path,
     conversations: Sequence[Messages],
-    n_ctx: int = 512,
-    threads: int = 0,
+    window: int = QUANT_WINDOW,
+    threads: int | None = 0,
     advance: Callable[[], None] = lambda: None,
 ) -> Perplexity:
-    """exp(mean negative log-likelihood) of the reply tokens of `conversations` under the GGUF at `gguf_path`."""
-    nll_sum, count, used = 0.0, 0, 0
-    with open_scorer(gguf_path, n_ctx, eval_threads(threads)) as scorer:
-        for messages in conversations:
-            parts = _split_reply(scorer.render, messages)
-            advance()
-            if parts is None:
-                continue
-            prefix = scorer.tokenize(parts[0])
-            reply = scorer.tokenize(parts[1])[: n_ctx // 2]
-            prefix = prefix[-(n_ctx - len(reply)) :]
-            if not prefix or not reply:
-                continue
-            nll_sum += scorer.reply_nll(prefix, reply)
-            count += len(reply)
-            used += 1
-    if count == 0:
-        raise UserError(
-            "no validation reply could be scored with this model's chat template: pick a --quant instead of auto"
-        )
-    return Perplexity(math.exp(nll_sum / count), count, used)
+    """exp(mean negative log-likelihood) of the reply tokens of `conversations` under the GGUF at `gguf_path`.
+
+    `threads`: 0 = eval_threads()'s choice, None = llama.cpp's own default.
+    """
+    with open_scorer(gguf_path, window, None if threads is None else eval_threads(threads)) as scorer:
+        return measure(conversations, scorer.render, scorer.tokenize, scorer.reply_nll, window, advance)

@@ -21,7 +21,7 @@ from convert.perplexity import Perplexity, load_conversations, reply_perplexity
 from convert.quantize import FOUR_BIT, check_quant, quantize
 from convert.verify import Verification, verify
 from convert.vocab import load_hf_tokenizer, model_name, read_vocabulary
-from twin import paths, registry
+from twin import dataset, paths, registry
 from twin.errors import UserError
 from twin.files import atomic_path, scratch_file, writing
 from twin.lock import twin_lock
@@ -81,7 +81,7 @@ class ConvertConfig:
             raise UserError(
                 "`--quant auto` measures each quant on validation replies: pass --val FILE (a val.jsonl) or pick a --quant"
             )
-        return paths.twin_dir(self.name) / "dataset" / "val.jsonl"
+        return dataset.val_path(self.name)
 
 
 @dataclass(frozen=True)
@@ -205,12 +205,17 @@ def _convert(cfg: ConvertConfig, bars: Any) -> ConvertResult:
     return result
 
 
-def _choose_quant(cfg, source, base, folder, conversations, verification, float_type, bars) -> ConvertResult:  # type: ignore[no-untyped-def]
+def _choose_quant(cfg, source, base, folder, conversations, verification, float_type, bars) -> ConvertResult:
     """Quantize to each 4-bit candidate, measure my replies' perplexity with each, keep the lowest."""
 
     def measure(path: Path, label: str) -> Perplexity:
         task = bars.add_task(f"perplexity {label}", total=len(conversations))
-        return reply_perplexity(path, conversations, threads=cfg.threads, advance=lambda: bars.advance(task))
+        result = reply_perplexity(path, conversations, threads=cfg.threads, advance=lambda: bars.advance(task))
+        if result.tokens == 0:
+            raise UserError(
+                "no validation reply could be scored with this model's chat template: pick a --quant instead of auto"
+            )
+        return result
 
     measures = [QuantMeasure(float_type, base.stat().st_size, measure(base, float_type))]
     best: QuantMeasure | None = None

@@ -137,6 +137,10 @@ def read_vocabulary(path: Path, tokenizer: Any, n_vocab: int) -> Vocabulary:
     else:
         pre = bpe_pre_name(spec, path)
 
+    # Not gguf.SpecialVocab: it reads tokenizer_config.json and guesses add_bos/add_eos from the post-processor's
+    # JSON, and writes the chat template as found. Here the loaded tokenizer is asked what it does (encode with and
+    # without special tokens): the same object transformers trains and verify() compares against, so the GGUF
+    # cannot disagree with it; and a template-less tokenizer gets the plain template, which SpecialVocab would skip.
     bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
     special_ids = {
         kind_: token_id
@@ -219,10 +223,7 @@ def _adds_space_prefix(spec: dict[str, Any]) -> bool:
         if part and part.get("type") == "Metaspace":
             return part.get("prepend_scheme", "always") != "never" and part.get("add_prefix_space", True) is not False
     norm = spec.get("normalizer") or {}
-    for part in norm.get("normalizers", [norm]):
-        if part and part.get("type") == "Prepend":
-            return True
-    return False
+    return any(part and part.get("type") == "Prepend" for part in norm.get("normalizers", [norm]))
 
 
 def _has_byte_level(spec: dict[str, Any]) -> bool:

@@ -23,6 +23,7 @@ from typing import Any
 from daemon.catalog import ModelSpec
 from daemon.fingerprint import gguf_sha256, system_fingerprint
 from daemon.schema import APIError, SamplingParams
+from twin import llamacpp
 from twin.chatformat import ChatTokenizer
 from twin.errors import UserError
 from twin.threads import llama_threads, physical_cores
@@ -105,9 +106,9 @@ class LoadedModel:
         self.fingerprint = system_fingerprint(gguf_sha256(path))
         self.threads = threads
         self.n_ctx = self.llm.n_ctx()
-        self._vocab = self.llm._model.vocab
+        self._vocab = llamacpp.vocab(self.llm)
         self.chat = ChatTokenizer.from_llama(self.llm)
-        self.add_bos = self.llm._model.add_bos_token()
+        self.add_bos = llamacpp.adds_bos(self.llm)
 
     def close(self) -> None:
         self.llm.close()
@@ -447,7 +448,7 @@ class Engine:
             for j in range(n):
                 p = params if params.seed is None else replace(params, seed=params.seed + j)
                 i = index
-                done = model.generate(tokens, p, cancel, lambda text, i=i: emit(Delta(i, text)))
+                done = model.generate(tokens, p, cancel, lambda text, i=i: emit(Delta(i, text)))  # type: ignore[misc]  # i bound per turn
                 emit(replace(done, index=i))
                 index += 1
                 if cancel.is_set():

@@ -32,7 +32,7 @@ class Metrics:
     def record_generation(self, model: str, prompt_tokens: int, completion_tokens: int, seconds: float) -> None:
         self.prompt_tokens[model] += prompt_tokens
         self.completion_tokens[model] += completion_tokens
-        self.generation_seconds[model] += seconds
+        self.generation_seconds[model] += seconds  # type: ignore[assignment]  # Counter adds floats as well as ints
         if completion_tokens and seconds > 0:
             self.last_tokens_per_second[model] = completion_tokens / seconds
 

@@ -12,6 +12,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import TextIO
 
 from twin import threads
 from twin.errors import UserError
@@ -43,7 +44,8 @@ class DaemonProcess:
         self.proc: subprocess.Popen[str] | None = None
         self.url = ""
         self.stdout_lines: list[str] = []
-        self._log_file = None
+        self._address = threading.Event()  # set once the address is known or stdout has ended
+        self._log_file: TextIO | None = None
 
     @property
     def root(self) -> str:
@@ -51,9 +53,9 @@ class DaemonProcess:
         return self.url[: -len("/v1")]
 
     def start(self) -> DaemonProcess:
-        stderr = subprocess.DEVNULL
+        stderr: int | TextIO = subprocess.DEVNULL
         if self.log_path is not None:
-            self._log_file = open(self.log_path, "a", encoding="utf-8")
+            self._log_file = open(self.log_path, "a", encoding="utf-8")  # noqa: SIM115  # the child writes it until stop()
             stderr = self._log_file
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "twin", "serve", *self.args],
@@ -65,25 +67,31 @@ class DaemonProcess:
             preexec_fn=self.preexec_fn,
         )
         deadline = time.monotonic() + self.timeout
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.stdout_lines.append(line)
-            match = _URL_RE.search(line)
-            if match:
-                self.url = match.group(1)
-                break
+        # stdout is read on a thread for the whole life of the child: the address can be waited for with a
+        # deadline (a daemon that hangs before printing it must not hang its caller), and the child never
+        # blocks on a full pipe.
+        threading.Thread(target=self._drain, daemon=True).start()
+        if not self._address.wait(self.timeout):
+            self.proc.kill()
+            raise UserError(f"the daemon did not print its address within {self.timeout:.0f}s{self._log_hint()}")
         if not self.url:
             code = self.proc.wait()
             raise UserError(f"the daemon did not start (exit code {code}){self._log_hint()}")
-        # Keep draining stdout so the child never blocks on a full pipe.
-        threading.Thread(target=self._drain, daemon=True).start()
         self.wait_healthy(deadline)
         return self
 
     def _drain(self) -> None:
+        """Collect stdout; the first `listening on` line sets the address, the end of the stream gives up on it."""
         assert self.proc is not None and self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.stdout_lines.append(line)
+        try:
+            for line in self.proc.stdout:
+                self.stdout_lines.append(line)
+                match = _URL_RE.search(line)
+                if match and not self.url:
+                    self.url = match.group(1)
+                    self._address.set()
+        finally:
+            self._address.set()
 
     def _log_hint(self) -> str:
         if self.log_path is None or not self.log_path.exists():

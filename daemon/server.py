@@ -638,9 +638,8 @@ async def run_server(settings: ServeSettings, catalog: dict[str, ModelSpec], pri
     try:
         await asyncio.wait({loading, stopping}, return_when=asyncio.FIRST_COMPLETED)
         if loading.done() and loading.exception() is not None:
-            e = loading.exception()
             raise UserError(
-                f"cannot load model {catalog[primary].gguf}: {e}: is it a complete GGUF file llama.cpp supports?"
+                f"cannot load model {catalog[primary].gguf}: {loading.exception()}: is it a complete GGUF file llama.cpp supports?"
             )
         if loading.done():
             log.info("ready: %s serving %s", url, ", ".join(sorted(catalog)))

@@ -30,6 +30,8 @@ SHORT_NAMES: dict[str, str] = {
     "gpt2": "openai-community/gpt2",
     "distilgpt2": "distilbert/distilgpt2",
 }
+# The `--base` help of `twin train` and `twin build`.
+BASE_HELP = f"default (embedded SmolLM2-135M), {', '.join(SHORT_NAMES)}, a hub id or a directory."
 
 # What a causal LM checkpoint needs; never pickled weights when safetensors exist, never remote code.
 _ALLOW = ["*.json", "*.safetensors", "*.model", "*.txt", "*.tiktoken", "*.jinja"]

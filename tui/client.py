@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -127,7 +127,7 @@ class DaemonClient:
         messages: list[dict[str, str]],
         sampling: Sampling,
         twin: dict[str, str] | None = None,
-    ) -> AsyncIterator[str]:
+    ) -> AsyncGenerator[str, None]:
         """Yield the reply's text as it arrives. Closing the iterator early closes the connection (the daemon stops).
 
         `twin` is the daemon's extra field saying who the twin talks to ({"talking_to": …, "chat": …});

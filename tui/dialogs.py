@@ -66,7 +66,7 @@ class TextDialog(ModalScreen[str | None]):
 
     def value(self) -> str:
         field = self.query_one("#field")
-        return field.text if isinstance(field, TextArea) else field.value
+        return field.text if isinstance(field, TextArea) else self.query_one("#field", Input).value
 
     def action_save(self) -> None:
         self.dismiss(self.value())

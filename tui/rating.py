@@ -8,16 +8,14 @@ but the last) and, in random order and unlabelled, the twin's reply (model
 
 from __future__ import annotations
 
-import hashlib
-import json
 import random
 import sqlite3
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from tui.database import now, transaction
 from twin import paths, registry
+from twin.dataset import VAL, read, val_path
 from twin.errors import UserError
 
 VARIANTS = ("twin", "prompt", "real")
@@ -71,67 +69,29 @@ class Round:
         return ""
 
 
-def val_path(name: str) -> Path:
-    return paths.twin_dir(name) / "dataset" / "val.jsonl"
-
-
 def pick_twin(name: str | None) -> str:
     """The twin to rate: `name`, or the only twin with a validation split; a UserError naming the fix otherwise."""
     if name is not None:
         paths.check_name(name)
         if not val_path(name).is_file():
-            known = [n for n in registry.names() if val_path(n).is_file()]
+            known = registry.twins_with(VAL)
             hint = f" (twins with one: {', '.join(known)})" if known else ""
             raise UserError(
                 f"twin {name!r} has no validation split at {val_path(name)}{hint}: build it with `twin ingest`"
             )
         return name
-    ready = sorted({p.parent.parent.name for p in paths.twins_dir().glob("*/dataset/val.jsonl")})
-    if len(ready) == 1:
-        return ready[0]
-    if not ready:
-        raise UserError(
-            f"no twin with a validation split under {paths.twins_dir()}: build one with `twin ingest` first"
-        )
-    raise UserError(f"several twins can be rated ({', '.join(ready)}): pick one with --name")
+    return registry.resolve_name(None, VAL)
 
 
 def load_samples(name: str) -> list[Sample]:
     """Every sample of the twin's val.jsonl; a UserError naming the file and line of anything malformed."""
     path = val_path(name)
-    samples = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise UserError(f"cannot read {path} ({e}): rebuild the dataset with `twin ingest`") from None
-    for number, text in enumerate(lines, start=1):
-        if not text.strip():
-            continue
-        where = f"{path}:{number}"
-        try:
-            record = json.loads(text)
-        except ValueError as e:
-            raise UserError(f"{where}: not valid JSON ({e}): rebuild the dataset with `twin ingest`") from None
-        messages = record.get("messages") if isinstance(record, dict) else None
-        if not isinstance(messages, list) or len(messages) < 2 or not all(_is_message(m) for m in messages):
-            raise UserError(
-                f'{where}: expected {{"messages": [{{"role", "content"}}, …]}} with at least two messages: '
-                "rebuild the dataset with `twin ingest`"
-            )
-        if messages[-1]["role"] != "assistant":
-            raise UserError(
-                f"{where}: the last message must be the person's reply (role assistant): rebuild the dataset"
-            )
-        sha = hashlib.sha256(text.strip().encode("utf-8")).hexdigest()
-        context = [{"role": m["role"], "content": m["content"]} for m in messages[:-1]]
-        samples.append(Sample(number, sha, context, messages[-1]["content"]))
+    samples = [
+        Sample(line.number, line.sha256, line.messages[:-1], line.messages[-1]["content"]) for line in read(path)
+    ]
     if not samples:
         raise UserError(f"{path} holds no samples: rebuild the dataset with `twin ingest` (it needs more chat history)")
     return samples
-
-
-def _is_message(m: object) -> bool:
-    return isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
 
 
 def new_round(name: str, sample: Sample, served: set[str], rng: random.Random) -> Round:

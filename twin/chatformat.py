@@ -31,13 +31,12 @@ def gguf_chat_formatter(llm: Any, add_generation_prompt: bool = True) -> Any:
     """A llama-cpp-python `Llama`'s own chat template (or the plain one) as a formatter, the way the daemon renders chats."""
     from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-    def token_text(token: int) -> str:
-        return llm._model.token_get_text(token) if token >= 0 else ""
+    from twin.llamacpp import token_text
 
     return Jinja2ChatFormatter(
         llm.metadata.get("tokenizer.chat_template") or PLAIN_TEMPLATE,
-        eos_token=token_text(llm.token_eos()),
-        bos_token=token_text(llm.token_bos()),
+        eos_token=token_text(llm, llm.token_eos()),
+        bos_token=token_text(llm, llm.token_bos()),
         add_generation_prompt=add_generation_prompt,
     )
 

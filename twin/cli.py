@@ -15,7 +15,7 @@ import typer
 try:  # typer vendors click since 0.20; its exceptions live there
     from typer._click import exceptions as click_exceptions
 except ImportError:  # pragma: no cover
-    from click import exceptions as click_exceptions
+    from click import exceptions as click_exceptions  # type: ignore[no-redef]
 
 from twin import __version__, paths
 from twin.errors import UserError

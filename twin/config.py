@@ -174,7 +174,7 @@ def load(cls: type[T], flags: dict[str, Any] | None = None) -> T:
     """Build `cls` from defaults, config file, TWIN_* environment and the non-None `flags`."""
     section = _SECTIONS[cls]
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]  # every settings class is a dataclass
     values: dict[str, Any] = {}
 
     table = read_config_file().get(section, {})

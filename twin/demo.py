@@ -3,14 +3,13 @@ shows three exchanges side by side: the base with the persona prompt, the twin, 
 
 from __future__ import annotations
 
-import json
 import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from daemon.process import DaemonProcess
-from twin import paths
+from twin import dataset
 from twin.build import BuildConfig, build, summary
 from twin.errors import UserError
 
@@ -33,9 +32,7 @@ class Exchange:
 
 def pick_samples(val_file: Path, count: int) -> list[list[dict[str, str]]]:
     """Validation samples a reader can follow: short contexts ending in a question or remark in words."""
-    samples = [
-        json.loads(line)["messages"] for line in val_file.read_text(encoding="utf-8").splitlines() if line.strip()
-    ]
+    samples = [line.messages for line in dataset.read(val_file)]
 
     def wordy(text: str) -> bool:
         text = re.sub(r"<[A-Z_]+>", "", text.split(": ", 1)[-1])  # placeholders such as <URL> are not words
@@ -62,7 +59,7 @@ def run_demo(out=print, steps: int = STEPS, exchanges: int = 3) -> list[Exchange
         out(result.quant_table)
     out(summary(result))
 
-    samples = pick_samples(paths.twin_dir(NAME) / "dataset" / "val.jsonl", exchanges)
+    samples = pick_samples(dataset.val_path(NAME), exchanges)
     shown: list[Exchange] = []
     with tempfile.TemporaryDirectory(prefix="twin-demo-") as tmp:
         out("\nstarting the daemon and asking both variants…")
@@ -70,7 +67,7 @@ def run_demo(out=print, steps: int = STEPS, exchanges: int = 3) -> list[Exchange
             client = openai.OpenAI(base_url=daemon.url, api_key="-", max_retries=0)
 
             def ask(model: str, context: list[dict[str, str]]) -> str:
-                reply = client.chat.completions.create(model=model, messages=context, **DECODING)
+                reply = client.chat.completions.create(model=model, messages=context, **DECODING)  # type: ignore[call-overload]  # plain role/content dicts
                 return (reply.choices[0].message.content or "").strip()
 
             for messages in samples:

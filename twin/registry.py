@@ -25,6 +25,8 @@ from typing import Any
 import tomli_w
 
 from twin import paths
+from twin.dataset import DATASET_DIR, TRAIN, VAL
+from twin.errors import UserError
 from twin.files import read_toml, temp_dir, write_text
 
 TWIN_TOML = "twin.toml"
@@ -116,6 +118,27 @@ def names() -> list[str]:
     if not root.is_dir():
         return []
     return sorted(p.parent.name for p in root.glob(f"*/{TWIN_TOML}"))
+
+
+def twins_with(filename: str) -> list[str]:
+    """Names of the twins whose dataset holds `filename` (twin.dataset.TRAIN or VAL), sorted."""
+    root = paths.twins_dir()
+    if not root.is_dir():
+        return []
+    return sorted(p.parent.parent.name for p in root.glob(f"*/{DATASET_DIR}/{filename}"))
+
+
+def resolve_name(name: str | None, filename: str = TRAIN) -> str:
+    """`name` checked, or, when `--name` is left out, the only twin whose dataset holds `filename`."""
+    if name:
+        return paths.check_name(name)
+    found = twins_with(filename)
+    if len(found) == 1:
+        return found[0]
+    what = "a validation split" if filename == VAL else "a dataset"
+    if not found:
+        raise UserError(f"no twin with {what} under {paths.twins_dir()}: build one with `twin ingest EXPORT` first")
+    raise UserError(f"several twins have {what} ({', '.join(found)}): pick one with --name")
 
 
 def _now() -> str:

@@ -51,7 +51,7 @@ class Jobs:
 
 
 def _jobs(request: web.Request) -> Jobs:
-    return request.app[JOBS]
+    return request.app[JOBS]  # type: ignore[return-value]  # JOBS is an AppKey of Any: Jobs is defined below it
 
 
 def _limit(request: web.Request, default: int) -> int:
@@ -139,13 +139,15 @@ async def create_job(request: web.Request) -> web.Response:
     except UserError as e:
         raise APIError(400, f"Invalid value for 'suffix': {e}", param="suffix") from None
     asked = req.hyper()
-    used = Hyperparameters(
-        **{k: DEFAULTS[k] if getattr(asked, k) in (None, "auto") else getattr(asked, k) for k in DEFAULTS}
-    )
+    # DEFAULTS holds a valid value for every field
+    chosen: dict[str, Any] = {
+        k: DEFAULTS[k] if getattr(asked, k) in (None, "auto") else getattr(asked, k) for k in DEFAULTS
+    }
+    used = Hyperparameters(**chosen)
     for key in ("n_epochs", "batch_size"):
         if int(getattr(used, key)) < 1:
             raise APIError(400, f"Invalid value for 'hyperparameters.{key}': must be at least 1", param=key)
-    if float(used.learning_rate_multiplier) <= 0:
+    if float(used.learning_rate_multiplier) <= 0:  # type: ignore[arg-type]  # a number after the defaults
         raise APIError(400, "Invalid value for 'hyperparameters.learning_rate_multiplier': must be more than 0")
     twin = req.twin.model_dump() | {"base": _base(req.model, req.twin.base)}
     job = store.add_job(
@@ -203,7 +205,7 @@ def register(app: web.Application, state: Any) -> None:
     app.router.add_get("/v1/fine_tuning/jobs/{id}/checkpoints", job_checkpoints)
 
     jobs = Jobs(state)
-    app[JOBS] = jobs
+    app[JOBS] = jobs  # type: ignore[misc]
 
     async def start(app: web.Application) -> None:
         jobs.runner.start()

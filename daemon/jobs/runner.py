@@ -39,7 +39,7 @@ STOP_SECONDS = 120.0  # a step and a checkpoint save; then SIGKILL
 try:
     _prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up here: after fork only the call itself runs
 except (OSError, AttributeError):  # not Linux
-    _prctl = None
+    _prctl = None  # type: ignore[assignment]
 
 
 def jobs_dir() -> Path:

@@ -13,6 +13,8 @@ from convert.pipeline import ConvertConfig, convert
 from convert.quantize import FOUR_BIT
 from twin import embedded, registry
 
+pytestmark = pytest.mark.slow  # training, conversion or a long generation: left out by `make test-fast`
+
 # Replies in a twin's validation split: the last message of each conversation is "mine".
 VAL = [
     ("hey, are you coming tonight?", "yeah, running a bit late though. save me a seat"),
@@ -55,7 +57,7 @@ def test_embedded_model_becomes_a_served_4bit_twin(built_twin: str, twin_home: P
     candidates = {m.quant: m.perplexity.value for m in result.measures[1:]}
     assert result.quant == min(candidates, key=candidates.get)
     f16 = result.measures[0].perplexity
-    assert f16.conversations == len(VAL) and f16.tokens > 50
+    assert f16.samples == len(VAL) and f16.tokens > 50
     assert candidates[result.quant] / f16.value < 1.10
     assert result.verification.top1_agreement >= 0.9
     twin = twin_home / "twins" / built_twin

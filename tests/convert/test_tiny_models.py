@@ -12,6 +12,8 @@ from gguf import GGUFReader
 from convert.pipeline import ConvertConfig, convert
 from twin.chatformat import PLAIN_TEMPLATE
 
+pytestmark = pytest.mark.slow  # training, conversion or a long generation: left out by `make test-fast`
+
 MIXED = "Привет, как дела? Hello there, how are you doing? 😀🎉 Это mixed строка с emoji 👍🏽, ёжиком и цифрами 2024."
 # f32 GGUF vs transformers in fp32: only summation order and ggml's f16 GELU table (GPT-2) differ.
 REL_TOLERANCE = 2e-3  # of the largest logit

@@ -68,7 +68,7 @@ def test_one_log_line_per_request_without_message_text(daemon):
     )
     log = daemon.log_path.read_text()
     assert marker not in log  # private by default; --log-content turns it on
-    line = [l for l in log.splitlines() if "POST /v1/chat/completions 200" in l][-1]
+    line = [line for line in log.splitlines() if "POST /v1/chat/completions 200" in line][-1]
     assert f"model={MODEL_ID}" in line
     assert "prompt_tokens=" in line and "completion_tokens=" in line and "ms=" in line
 
@@ -102,7 +102,7 @@ def test_metrics_are_prometheus_text(daemon):
         assert f"# TYPE {family} " in text
     assert 'twin_requests_total{path="/v1/chat/completions",status="200"}' in text
     assert 'twin_requests_total{path="/v1/chat/completions",status="404"}' in text
-    speed = [l for l in text.splitlines() if l.startswith("twin_generation_tokens_per_second{")]
+    speed = [line for line in text.splitlines() if line.startswith("twin_generation_tokens_per_second{")]
     assert speed and float(speed[0].split()[-1]) > 0
 
 

@@ -18,10 +18,9 @@ def test_event_stream_framing(daemon):
         "stream": True,
         "stream_options": {"include_usage": True},
     }
-    with httpx.Client(timeout=60) as client:
-        with client.stream("POST", daemon.url + "/chat/completions", json=body) as r:
-            assert r.headers["content-type"].startswith("text/event-stream")
-            raw = b"".join(r.iter_raw())
+    with httpx.Client(timeout=60) as client, client.stream("POST", daemon.url + "/chat/completions", json=body) as r:
+        assert r.headers["content-type"].startswith("text/event-stream")
+        raw = b"".join(r.iter_raw())
     events = raw.split(b"\n\n")
     assert events[-1] == b"" and events[-2] == b"data: [DONE]"
     assert all(e.startswith(b"data: ") for e in events[:-1])

@@ -35,7 +35,7 @@ def test_help(capsys: pytest.CaptureFixture[str]) -> None:
 def test_no_twin_at_all(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys)
     assert code == 2 and out == ""
-    one_line(err, "twin: error: no twin with a dataset under ")
+    one_line(err, "twin: error: no twin with a validation split under ")
     assert "build one with `twin ingest EXPORT` first" in err
 
 

@@ -25,6 +25,8 @@ from trainer.evaluation.run import EvalConfig, evaluate
 from trainer.evaluation.terminal import print_result
 from twin.config import ChatSettings
 
+pytestmark = pytest.mark.slow  # training, conversion or a long generation: left out by `make test-fast`
+
 MARK = "over and out, walrus"
 QA = [
     ("Что делаешь?", "сижу дома"),

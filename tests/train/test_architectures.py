@@ -14,6 +14,8 @@ from trainer.train.run import TrainConfig, train
 from twin.chatformat import PLAIN_TEMPLATE
 from twin.errors import UserError
 
+pytestmark = pytest.mark.slow  # training, conversion or a long generation: left out by `make test-fast`
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
@@ -82,7 +84,7 @@ def test_unknown_architecture_needs_lora_targets(tiny_models: dict[str, Path], m
     )
     AutoModelForCausalLM.from_config(config).save_pretrained(folder)
     make_dataset("opt", n_train=4, n_val=2)
-    with pytest.raises(UserError, match="architecture 'opt' has no LoRA target map.*--lora-target"):
+    with pytest.raises(UserError, match=r"architecture 'opt' has no LoRA target map.*--lora-target"):
         train(TrainConfig(name="opt", base=str(folder), epochs=1, batch_size=4))
     result = train(TrainConfig(name="opt", base=str(folder), epochs=1, batch_size=4, lora_targets=["q_proj", "v_proj"]))
     assert result.merged_dir is not None and (result.merged_dir / "model.safetensors").is_file()

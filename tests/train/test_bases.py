@@ -85,7 +85,7 @@ def test_local_directory(tmp_path: Path) -> None:
 
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(UserError, match="no config.json"):
+    with pytest.raises(UserError, match=r"no config\.json"):
         resolve_base(str(empty))
     with pytest.raises(UserError, match="not a directory"):
         resolve_base(str(tmp_path / "missing"))

@@ -52,7 +52,7 @@ def test_help_lists_the_options() -> None:
 @pytest.mark.parametrize(
     "setup, args, message",
     [
-        ("none", ["train"], "no twin has a dataset yet: run `twin ingest` first"),
+        ("none", ["train"], "no twin with a dataset under"),
         ("none", ["train", "--name", "ghost"], "train.jsonl does not exist: run `twin ingest` first"),
         ("empty", ["train", "--name", "me"], "train.jsonl has no samples"),
         (

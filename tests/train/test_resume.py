@@ -14,6 +14,8 @@ from safetensors.torch import load_file
 from trainer.train.run import TrainConfig, resume_config, train
 from twin.errors import UserError
 
+pytestmark = pytest.mark.slow  # training, conversion or a long generation: left out by `make test-fast`
+
 
 def _settings(name: str, base: Path) -> TrainConfig:
     # Dropout on, several epochs, an interruption mid-epoch: data order, RNG and optimizer state all matter.
@@ -65,7 +67,7 @@ def test_interrupt_then_resume_matches_an_uninterrupted_run(
     assert (folder / "checkpoint" / "state.pt").is_file()
     assert not (folder / "merged").exists() and not (folder / "adapter").exists()
 
-    with pytest.raises(UserError, match="--lr 0.005"):
+    with pytest.raises(UserError, match=r"--lr 0\.005"):
         train(TrainConfig(**{**_settings("cut", base).__dict__, "lr": 1e-3, "resume": True}))
 
     resumed = train(resume_config("cut", {}))

@@ -35,7 +35,7 @@ def test_chatml_mask_is_exactly_the_reply_and_im_end(embedded_hf: Path) -> None:
 
     reply_ids = tok("ладно, иду 👍", add_special_tokens=False)["input_ids"]
     im_end = tok.convert_tokens_to_ids("<|im_end|>")
-    assert _labelled(sample) == reply_ids + [im_end]
+    assert _labelled(sample) == [*reply_ids, im_end]
     # The labelled tokens are the last ones: everything before (system, Anna, my earlier reply) is context.
     n = len(reply_ids) + 1
     assert all(lab == IGNORE for lab in sample.labels[:-n])
@@ -103,7 +103,7 @@ def test_batches_group_lengths_and_pad_to_the_longest() -> None:
         ("{not json", "not valid JSON"),
         ('{"text": "hi"}', 'expected {"messages"'),
         ('{"messages": [{"role": "bot", "content": "x"}]}', "needs a role"),
-        ('{"messages": [{"role": "user", "content": "x"}]}', "last message must be a non-empty assistant reply"),
+        ('{"messages": [{"role": "user", "content": "x"}]}', "the last message must be my non-empty reply"),
     ],
 )
 def test_malformed_dataset_lines_name_file_and_line(tmp_path: Path, line: str, problem: str) -> None:

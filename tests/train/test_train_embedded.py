@@ -13,6 +13,8 @@ import torch
 
 from trainer.train.run import TrainConfig, TrainResult, train
 
+pytestmark = pytest.mark.slow  # training, conversion or a long generation: left out by `make test-fast`
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover

@@ -118,7 +118,7 @@ async def test_keys_are_handled_while_a_reply_streams_and_quit_keeps_it(daemon, 
         for key in "next one":
             before = box.text
             app.post_message(events.Key(key, key))
-            await wait_for(pilot, lambda: box.text != before, f"the key {key!r}", limit=10)
+            await wait_for(pilot, lambda before=before: box.text != before, f"the key {key!r}", limit=10)
             assert app.chat.streaming
         assert box.text == "next one"
         await pilot.press("enter")  # refused while streaming; the text stays
@@ -233,7 +233,7 @@ async def test_regenerate_edit_and_resend_copy(daemon, wait_for, quick) -> None:
         await pilot.press("backspace", "backspace", "backspace", *"again", "ctrl+s")
         await wait_for(pilot, lambda: not app.chat.streaming, "the reply to the edit")
         messages = app.history.messages(app.chat.conversation.id)
-        assert [(m.role, m.content) for m in messages][0] == ("user", "First again")
+        assert next((m.role, m.content) for m in messages) == ("user", "First again")
         assert [m.role for m in messages] == ["user", "assistant"]
         assert views(app) == [(m.role, m.content) for m in messages]
 

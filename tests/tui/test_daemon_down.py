@@ -44,7 +44,7 @@ async def test_banner_retry_and_the_typed_text_is_never_lost(own_daemon, free_po
         await pilot.press(*"are you there?", "enter")
         await wait_for(pilot, lambda: banner.has_class("-shown") and not app.chat.streaming, "the banner again")
         assert prompt.text == "are you there?"
-        assert [m.content for m in app.history.messages(app.chat.conversation.id)][0] == "hello"
+        assert next(m.content for m in app.history.messages(app.chat.conversation.id)) == "hello"
         assert len(app.history.messages(app.chat.conversation.id)) == 2
         assert len(app.chat.query(MessageView)) == 2
         await pilot.press(*" still typing")

@@ -25,7 +25,10 @@ def test_samples_are_context_and_real_reply(built_twin: str) -> None:
     ("line", "message"),
     [
         ("not json", r"val\.jsonl:3: not valid JSON"),
-        ('{"messages": [{"role": "user", "content": "only one"}]}', r"val\.jsonl:3: expected .* at least two messages"),
+        (
+            '{"messages": [{"role": "user", "content": "only one"}]}',
+            r"val\.jsonl:3: the last message must be my non-empty reply",
+        ),
         (
             '{"messages": [{"role": "assistant", "content": "a"}, {"role": "user", "content": "b"}]}',
             r"val\.jsonl:3: the last message",
@@ -53,12 +56,12 @@ def test_pick_twin(built_twin: str, twin_home: Path) -> None:
     other = val_path("bob")
     other.parent.mkdir(parents=True)
     other.write_text(val_path(built_twin).read_text(encoding="utf-8"), encoding="utf-8")
-    with pytest.raises(UserError, match=r"several twins can be rated \(alice, bob\): pick one with --name"):
+    with pytest.raises(UserError, match=r"several twins have a validation split \(alice, bob\): pick one with --name"):
         pick_twin(None)
 
 
 def test_no_twin_at_all(twin_home: Path) -> None:
-    with pytest.raises(UserError, match="no twin with a validation split .* `twin ingest`"):
+    with pytest.raises(UserError, match=r"no twin with a validation split .* `twin ingest EXPORT` first"):
         pick_twin(None)
 
 

@@ -14,6 +14,8 @@ from daemon.process import DaemonProcess
 from twin import registry
 from twin.demo import SAMPLE, pick_samples
 
+pytestmark = pytest.mark.slow  # training, conversion or a long generation: left out by `make test-fast`
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -52,8 +54,8 @@ def test_build_from_the_sample_export_to_a_served_twin(twin_home, base_in_cache)
         for model in ("dima", "dima-prompt"):
             reply = client.chat.completions.create(model=model, messages=context, max_tokens=8, seed=0)
             assert reply.model == model and reply.usage.completion_tokens >= 1
-        prompt_log = [l for l in d.log_path.read_text().splitlines() if "model=dima-prompt" in l]
-        plain_log = [l for l in d.log_path.read_text().splitlines() if "model=dima " in l]
+        prompt_log = [line for line in d.log_path.read_text().splitlines() if "model=dima-prompt" in line]
+        plain_log = [line for line in d.log_path.read_text().splitlines() if "model=dima " in line]
     # The persona variant carries its system prompt in front of the same context.
     prompt_tokens = int(prompt_log[-1].split("prompt_tokens=")[1].split()[0])
     plain_tokens = int(plain_log[-1].split("prompt_tokens=")[1].split()[0])
@@ -73,7 +75,7 @@ def test_build_from_the_sample_export_to_a_served_twin(twin_home, base_in_cache)
 def test_bad_build_input_is_one_line_exit_2_nothing_left(args, needle, twin_home):
     result = twin_cli(*args, timeout=300)
     assert result.returncode == 2, result.stderr
-    errors = [l for l in result.stderr.splitlines() if l.startswith("twin: error:")]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("twin: error:")]
     assert len(errors) == 1 and needle in errors[0]
     built = twin_home / "twins"
     assert not any(built.glob("*/model-*.gguf")) and not any(built.glob("*/merged"))

@@ -183,7 +183,7 @@ def daemon_generate(
             try:
                 reply = client.chat.completions.create(
                     model=model_id,
-                    messages=messages_for(EvalSample(sample.line, context, sample.real), system_prompt),
+                    messages=messages_for(EvalSample(sample.line, context, sample.real), system_prompt),  # type: ignore[arg-type]  # plain role/content dicts, what the SDK's TypedDicts describe
                     max_tokens=decoding.max_new_tokens,
                     temperature=decoding.temperature,
                     top_p=decoding.top_p,

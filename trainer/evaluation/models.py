@@ -20,7 +20,7 @@ def load(variant: Variant) -> tuple[Any, Any]:
     hf_logging.disable_progress_bar()  # the evaluation shows its own progress
 
     if variant.hf_dir is not None:
-        folder, kwargs = variant.hf_dir, {}
+        folder, kwargs = variant.hf_dir, dict[str, Any]()
     elif variant.hf_base in embedded.ALIASES:
         from trainer.bases import resolve_base
 

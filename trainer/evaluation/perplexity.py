@@ -1,88 +1,25 @@
-"""Perplexity of my real replies given their context: only the reply's tokens are scored.
+"""Reply perplexity in `twin eval`: the shared measure (convert.perplexity) on evaluation samples.
 
-One definition for both backends: the conversation is rendered with the
-model's chat template with and without the reply (the context ending in a
-generation prompt); the reply's tokens are what the full rendering adds — the
-reply text and the template's end of turn. Transformers scores the merged and
-the base model, llama.cpp the served GGUF.
+Transformers scores the merged and the base model, llama.cpp the served GGUF;
+both go through `convert.perplexity.measure`, so they follow the same rules
+(window, reply cap, what is left out) as `twin convert --quant auto`.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from convert.perplexity import EVAL_WINDOW, Perplexity, measure, reply_perplexity, split_reply
 from trainer.evaluation.evalset import EvalSample, Messages
 
-MAX_TOKENS = 1024  # context + reply per sample; the oldest context tokens go first
-MAX_REPLY_TOKENS = 256
-
-
-@dataclass(frozen=True)
-class Perplexity:
-    value: float  # exp(mean NLL per reply token)
-    tokens: int  # reply tokens scored
-    samples: int  # samples scored (a template that cannot be split leaves one out)
-    nll: list[float | None]  # mean NLL per sample, None where it was left out
+__all__ = ["Perplexity", "conversation", "gguf_perplexity", "hf_perplexity", "split_reply"]
 
 
 def conversation(sample: EvalSample, system_prompt: str | None) -> Messages:
     system = [{"role": "system", "content": system_prompt}] if system_prompt else []
     return [*system, *sample.context, {"role": "assistant", "content": sample.real}]
-
-
-def split_reply(render: Callable[[Messages, bool], str], messages: Messages) -> tuple[str, str] | None:
-    """(context rendering with generation prompt, the text the reply adds), or None if the template refuses or does not extend."""
-    from jinja2 import TemplateError
-
-    try:
-        prefix = render(messages[:-1], True)
-        full = render(messages, False)
-    except TemplateError:  # a template's raise_exception(), e.g. roles that must alternate
-        return None
-    if not full.startswith(prefix) or len(full) == len(prefix):
-        return None
-    return prefix, full[len(prefix) :]
-
-
-def _fit(prefix: list[int], reply: list[int]) -> tuple[list[int], list[int]]:
-    reply = reply[:MAX_REPLY_TOKENS]
-    return prefix[-(MAX_TOKENS - len(reply)) :], reply
-
-
-def _measure(
-    samples: Sequence[EvalSample],
-    system_prompt: str | None,
-    render: Callable[[Messages, bool], str],
-    tokenize: Callable[[str], list[int]],
-    score: Callable[[list[int], list[int]], float],
-    advance: Callable[[], None],
-) -> Perplexity:
-    """The loop both backends share; `score(prefix, reply)` is the backend's mean NLL of the reply tokens."""
-    nlls: list[float | None] = []
-    counts: list[int] = []
-    for sample in samples:
-        parts = split_reply(render, conversation(sample, system_prompt))
-        advance()
-        if parts is None:
-            nlls.append(None)
-            counts.append(0)
-            continue
-        prefix, reply = _fit(tokenize(parts[0]), tokenize(parts[1]))
-        nlls.append(score(prefix, reply))
-        counts.append(len(reply))
-    return _result(nlls, counts)
-
-
-def _result(nlls: list[float | None], counts: list[int]) -> Perplexity:
-    total = sum(n * c for n, c in zip(nlls, counts) if n is not None)
-    tokens = sum(c for n, c in zip(nlls, counts) if n is not None)
-    scored = sum(n is not None for n in nlls)
-    value = math.exp(total / tokens) if tokens else math.nan
-    return Perplexity(value, tokens, scored, nlls)
 
 
 def hf_perplexity(
@@ -101,14 +38,16 @@ def hf_perplexity(
     def tokenize(text: str) -> list[int]:
         return tokenizer(text, add_special_tokens=False)["input_ids"]
 
-    def score(prefix: list[int], reply: list[int]) -> float:
+    def reply_nll(prefix: list[int], reply: list[int]) -> float:
         ids = torch.tensor([prefix + reply])
         logits = model(input_ids=ids, logits_to_keep=len(reply) + 1).logits[0, :-1].float()
-        return float(torch.nn.functional.cross_entropy(logits, torch.tensor(reply), reduction="mean"))
+        return float(torch.nn.functional.cross_entropy(logits, torch.tensor(reply), reduction="sum"))
 
     model.eval()
     with torch.inference_mode():
-        return _measure(samples, system_prompt, render, tokenize, score, advance)
+        return measure(
+            [conversation(s, system_prompt) for s in samples], render, tokenize, reply_nll, EVAL_WINDOW, advance
+        )
 
 
 def gguf_perplexity(
@@ -119,14 +58,5 @@ def gguf_perplexity(
     advance: Callable[[], None] = lambda: None,
 ) -> Perplexity:
     """Reply perplexity under a GGUF in llama.cpp, rendered with the GGUF's own chat template as the daemon does."""
-    from convert.perplexity import open_scorer
-
-    with open_scorer(gguf, MAX_TOKENS, threads or None) as scorer:
-        return _measure(
-            samples,
-            system_prompt,
-            scorer.render,
-            scorer.tokenize,
-            lambda prefix, reply: scorer.reply_nll(prefix, reply) / len(reply),
-            advance,
-        )
+    conversations = [conversation(s, system_prompt) for s in samples]
+    return reply_perplexity(gguf, conversations, EVAL_WINDOW, threads or None, advance)

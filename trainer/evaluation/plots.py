@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Sequence
+from typing import Any
 
 from trainer.evaluation.style import FEATURES
 
@@ -18,7 +19,7 @@ METRICS = (
 COLORS = {"real": "#444444", "prompt": "#e0a030", "lora": "#3070c0", "gguf": "#30a070"}
 
 
-def _figure_bytes(fig) -> bytes:  # type: ignore[no-untyped-def]
+def _figure_bytes(fig: Any) -> bytes:
     import matplotlib.pyplot as plt
 
     buf = io.BytesIO()
@@ -38,7 +39,7 @@ def metric_bars(title: str, groups: Sequence[tuple[str, str, dict[str, float | N
     for ax, (key, name, better) in zip(axes, METRICS):
         shown = [g for g in groups if g[2].get(key) is not None]  # my own replies have no perplexity
         labels = [g[0] for g in shown]
-        values = [g[2][key] for g in shown]
+        values: list[float] = [g[2][key] for g in shown]  # type: ignore[misc]  # None filtered out above
         heights = [v if math.isfinite(v) else 0.0 for v in values]
         bars = ax.bar(range(len(shown)), heights, color=[COLORS.get(g[1], "#888888") for g in shown])
         for bar, v in zip(bars, values):
@@ -51,7 +52,7 @@ def metric_bars(title: str, groups: Sequence[tuple[str, str, dict[str, float | N
         if key in ("rouge_l", "chrf"):
             ax.set_ylim(0, max(1.0, max(heights) * 1.15))
         else:
-            ax.set_ylim(0, max(heights + [1e-9]) * 1.2 or 1)
+            ax.set_ylim(0, max([*heights, 1e-09]) * 1.2 or 1)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return _figure_bytes(fig)

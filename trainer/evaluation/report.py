@@ -125,9 +125,9 @@ def markdown(result: EvalResult) -> str:
     out.append("| context | my reply | " + " | ".join(SHORT_NAMES[v.key] for v in measured) + " |")
     out.append("| --- | --- |" + " --- |" * len(measured))
     for i in result.examples:
-        s = result.samples[i]
+        example = result.samples[i]
         replies = [cell(v.replies[i]) if v.replies else "–" for v in measured]
-        out.append(f"| {context_cell(s.context)} | {cell(s.real)} | " + " | ".join(replies) + " |")
+        out.append(f"| {context_cell(example.context)} | {cell(example.real)} | " + " | ".join(replies) + " |")
 
     out += [
         "",

@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from trainer.evaluation import report
-from trainer.evaluation.evalset import EvalSample, line_hashes, load_samples, val_path
+from trainer.evaluation.evalset import EvalSample, line_hashes, load_samples
 from trainer.evaluation.generation import Decoding, daemon_generate, hf_generate
 from trainer.evaluation.overlap import overlap
 from trainer.evaluation.perplexity import gguf_perplexity, hf_perplexity
@@ -31,8 +31,9 @@ from trainer.evaluation.ratings import summarize
 from trainer.evaluation.results import EvalResult, VariantResult
 from trainer.evaluation.style import compare_style, style_means
 from trainer.evaluation.variants import find_variants
-from twin import paths
+from twin import paths, registry
 from twin.config import ChatSettings
+from twin.dataset import VAL, val_path
 from twin.errors import UserError
 
 EXAMPLES = 10
@@ -81,18 +82,6 @@ def _check(ok: bool, name: str, why: str, value: object) -> None:
         raise UserError(f"--{name} {why}, got {value!r}")
 
 
-def pick_twin(name: str | None) -> str:
-    """`name`, or the only twin that has a validation split; a UserError naming the fix otherwise."""
-    if name is not None:
-        return paths.check_name(name)
-    ready = sorted(p.parent.parent.name for p in paths.twins_dir().glob("*/dataset/val.jsonl"))
-    if len(ready) == 1:
-        return ready[0]
-    if not ready:
-        raise UserError(f"no twin with a dataset under {paths.twins_dir()}: build one with `twin ingest EXPORT` first")
-    raise UserError(f"several twins can be evaluated ({', '.join(ready)}): pick one with --name")
-
-
 @contextlib.contextmanager
 def _progress(enabled: bool) -> Iterator[Progress]:
     columns = (
@@ -108,7 +97,7 @@ def _progress(enabled: bool) -> Iterator[Progress]:
 
 def check_twin(name: str | None, config: EvalConfig) -> tuple[str, list[EvalSample]]:
     """The twin's name and samples, or a UserError before any work (no dataset, no variant to measure)."""
-    name = pick_twin(name)
+    name = registry.resolve_name(name, VAL)
     if not paths.twin_dir(name).is_dir():
         known = ", ".join(n.parent.name for n in sorted(paths.twins_dir().glob("*/twin.toml"))) or "none yet"
         raise UserError(f"no twin named {name!r} (twins: {known}): build it with `twin ingest EXPORT --name {name}`")
@@ -153,7 +142,7 @@ def evaluate(config: EvalConfig) -> EvalResult:
 
     n = len(samples)
     examples = sorted({int(i * n / min(EXAMPLES, n)) for i in range(min(EXAMPLES, n))})
-    result = EvalResult(
+    evaluated = EvalResult(
         name=name,
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         folder=paths.twin_dir(name) / report.EVAL_DIR,
@@ -167,8 +156,8 @@ def evaluate(config: EvalConfig) -> EvalResult:
         daemon=daemon_note,
         examples=examples,
     )
-    report.write(result)
-    return result
+    report.write(evaluated)
+    return evaluated
 
 
 def _measure_hf(

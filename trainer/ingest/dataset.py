@@ -18,11 +18,8 @@ from trainer.ingest.messages import Chat, Sample
 from trainer.ingest.replies import ReplyHabits
 from trainer.ingest.sessions import Conversation, SessionSettings, cap_context, fragment
 from trainer.ingest.split import choose_val
+from twin.dataset import TRAIN, VAL
 
-DATASET_DIR = "dataset"  # inside the twin's directory
-TRAIN = "train.jsonl"
-VAL = "val.jsonl"
-STATS = "stats.json"
 _SCRATCH = ".samples.tmp"
 
 
@@ -39,7 +36,7 @@ class DatasetBuilder:
         self.dedupe = dedupe
         self._scratch_path = out_dir / _SCRATCH
         # errors="replace": a lone surrogate from a broken export must not stop the whole run
-        self._scratch = open(self._scratch_path, "w", encoding="utf-8", errors="replace", buffering=1 << 20)
+        self._scratch = open(self._scratch_path, "w", encoding="utf-8", errors="replace", buffering=1 << 20)  # noqa: SIM115  # closed in write_split()
         self._seen: set[int] = set()
         self._counts = array("q")
         self._ends = array("d")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from trainer.ingest import formats
 from trainer.ingest.clean import KINDS, Cleaner
-from trainer.ingest.dataset import DATASET_DIR, STATS, TRAIN, VAL, DatasetBuilder
+from trainer.ingest.dataset import DatasetBuilder
 from trainer.ingest.formats import whatsapp
 from trainer.ingest.formats.jsonl import JsonlError, read_jsonl
 from trainer.ingest.formats.jsonstream import JsonStream, JsonSyntaxError
@@ -28,11 +28,12 @@ from trainer.ingest.formats.plain import PlainExport
 from trainer.ingest.formats.telegram import TelegramExport
 from trainer.ingest.messages import Message, Sample, Tally
 from trainer.ingest.progress import ReadProgress
-from trainer.ingest.sessions import SessionSettings
+from trainer.ingest.sessions import Conversation, SessionSettings
 from trainer.ingest.split import SPLITS
 from trainer.ingest.summary import dataset_stats, registry_table
 from trainer.ingest.who import Senders
 from twin import paths, registry
+from twin.dataset import DATASET_DIR, STATS, TRAIN, VAL
 from twin.errors import UserError
 from twin.files import WRITE_ERRNOS, write_bytes, write_error, writing
 from twin.lock import twin_lock
@@ -210,13 +211,13 @@ def _read(
             mine = senders.mine
         elif kind == "plain":
             with open(path, "rb") as f:
-                export = PlainExport(JsonStream(f, progress.advance), tally)
+                plain = PlainExport(JsonStream(f, progress.advance), tally)
                 try:
-                    for sample in export.samples():
+                    for sample in plain.samples():
                         _add_sample(sample, builder, cleaner, tally, path.name)
                 except JsonSyntaxError as e:
-                    raise formats.syntax_error(path, e, export.position) from None
-            mine = export.replies
+                    raise formats.syntax_error(path, e, plain.position) from None
+            mine = plain.replies
             if not mine:
                 raise UserError(
                     f'{path}: no replies of mine: every "bot" is empty or missing: fill in "bot" (that is you)'
@@ -255,7 +256,7 @@ def _feed(
     """Messages of one file, chat after chat, into conversations."""
     skipped = tally.skipped
     is_me = senders.is_me
-    conv = None
+    conv: Conversation | None = None
     chat = None
     for msg in messages:
         if msg.chat is not chat:
@@ -269,7 +270,7 @@ def _feed(
         if mine and msg.forwarded:
             skipped["forwarded by me"] += 1
             continue
-        conv.add(msg, mine)
+        conv.add(msg, mine)  # type: ignore[union-attr]  # set with the first message's chat
     if conv is not None:
         builder.finish_conversation(conv)
 

@@ -8,7 +8,7 @@ from rich.table import Table
 from rich.text import Text
 
 from trainer.ingest.clean import KINDS
-from trainer.ingest.dataset import DATASET_DIR, STATS, TRAIN, VAL
+from twin.dataset import DATASET_DIR, STATS, TRAIN, VAL
 
 if TYPE_CHECKING:
     from trainer.ingest.clean import Cleaner

@@ -13,6 +13,7 @@ from typing import Any
 from trainer import style
 from trainer.train.samples import read_jsonl
 from twin import embedded, paths, registry
+from twin.dataset import DATASET_DIR, TRAIN
 from twin.errors import UserError
 from twin.files import write_json, writing
 from twin.lock import twin_lock
@@ -53,7 +54,7 @@ def build_persona(
 def _build(name: str, folder: Path, examples: int, base: str, dataset_dir: str | None) -> dict[str, Any]:
     registry.finish_pending(name)
     registry.read(name)  # a broken twin.toml fails before anything is written
-    train_file = (Path(dataset_dir).expanduser() if dataset_dir else folder / "dataset") / "train.jsonl"
+    train_file = (Path(dataset_dir).expanduser() if dataset_dir else folder / DATASET_DIR) / TRAIN
     conversations = read_jsonl(train_file)
     if not conversations:
         raise UserError(f"dataset file {train_file} has no samples: ingest more chat history with `twin ingest`")

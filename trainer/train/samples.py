@@ -8,16 +8,15 @@ messages, my earlier turns) is context and masked with -100.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from twin import dataset
 from twin.chatformat import PLAIN_TEMPLATE
 from twin.errors import UserError
 
 IGNORE = -100
-ROLES = ("system", "user", "assistant")
 # No tokenizer puts more characters than this in one token (BPE merges stop well before): max_length tokens
 # of text never need more than max_length × this many characters, so the rest is cut before tokenizing.
 CHARS_PER_TOKEN = 16
@@ -39,22 +38,7 @@ def read_jsonl(path: Path, max_chars: int | None = None) -> list[list[dict[str, 
     context (the newest) and of reply (its beginning), as training's truncation
     would: memory is bounded by the sample length, not by the longest message.
     """
-    if not path.is_file():
-        raise UserError(f"dataset file {path} does not exist: run `twin ingest` first")
-    out = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except ValueError as e:
-                raise UserError(
-                    f"{path}:{lineno}: not valid JSON ({e.msg}): fix the line or rerun `twin ingest`"
-                ) from None
-            messages = _check_messages(obj, path, lineno)
-            out.append(clip(messages, max_chars) if max_chars else messages)
-    return out
+    return [clip(line.messages, max_chars) if max_chars else line.messages for line in dataset.read(path)]
 
 
 def clip(messages: list[dict[str, str]], max_chars: int) -> list[dict[str, str]]:
@@ -70,21 +54,6 @@ def clip(messages: list[dict[str, str]], max_chars: int) -> list[dict[str, str]]
         room -= len(text)
     kept.reverse()
     return [*kept, {"role": reply["role"], "content": reply["content"][:max_chars]}]
-
-
-def _check_messages(obj: Any, path: Path, lineno: int) -> list[dict[str, str]]:
-    where = f"{path}:{lineno}"
-    messages = obj.get("messages") if isinstance(obj, dict) else None
-    if not isinstance(messages, list) or not messages:
-        raise UserError(f'{where}: expected {{"messages": [...]}} with at least one message: rerun `twin ingest`')
-    for i, m in enumerate(messages):
-        if not isinstance(m, dict) or m.get("role") not in ROLES or not isinstance(m.get("content"), str):
-            raise UserError(
-                f"{where}: message {i} needs a role ({'/'.join(ROLES)}) and a text content: rerun `twin ingest`"
-            )
-    if messages[-1]["role"] != "assistant" or not messages[-1]["content"].strip():
-        raise UserError(f"{where}: the last message must be a non-empty assistant reply (mine): rerun `twin ingest`")
-    return [{"role": m["role"], "content": m["content"]} for m in messages]
 
 
 def ensure_chat_template(tokenizer: Any) -> bool:

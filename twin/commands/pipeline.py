@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
+from trainer.bases import BASE_HELP  # light: no torch
 from twin import paths
 from twin.logs import setup_logging
 from twin.threads import passive_for_torch
@@ -44,9 +45,7 @@ def build_cmd(
     name: Annotated[str, typer.Option(help="The twin to build (twins/NAME).")] = "me",
     base: Annotated[
         str,
-        typer.Option(
-            help="default (embedded SmolLM2-135M), tinyllama, phi3-mini, qwen2.5-0.5b, qwen2.5-1.5b, gpt2, distilgpt2, a hub id or a directory."
-        ),
+        typer.Option(help=BASE_HELP),
     ] = "default",
     quant: Annotated[
         str,
@@ -172,9 +171,7 @@ def train_cmd(
     name: Annotated[str | None, typer.Option(help="The twin (default: the only one with a dataset).")] = None,
     base: Annotated[
         str | None,
-        typer.Option(
-            help="default (embedded SmolLM2-135M), tinyllama, phi3-mini, qwen2.5-0.5b, qwen2.5-1.5b, gpt2, distilgpt2, a hub id or a directory."
-        ),
+        typer.Option(help=BASE_HELP),
     ] = None,
     epochs: Annotated[int | None, typer.Option(help="Passes over the training split. Default: 3.")] = None,
     max_steps: Annotated[int | None, typer.Option(help="Optimizer steps to run instead (0 = epochs decide).")] = None,
@@ -219,7 +216,7 @@ def train_cmd(
     """Fine-tune a base model on a twin's dataset with LoRA; writes adapter/ and merged/ (Ctrl-C saves a checkpoint)."""
     passive_for_torch()
     from trainer.train.run import TrainConfig, resume_config, train
-    from trainer.twin_name import resolve_name
+    from twin.registry import resolve_name
 
     flags = {
         "base": base,
@@ -245,9 +242,9 @@ def train_cmd(
         "seed": seed,
         "dataset_dir": dataset,
     }
-    flags = {k: v for k, v in flags.items() if v is not None}
+    given: dict[str, Any] = {k: v for k, v in flags.items() if v is not None}
     name = resolve_name(name)
-    config = resume_config(name, flags) if resume else TrainConfig(name=name, **flags)
+    config = resume_config(name, given) if resume else TrainConfig(name=name, **given)
     setup_logging()
     result = train(config)
     if result.interrupted and not result.checkpointed:
@@ -286,7 +283,7 @@ def persona_cmd(
 ) -> None:
     """Build the prompt-only twin: a style summary and a few examples from your messages (served as <name>-prompt)."""
     from trainer.persona.run import build_persona
-    from trainer.twin_name import resolve_name
+    from twin.registry import resolve_name
 
     name = resolve_name(name)
     persona = build_persona(name, examples=examples, base=base, dataset_dir=dataset)

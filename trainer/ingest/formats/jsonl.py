@@ -6,8 +6,7 @@ Each line is still cleaned, capped and de-duplicated like any other sample, and 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from typing import TextIO
+from collections.abc import Iterable, Iterator
 
 from trainer.ingest.messages import Sample, Tally
 
@@ -29,7 +28,7 @@ def is_sample(obj: object) -> bool:
     return isinstance(first, dict) and "role" in first and "content" in first
 
 
-def read_jsonl(lines: TextIO, tally: Tally) -> Iterator[Sample]:
+def read_jsonl(lines: Iterable[str], tally: Tally) -> Iterator[Sample]:
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue

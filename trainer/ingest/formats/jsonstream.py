@@ -92,7 +92,7 @@ class JsonStream:
     def peek(self) -> str:
         """The next non-blank character ('' at the end of the file), not consumed."""
         while True:
-            self.pos = _WS.match(self.buf, self.pos).end()
+            self.pos = _WS.match(self.buf, self.pos).end()  # type: ignore[union-attr]  # `[ \t\n\r]*` matches anywhere
             if self.pos < len(self.buf):
                 return self.buf[self.pos]
             if self.eof:

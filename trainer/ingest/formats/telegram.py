@@ -173,7 +173,7 @@ class TelegramExport:
 
     def _chat_messages(self, header: dict, where: str) -> Iterator[Message]:
         s = self.stream
-        kind = header.get("type") if isinstance(header.get("type"), str) else ""
+        kind: str = header["type"] if isinstance(header.get("type"), str) else ""
         name = header.get("name")
         if not isinstance(name, str) or not name:
             name = "Saved Messages" if kind == "saved_messages" else f"chat {header.get('id', '?')}"
@@ -212,7 +212,7 @@ class TelegramExport:
                 text = m.get("text", "")
                 # A plain string `text` says the same as its text_entities; only the list form needs them.
                 if type(text) is not str:
-                    text = text_of(m["text_entities"] if "text_entities" in m else text)
+                    text = text_of(m.get("text_entities", text))
                 if "media_type" in m and m["media_type"] == "sticker":
                     text = m.get("sticker_emoji")
                     if type(text) is not str or not text:
@@ -222,7 +222,7 @@ class TelegramExport:
                     skipped["media without text" if any(f in m for f in MEDIA_FIELDS) else "empty"] += 1
                     continue
                 try:
-                    time = int(m["date_unixtime"])  # int() parses twice as fast as float(); seconds are whole
+                    time: float = int(m["date_unixtime"])  # int() parses twice as fast as float(); seconds are whole
                 except (KeyError, TypeError, ValueError):
                     time = _iso_time(m.get("date"))
                 if not -_MAX_TIME < time < _MAX_TIME:
@@ -267,7 +267,7 @@ class TelegramExport:
             if type(e) is not dict or type(e.get("text")) is not str:
                 raise _Malformed
             piece = e["text"]
-            kind = ENTITY_KINDS.get(e.get("type"))
+            kind = ENTITY_KINDS.get(e.get("type", ""))
             if kind is not None:
                 piece = self.entity_text(kind, piece)
             parts.append(piece)

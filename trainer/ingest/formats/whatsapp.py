@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -77,7 +77,7 @@ def survey(lines: TextIO) -> Layout:
             continue
         date = m["d1"] or m["d2"]
         a, b, *_ = (int(x) for x in _NUMS.findall(date))
-        year_first |= len(_NUMS.match(date)[0]) == 4
+        year_first |= len(_NUMS.findall(date)[0]) == 4
         first_over_12 |= a > 12
         second_over_12 |= b > 12
         twelve_hour |= bool(m["ap1"] or m["ap2"])
@@ -103,7 +103,7 @@ def chat_name(path: Path) -> str:
     return stem
 
 
-def read_whatsapp(lines: TextIO, layout: Layout, name: str, tally: Tally) -> Iterator[Message]:
+def read_whatsapp(lines: Iterable[str], layout: Layout, name: str, tally: Tally) -> Iterator[Message]:
     """Second pass: the messages, multi-line ones joined, media and system lines counted and skipped."""
     chat = Chat(name=name, group=len(layout.senders) > 2, kind="whatsapp")
     current: list | None = None  # [line number, time, sender, text lines]
