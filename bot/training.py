@@ -58,7 +58,7 @@ def check_document(document: Document, limit_mb: int) -> None:
         )
     if (document.file_size or 0) > limit_mb * 2**20:
         raise UserError(
-            f"{filename} is {document.file_size / 2**20:.0f} MB and bots can only download {limit_mb} MB from Telegram: "
+            f"{filename} is {(document.file_size or 0) / 2**20:.0f} MB and bots can only download {limit_mb} MB from Telegram: "
             f"run `twin build {filename}` on the computer instead (or point [bot] api_url at a self-hosted Bot API server)"
         )
 

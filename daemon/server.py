@@ -228,9 +228,8 @@ async def read_body(request: web.Request) -> Any:
     if request.content_length is not None and request.content_length > cap:
         raise APIError(413, f"request body too large: the limit is {cap} bytes", code="request_too_large")
     try:
-        async with asyncio.timeout(settings.body_timeout):
-            raw = await request.read()
-    except TimeoutError:
+        raw = await asyncio.wait_for(request.read(), settings.body_timeout)  # asyncio.timeout is 3.11+
+    except asyncio.TimeoutError:  # not the builtin TimeoutError before 3.11
         raise APIError(
             408,
             f"the request body did not arrive within {settings.body_timeout:g} seconds",

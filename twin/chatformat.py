@@ -69,7 +69,8 @@ class ChatTokenizer:
     ) -> None:
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-        self._formatter = Jinja2ChatFormatter(
+        # Any: it takes OpenAI's message TypedDicts, which our plain role/content dicts are at run time.
+        self._formatter: Any = Jinja2ChatFormatter(
             template, eos_token=eos_token, bos_token=bos_token, add_generation_prompt=add_generation_prompt
         )
         self._tokenize = tokenize  # plain text -> token ids, no BOS, special tokens not parsed

@@ -87,10 +87,10 @@ def main(argv: list[str] | None = None) -> None:
         # A stage that did not name its own failed write still ends in one line, not a traceback.
         from twin.files import is_write_error, write_error
 
-        where = Path(e.filename) if e.filename else paths.data_dir()
-        if not is_write_error(e, where if where.is_dir() else where.parent):
+        failed = Path(e.filename) if e.filename else paths.data_dir()
+        if not is_write_error(e, failed if failed.is_dir() else failed.parent):
             raise
-        print(f"twin: error: {write_error(e, where, 'writing')}", file=sys.stderr)
+        print(f"twin: error: {write_error(e, failed, 'writing')}", file=sys.stderr)
         sys.exit(2)
     except click_exceptions.NoArgsIsHelpError as e:
         print(e.ctx.get_help() if e.ctx else e.format_message())

@@ -133,7 +133,7 @@ def _alive(pid: int) -> bool:
 
 def remove_orphans(folder: Path) -> list[str]:
     """Delete temporary files and folders of `folder` whose writer process is gone; their names."""
-    removed = []
+    removed: list[str] = []
     try:
         entries = list(os.scandir(folder))
     except OSError:

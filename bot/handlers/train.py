@@ -31,8 +31,11 @@ async def train(update: Update, context: ContextTypes.DEFAULT_TYPE, d: Deps) -> 
 async def train_document(update: Update, context: ContextTypes.DEFAULT_TYPE, d: Deps) -> None:
     """The document that a bare /train asked for."""
     chat_id = update.effective_chat.id
+    document = update.effective_message.document
+    if document is None:  # the handler's filter lets only documents through
+        return
     args = d.train_waiting.pop(chat_id, [])
-    context.application.create_task(_run_training(context, d, chat_id, update.effective_message.document, args))
+    context.application.create_task(_run_training(context, d, chat_id, document, args))
 
 
 async def _run_training(
