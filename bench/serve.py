@@ -64,12 +64,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--max-tokens", type=int, default=160)
     parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="llama.cpp threads on both sides")
     args = parser.parse_args()
 
     import llama_cpp
     import openai
 
-    threads = os.cpu_count() or 1
+    threads = args.threads
     llm = llama_cpp.Llama(
         model_path=str(embedded_gguf()), n_ctx=2048, n_threads=threads, n_threads_batch=threads, verbose=False
     )

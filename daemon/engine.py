@@ -1,279 +1,269 @@
-"""The engine: owns the llama.cpp models and runs every generation, one at a time, off the event loop.
+"""The engine: owns the loaded models and runs every generation on one worker thread, many at a time.
 
-Requests pass one bounded queue (`Gate`) in front of a single worker thread; a
-full queue answers 429. Tokens travel from the worker to the handler through an
-asyncio queue, and the handler can stop a generation between two tokens (a
-client that went away) by setting the job's cancel event.
+A request passes its model's `Gate` (up to `parallel` requests in, `queue_size`
+more waiting, the rest get 429), is tokenized off the event loop, and its choices
+go to the model's `Runner` (daemon/batch.py), which decodes all of its slots in
+one batch a step. Events travel back to the handler through an asyncio queue. A
+client that leaves sets the request's cancel flag: waiting choices are dropped
+before any prompt evaluation, running ones free their slot at the next step.
+
+Models: each loaded GGUF has its own context and slots. A model counts its
+requests (`Resident.users`) and is unloaded only at zero: to make room under
+`max_loaded`, after `idle_unload` seconds unused, or once a newer version of its
+file was loaded (a rebuilt twin: running requests finish on the old weights).
 """
 
 from __future__ import annotations
 
 import asyncio
-import codecs
 import logging
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from daemon.batch import END, ChoiceDone, Delta, Job, Runner, Started, Ticket
 from daemon.catalog import ModelSpec
-from daemon.fingerprint import gguf_sha256, system_fingerprint
+from daemon.metrics import EngineMetrics
+from daemon.model import LoadedModel, check_context
+from daemon.sampling import check_grammar
 from daemon.schema import APIError, SamplingParams
-from twin import llamacpp
-from twin.chatformat import ChatTokenizer
 from twin.errors import UserError
 from twin.threads import llama_threads, physical_cores
 
+__all__ = ["ChoiceDone", "Delta", "Engine", "Generation", "Started"]
+
 log = logging.getLogger("twin.daemon")
 
-
-@dataclass
-class Started:
-    prompt_tokens: int
-    fingerprint: str = ""  # system_fingerprint of the GGUF that answers (daemon.fingerprint)
-
-
-@dataclass
-class Delta:
-    index: int
-    text: str
-
-
-@dataclass
-class ChoiceDone:
-    index: int
-    finish_reason: str  # "stop", "length", or "cancelled" (never sent to a client)
-    completion_tokens: int
-    decode_seconds: float
-
-
-_END = object()
-
-
-class StopMatcher:
-    """Cuts generated text at the first stop sequence, holding back what could be the start of one."""
-
-    def __init__(self, stops: list[str]) -> None:
-        self.stops = [s for s in stops if s]
-        self.buf = ""
-
-    def feed(self, text: str) -> tuple[str, bool]:
-        """Add text; return (text safe to emit, whether a stop sequence was hit)."""
-        self.buf += text
-        if not self.stops:
-            out, self.buf = self.buf, ""
-            return out, False
-        hits = [i for i in (self.buf.find(s) for s in self.stops) if i >= 0]
-        if hits:
-            out, self.buf = self.buf[: min(hits)], ""
-            return out, True
-        keep = 0
-        for s in self.stops:
-            for k in range(min(len(s) - 1, len(self.buf)), keep, -1):
-                if self.buf.endswith(s[:k]):
-                    keep = k
-                    break
-        cut = len(self.buf) - keep
-        out, self.buf = self.buf[:cut], self.buf[cut:]
-        return out, False
-
-    def flush(self) -> str:
-        out, self.buf = self.buf, ""
-        return out
-
-
-class LoadedModel:
-    """One GGUF loaded into llama.cpp, with its chat template and context window."""
-
-    def __init__(self, path: Path, n_ctx: int, threads: int) -> None:
-        import llama_cpp
-
-        self._llama_cpp = llama_cpp
-        n_ctx = min(n_ctx, _context_length(path) or n_ctx)
-        self.llm = llama_cpp.Llama(
-            model_path=str(path),
-            n_ctx=n_ctx,
-            n_batch=min(512, n_ctx),
-            n_threads=threads,
-            n_threads_batch=threads,
-            verbose=False,
-        )
-        self.path = path
-        self.fingerprint = system_fingerprint(gguf_sha256(path))
-        self.threads = threads
-        self.n_ctx = self.llm.n_ctx()
-        self._vocab = llamacpp.vocab(self.llm)
-        self.chat = ChatTokenizer.from_llama(self.llm)
-        self.add_bos = llamacpp.adds_bos(self.llm)
-
-    def close(self) -> None:
-        self.llm.close()
-
-    def set_threads(self, threads: int) -> None:
-        """On the worker thread, between generations: llama.cpp takes the new count from the next decode on."""
-        if threads != self.threads:
-            self.llm.n_threads = self.llm.n_threads_batch = threads
-            self._llama_cpp.llama_set_n_threads(self.llm.ctx, threads, threads)
-            self.threads = threads
-
-    def chat_tokens(self, messages: list[dict[str, str]]) -> list[int]:
-        try:
-            # Templates carry their own special tokens (as in transformers' apply_chat_template): no extra BOS.
-            # Message contents are plain text: `<|im_end|>` typed by a user cannot close its turn.
-            return self.chat.tokens(messages)
-        except Exception as e:  # a template's raise_exception(), e.g. roles out of order
-            raise APIError(400, f"the model's chat template rejected the messages: {e}", param="messages") from None
-
-    def text_tokens(self, text: str) -> list[int]:
-        return self.llm.tokenize(text.encode("utf-8"), add_bos=self.add_bos, special=False)
-
-    def check_context(self, prompt_tokens: int, max_tokens: int | None, param: str) -> None:
-        asked = prompt_tokens + (max_tokens or 0)
-        if prompt_tokens >= self.n_ctx or (max_tokens is not None and asked > self.n_ctx):
-            detail = f"{prompt_tokens} in the {param}" + (f", {max_tokens} in the completion" if max_tokens else "")
-            raise APIError(
-                400,
-                f"This model's maximum context length is {self.n_ctx} tokens. However, you requested "
-                f"{max(asked, prompt_tokens)} tokens ({detail}). Please reduce the length of the {param} or completion.",
-                param=param,
-                code="context_length_exceeded",
-            )
-
-    def generate(
-        self,
-        tokens: list[int],
-        p: SamplingParams,
-        cancel: threading.Event,
-        emit: Callable[[str], None],
-    ) -> ChoiceDone:
-        """Generate one choice, emitting text as it becomes final; stops at EOS, a stop sequence, the budget or cancel."""
-        llm = self.llm
-        llm.set_seed(p.seed & 0xFFFFFFFF if p.seed is not None else self._llama_cpp.LLAMA_DEFAULT_SEED)
-        budget = self.n_ctx - len(tokens)
-        limit = min(p.max_tokens, budget) if p.max_tokens is not None else budget
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        stops = StopMatcher(p.stop)
-        count, reason, hit = 0, "length", False
-        start = time.perf_counter()
-        generator = llm.generate(
-            tokens,
-            top_k=p.top_k,
-            top_p=p.top_p,
-            min_p=p.min_p,
-            temp=p.temperature,
-            repeat_penalty=p.repetition_penalty,
-            frequency_penalty=p.frequency_penalty,
-            presence_penalty=p.presence_penalty,
-        )
-        try:
-            for token in generator if limit > 0 else ():
-                if cancel.is_set():
-                    reason = "cancelled"
-                    break
-                if not p.ignore_eos and self._llama_cpp.llama_vocab_is_eog(self._vocab, token):
-                    reason = "stop"
-                    break
-                count += 1
-                text, hit = stops.feed(decoder.decode(llm.detokenize([token])))
-                if text:
-                    emit(text)
-                if hit:
-                    reason = "stop"
-                    break
-                if count >= limit:
-                    break
-        finally:
-            generator.close()
-        if not hit:
-            stops.feed(decoder.decode(b"", final=True))
-            tail = stops.flush()
-            if tail:
-                emit(tail)
-        return ChoiceDone(0, reason, count, time.perf_counter() - start)
-
-
-def _context_length(path: Path) -> int | None:
-    """The model's trained context length, read from the GGUF header without loading the weights."""
-    try:
-        from gguf import GGUFReader
-
-        reader = GGUFReader(str(path))
-        arch_field = reader.fields.get("general.architecture")
-        if arch_field is None:
-            return None
-        arch = arch_field.contents()
-        field = reader.fields.get(f"{arch}.context_length")
-        return int(field.contents()) if field is not None else None
-    except Exception:  # an unusual header: let llama.cpp decide
-        return None
+GONE_POLL_SECONDS = 0.2  # how often a request checks that its client is still connected
 
 
 class Gate:
-    """One generation at a time; at most `queue_size` requests wait, the rest get 429."""
+    """Up to `capacity` requests of one model at a time; at most `queue_size` wait in order, the rest get 429."""
 
-    def __init__(self, queue_size: int) -> None:
+    def __init__(self, capacity: int, queue_size: int) -> None:
+        self.capacity = capacity
         self.queue_size = queue_size
-        self.waiting = 0
-        self._lock = asyncio.Lock()
+        self.active = 0
+        self._waiters: deque[asyncio.Future[None]] = deque()
 
-    async def enter(self) -> None:
-        if self._lock.locked() and self.waiting >= self.queue_size:
+    @property
+    def waiting(self) -> int:
+        return len(self._waiters)
+
+    async def enter(self, gone: asyncio.Event) -> bool:
+        """Take a place; False if the client left while waiting for one (then nothing is held)."""
+        if self.active < self.capacity and not self._waiters:
+            self.active += 1
+            return True
+        if len(self._waiters) >= self.queue_size:
             raise APIError(
                 429,
-                f"the server is busy: {self.waiting} requests are already waiting; retry shortly",
+                f"the server is busy: {len(self._waiters)} requests are already waiting; retry shortly",
                 type="rate_limit_error",
                 code="queue_full",
                 headers={"Retry-After": "1"},
             )
-        self.waiting += 1
+        turn = asyncio.get_running_loop().create_future()
+        self._waiters.append(turn)
+        left = asyncio.ensure_future(gone.wait())
         try:
-            await self._lock.acquire()
+            await asyncio.wait({turn, left}, return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:
+            self._give_up(turn)
+            raise
         finally:
-            self.waiting -= 1
+            left.cancel()
+        if turn.done():
+            return True  # handed over by leave(); a client that also left is cancelled downstream
+        self._give_up(turn)
+        return False
+
+    def _give_up(self, turn: asyncio.Future[None]) -> None:
+        if turn.done() and not turn.cancelled():
+            self.leave()  # the place was handed to us just now: pass it on
+        else:
+            turn.cancel()
+            self._waiters.remove(turn)
 
     def leave(self) -> None:
-        self._lock.release()
+        while self._waiters:
+            turn = self._waiters.popleft()
+            if not turn.done():
+                turn.set_result(None)  # the place goes straight to the next in line
+                return
+        self.active -= 1
+
+
+@dataclass
+class Resident:
+    """A loaded model and who uses it."""
+
+    runner: Runner
+    users: int = 0
+    last_used: float = field(default_factory=time.monotonic)
+    retired: bool = False  # a newer version of the same file is loaded: unload when the last user leaves
+
+
+class Worker:
+    """The one thread that touches llama.cpp contexts: runs queued calls, then steps every busy runner once."""
+
+    def __init__(self, threads: Callable[[], int]) -> None:
+        self._threads = threads  # llama.cpp threads for the next step (twin.threads.llama_threads: load-following)
+        self._calls: deque[Callable[[], None]] = deque()
+        self._wake = threading.Condition()
+        self._runners: list[Runner] = []
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="twin-engine", daemon=True)
+        self._thread.start()
+
+    def call(self, fn: Callable[[], None]) -> None:
+        with self._wake:
+            self._calls.append(fn)
+            self._wake.notify()
+
+    def add(self, runner: Runner, jobs: list[Job]) -> None:
+        def admit() -> None:
+            if runner not in self._runners:
+                self._runners.append(runner)
+            runner.waiting.extend(jobs)
+
+        self.call(admit)
+
+    def remove(self, runner: Runner) -> None:
+        def close() -> None:
+            if runner in self._runners:
+                self._runners.remove(runner)
+            runner.close()
+
+        self.call(close)
+
+    def stop(self) -> None:
+        """Run the calls still queued (closing runners), then end the thread; runners left are closed here."""
+        with self._wake:
+            self._stopping = True
+            self._wake.notify()
+        self._thread.join()
+        for runner in self._runners:
+            runner.close()
+        self._runners.clear()
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while not self._calls and not self._stopping and not any(r.busy() for r in self._runners):
+                    self._wake.wait()
+                calls, self._calls = list(self._calls), deque()
+            for fn in calls:
+                try:
+                    fn()
+                except Exception:
+                    log.exception("engine call failed")
+            if self._stopping:  # the last calls closed the runners
+                return
+            busy = [r for r in self._runners if r.busy()]
+            threads = self._threads() if busy else 0
+            for runner in busy:
+                runner.set_threads(threads)  # between steps; a no-op unless the count changed
+                try:
+                    runner.step()
+                except Exception:  # a bug: the runner's requests end in a 500, the others carry on
+                    log.exception("decoding step failed on %s", runner.name)
+                    runner.reset(APIError(500, "generation failed: internal error", type="server_error"))
 
 
 class Generation:
-    """One request's work on the worker thread, consumed as events; leaving the block cancels and waits for it."""
+    """One request's work, consumed as events; leaving the block cancels what is left and waits for it."""
 
-    def __init__(self, engine: Engine, job: Callable[[threading.Event, Callable[[Any], None]], None]) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        spec: ModelSpec,
+        prepare: Callable[[Runner], list[list[int]]],
+        params: SamplingParams,
+        n: int,
+        choices: int,
+        gone: Callable[[], bool] | None,
+    ) -> None:
         self._engine = engine
-        self._job = job
-        self.cancel = threading.Event()
+        self._choices = choices
+        self._spec = spec
+        self._prepare = prepare
+        self._params = params
+        self._n = n
+        self._gone = gone
+        self._left = asyncio.Event()
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
-        self._future: asyncio.Future[None] | None = None
+        self._finished = asyncio.Event()
+        self._ticket: Ticket | None = None
+        self._watch: asyncio.Task[None] | None = None
+        self._gate: Gate | None = None
+        self._resident: Resident | None = None
+        self._arrived = time.monotonic()
 
     async def __aenter__(self) -> Generation:
-        await self._engine.gate.enter()
         loop = asyncio.get_running_loop()
+        self._watch = asyncio.create_task(self._watch_client())
+        try:
+            self._gate = self._engine.gate(self._spec)
+            if not await self._gate.enter(self._left):
+                self._gate = None
+                self._abandon()
+                return self
+            self._resident = await self._engine.acquire(self._spec)
+            runner = self._resident.runner
+            prompts = await loop.run_in_executor(self._engine.helpers, self._prepare, runner)
+        except BaseException:
+            await self._release()
+            raise
+        if self._left.is_set():
+            self._abandon()
+            return self
 
         def emit(event: Any) -> None:
-            loop.call_soon_threadsafe(self._queue.put_nowait, event)
-
-        def run() -> None:
             try:
-                self._job(self.cancel, emit)
-            except APIError as e:
-                emit(e)
-            except Exception as e:  # a bug: logged with its traceback, answered as a 500
-                log.exception("generation failed")
-                emit(APIError(500, f"generation failed: {e}", type="server_error"))
-            finally:
-                emit(_END)
+                loop.call_soon_threadsafe(self._deliver, event)
+            except RuntimeError:  # the event loop is gone (shutdown): nobody is listening any more
+                pass
 
-        self._future = loop.run_in_executor(self._engine.executor, run)
+        p = self._params
+        self._ticket = Ticket(emit, sum(len(t) for t in prompts), len(prompts) * self._n, submitted=self._arrived)
+        jobs = [
+            Job(self._ticket, i * self._n + j, tokens, p, None if p.seed is None else p.seed + j)
+            for i, tokens in enumerate(prompts)
+            for j in range(self._n)
+        ]
+        self._engine.worker.add(runner, jobs)
         return self
+
+    def _deliver(self, event: Any) -> None:
+        self._queue.put_nowait(event)
+        if event is END:
+            self._finished.set()
+
+    def _abandon(self) -> None:
+        """The client left before anything ran: report every choice cancelled, evaluate nothing."""
+        for i in range(self._choices):
+            self._deliver(ChoiceDone(i, "cancelled", 0, 0.0))
+        self._deliver(END)
+
+    async def _watch_client(self) -> None:
+        if self._gone is None:
+            return
+        while not self._gone():
+            await asyncio.sleep(GONE_POLL_SECONDS)
+        self._left.set()
+        if self._ticket is not None:
+            self._ticket.cancel.set()
 
     async def events(self) -> AsyncIterator[Any]:
         while True:
             event = await self._queue.get()
-            if event is _END:
+            if event is END:
                 return
             if isinstance(event, APIError):
                 raise event
@@ -284,17 +274,25 @@ class Generation:
         out = []
         while not self._queue.empty():
             event = self._queue.get_nowait()
-            if event is not _END and not isinstance(event, APIError):
+            if event is not END and not isinstance(event, APIError):
                 out.append(event)
         return out
 
     async def __aexit__(self, *exc: object) -> None:
-        self.cancel.set()
-        try:
-            if self._future is not None:
-                await asyncio.shield(self._future)
-        finally:
-            self._engine.gate.leave()
+        if self._ticket is not None:
+            self._ticket.cancel.set()
+            await asyncio.shield(self._finished.wait())
+        await self._release()
+
+    async def _release(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+        if self._resident is not None:
+            resident, self._resident = self._resident, None
+            await self._engine.release(resident)
+        if self._gate is not None:
+            gate, self._gate = self._gate, None
+            gate.leave()
 
 
 class Engine:
@@ -308,17 +306,27 @@ class Engine:
         max_loaded: int,
         n_ctx: int,
         threads: int,
+        parallel: int = 4,
+        idle_unload: float = 0.0,
         rescan: Callable[[], dict[str, ModelSpec]] | None = None,
     ) -> None:
         self.catalog = catalog
         self._rescan = rescan
+        self.queue_size = queue_size
         self.max_loaded = max_loaded
         self.n_ctx = n_ctx
-        self.requested_threads = threads  # 0: follow the load (twin.threads.llama_threads) before each request
-        self.threads = threads or physical_cores()
-        self.gate = Gate(queue_size)
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="twin-engine")
-        self._loaded: OrderedDict[tuple[Path, int], LoadedModel] = OrderedDict()
+        self.parallel = parallel
+        self.idle_unload = idle_unload
+        self.requested_threads = threads  # 0: follow the load (twin.threads.llama_threads) at every step
+        self.threads = threads or physical_cores()  # what a context is created with, before its first step
+        self.metrics = EngineMetrics()
+        self.worker = Worker(lambda: llama_threads(self.requested_threads))
+        self.helpers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="twin-prepare")
+        self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="twin-load")
+        self._gates: dict[Path, Gate] = {}
+        self._loaded: OrderedDict[tuple[Path, int], Resident] = OrderedDict()
+        self._changed: asyncio.Condition | None = None
+        self._reaper: asyncio.Task[None] | None = None
         self.ready = False
 
     def refresh(self) -> None:
@@ -345,29 +353,31 @@ class Engine:
             )
         return spec
 
-    def set_threads(self, threads: int) -> None:
-        """Generate with `threads` (0: follow the load) from the next request on: fewer while a job trains."""
-        self.requested_threads = threads  # each request applies it as it starts (_run)
+    def gate(self, spec: ModelSpec) -> Gate:
+        gate = self._gates.get(spec.gguf)
+        if gate is None:
+            gate = self._gates[spec.gguf] = Gate(self.parallel, self.queue_size)
+        return gate
 
-    async def reload(self, model_id: str) -> None:
-        """Load the current GGUF of `model_id` (a rebuilt twin) and free its older versions.
-
-        Requests already running finish on the model they started with (the worker
-        runs one generation at a time, and this waits for its turn in the gate);
-        every request after this one gets the new file.
-        """
-        spec = self.spec(model_id)
-        await self.gate.enter()
-        try:
-            await asyncio.get_running_loop().run_in_executor(self.executor, self._model, spec)
-        finally:
-            self.gate.leave()
+    @property
+    def queue_depth(self) -> int:
+        return sum(g.waiting for g in self._gates.values())
 
     def loaded_paths(self) -> list[Path]:
         return [path for path, _ in self._loaded]
 
-    def _model(self, spec: ModelSpec) -> LoadedModel:
-        """On the worker thread: the loaded model for `spec`, loading it (and evicting the least recent) if needed.
+    def slots(self) -> list[tuple[str, int, int]]:
+        """(model file, busy slots, slots) of each loaded model, for /metrics."""
+        out = []
+        for res in self._loaded.values():
+            slots = res.runner.slots
+            out.append((res.runner.name, sum(s.job is not None for s in slots), len(slots)))
+        return out
+
+    # --- model lifecycle (event loop) ------------------------------------------------------------
+
+    async def acquire(self, spec: ModelSpec) -> Resident:
+        """The loaded model for `spec`, counted as used until `release`; loads it (making room) if needed.
 
         Keyed by path and modification time, so a rebuilt twin's new GGUF replaces the old one.
         """
@@ -377,88 +387,158 @@ class Engine:
             raise APIError(
                 503, f"the model file of '{spec.id}' is gone ({e.strerror}): rebuild it", type="server_error"
             ) from None
-        model = self._loaded.get(key)
-        if model is not None:
-            self._loaded.move_to_end(key)
-            return model
-        for stale in [k for k in self._loaded if k[0] == spec.gguf]:  # an older build of this file: nobody uses it now
-            old = self._loaded.pop(stale)
-            log.info("unloading the previous build of %s", old.path.name)
-            old.close()
-        while len(self._loaded) >= self.max_loaded:
-            _, old = self._loaded.popitem(last=False)
-            log.info("unloading %s", old.path.name)
-            old.close()
+        if self._changed is None:
+            self._changed = asyncio.Condition()
+        if self._reaper is None and self.idle_unload > 0:
+            self._reaper = asyncio.create_task(self._unload_idle())
+        res = self._loaded.get(key)
+        if res is None:
+            async with self._changed:  # one load at a time
+                while (res := self._loaded.get(key)) is None:
+                    self._retire_older(key)
+                    if self._make_room():
+                        res = await self._load(key)
+                        break
+                    await self._changed.wait()
+        res.users += 1
+        res.last_used = time.monotonic()
+        self._loaded.move_to_end(key)
+        return res
+
+    async def release(self, res: Resident) -> None:
+        res.users -= 1
+        res.last_used = time.monotonic()
+        if res.retired and res.users == 0:
+            self._unload(res)
+        if self._changed is not None:
+            async with self._changed:
+                self._changed.notify_all()
+
+    async def _load(self, key: tuple[Path, int]) -> Resident:
+        path = key[0]
         started = time.perf_counter()
-        model = LoadedModel(spec.gguf, self.n_ctx, self.threads)
-        log.info("loaded %s in %.1fs (context %d)", spec.gguf.name, time.perf_counter() - started, model.n_ctx)
-        self._loaded[key] = model
-        return model
+        loop = asyncio.get_running_loop()
+        runner = await loop.run_in_executor(
+            self._loader, lambda: Runner(path, self.n_ctx, self.threads, self.parallel, self.metrics)
+        )
+        log.info(
+            "loaded %s in %.1fs (context %d, %d slots)",
+            path.name,
+            time.perf_counter() - started,
+            runner.n_ctx,
+            len(runner.slots),
+        )
+        res = self._loaded[key] = Resident(runner)
+        return res
+
+    def _retire_older(self, key: tuple[Path, int]) -> None:
+        for other_key, res in list(self._loaded.items()):
+            if other_key[0] == key[0] and other_key != key and not res.retired:
+                res.retired = True
+                log.info("%s changed on disk: the new version replaces the old once its requests finish", key[0].name)
+                if res.users == 0:
+                    self._unload(res)
+
+    def _make_room(self) -> bool:
+        """Unload idle models until one more fits under max_loaded; False if every loaded one is in use."""
+        while sum(not r.retired for r in self._loaded.values()) >= self.max_loaded:
+            idle = [r for r in self._loaded.values() if not r.retired and r.users == 0]
+            if not idle:
+                return False
+            self._unload(idle[0])  # the dict is in least-recently-used order
+        return True
+
+    def _unload(self, res: Resident) -> None:
+        for key, other in list(self._loaded.items()):
+            if other is res:
+                del self._loaded[key]
+        log.info("unloading %s", res.runner.name)
+        self.worker.remove(res.runner)
+
+    async def _unload_idle(self) -> None:
+        while True:
+            await asyncio.sleep(min(max(self.idle_unload / 4, 0.05), 30.0))
+            now = time.monotonic()
+            for res in list(self._loaded.values()):
+                if res.users == 0 and now - res.last_used >= self.idle_unload:
+                    log.info("%s unused for %.0fs", res.runner.name, now - res.last_used)
+                    self._unload(res)
+
+    async def reload(self, model_id: str) -> None:
+        """Load the current GGUF of `model_id` (a rebuilt twin); older versions are freed once their requests end."""
+        res = await self.acquire(self.spec(model_id))
+        await self.release(res)
+
+    def set_threads(self, threads: int) -> None:
+        """Decode with `threads` (0: follow the load) from the next step on, e.g. fewer while a job trains."""
+        self.requested_threads = threads  # the worker applies it before each step
 
     async def preload(self, model_id: str) -> None:
         """Load one model before answering /health with 200; requests queue behind it."""
-        spec = self.spec(model_id)
-        await self.gate.enter()
-        try:
-            await asyncio.get_running_loop().run_in_executor(self.executor, self._model, spec)
-        finally:
-            self.gate.leave()
+        res = await self.acquire(self.spec(model_id))
+        await self.release(res)
         self.ready = True
 
-    def chat(self, model_id: str, messages: list[dict[str, str]], params: SamplingParams, n: int) -> Generation:
+    # --- requests --------------------------------------------------------------------------------
+
+    def chat(
+        self,
+        model_id: str,
+        messages: list[dict[str, str]],
+        params: SamplingParams,
+        n: int,
+        gone: Callable[[], bool] | None = None,
+    ) -> Generation:
         spec = self.spec(model_id)
         if spec.system_prompt:
             messages = _with_system(spec.system_prompt, messages)
 
-        def prepare(model: LoadedModel) -> list[list[int]]:
-            tokens = model.chat_tokens(messages)
-            model.check_context(len(tokens), params.max_tokens, "messages")
+        def prepare(runner: Runner) -> list[list[int]]:
+            tokens = runner.model.chat_tokens(messages)
+            check_context(runner.n_ctx, len(tokens), params.max_tokens, "messages")
+            _check_grammar(runner.model, params)
             return [tokens]
 
-        return Generation(self, lambda cancel, emit: self._run(spec, prepare, params, n, cancel, emit))
+        return Generation(self, spec, prepare, params, n, n, gone)
 
-    def complete(self, model_id: str, prompts: list[str], params: SamplingParams, n: int) -> Generation:
-        spec = self.spec(model_id)
-
-        def prepare(model: LoadedModel) -> list[list[int]]:
-            out = []
-            for text in prompts:
-                tokens = model.text_tokens(text)
-                model.check_context(len(tokens), params.max_tokens, "prompt")
-                out.append(tokens)
-            return out
-
-        return Generation(self, lambda cancel, emit: self._run(spec, prepare, params, n, cancel, emit))
-
-    def _run(
+    def complete(
         self,
-        spec: ModelSpec,
-        prepare: Callable[[LoadedModel], list[list[int]]],
+        model_id: str,
+        prompts: list[str],
         params: SamplingParams,
         n: int,
-        cancel: threading.Event,
-        emit: Callable[[Any], None],
-    ) -> None:
-        model = self._model(spec)
-        model.set_threads(llama_threads(self.requested_threads))
-        prompts = prepare(model)
-        emit(Started(sum(len(t) for t in prompts), model.fingerprint))
-        index = 0
-        for tokens in prompts:
-            for j in range(n):
-                p = params if params.seed is None else replace(params, seed=params.seed + j)
-                i = index
-                done = model.generate(tokens, p, cancel, lambda text, i=i: emit(Delta(i, text)))  # type: ignore[misc]  # i bound per turn
-                emit(replace(done, index=i))
-                index += 1
-                if cancel.is_set():
-                    return
+        gone: Callable[[], bool] | None = None,
+    ) -> Generation:
+        spec = self.spec(model_id)
+
+        def prepare(runner: Runner) -> list[list[int]]:
+            out = []
+            for text in prompts:
+                tokens = runner.model.text_tokens(text)
+                check_context(runner.n_ctx, len(tokens), params.max_tokens, "prompt")
+                out.append(tokens)
+            _check_grammar(runner.model, params)
+            return out
+
+        return Generation(self, spec, prepare, params, n, n * len(prompts), gone)
 
     def close(self) -> None:
-        self.executor.shutdown(wait=True, cancel_futures=True)
-        for model in self._loaded.values():
-            model.close()
+        """Free every model; from any thread, once no request is running."""
+        if self._reaper is not None:
+            try:
+                self._reaper.get_loop().call_soon_threadsafe(self._reaper.cancel)
+            except RuntimeError:  # its loop is already closed
+                pass
+        for res in self._loaded.values():
+            self.worker.remove(res.runner)
+        self.worker.stop()
         self._loaded.clear()
+        self.helpers.shutdown(wait=True, cancel_futures=True)
+        self._loader.shutdown(wait=True, cancel_futures=True)
+
+
+def _check_grammar(model: LoadedModel, params: SamplingParams) -> None:
+    check_grammar(model.vocab, model.n_vocab, params)
 
 
 def _with_system(system: str, messages: list[dict[str, str]]) -> list[dict[str, str]]:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections import Counter
+import bisect
+import threading
+import time
+from collections import Counter, deque
 from dataclasses import dataclass, field
 
 
@@ -66,4 +69,94 @@ class Metrics:
         lines.append(f"twin_requests_receiving {self.receiving}")
         family("twin_models_loaded", "gauge", "GGUF files held in memory.")
         lines.append(f"twin_models_loaded {len(loaded)}")
+        return "\n".join(lines) + "\n"
+
+
+QUEUE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+SPEED_WINDOW = 10.0  # seconds of recent steps behind the tokens/s gauge
+
+
+@dataclass
+class EngineMetrics:
+    """What the batching engine measures; its worker thread records, the /metrics handler renders."""
+
+    prompt_evaluated: Counter[str] = field(default_factory=Counter)  # by model file
+    prompt_reused: Counter[str] = field(default_factory=Counter)
+    generated: Counter[str] = field(default_factory=Counter)
+    busy_seconds: Counter[str] = field(default_factory=Counter)
+    queue_counts: list[int] = field(default_factory=lambda: [0] * (len(QUEUE_BUCKETS) + 1))
+    queue_sum: float = 0.0
+    _recent: deque[tuple[float, str, int, float]] = field(default_factory=deque)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record_prompt(self, model: str, evaluated: int = 0, reused: int = 0) -> None:
+        self.prompt_evaluated[model] += evaluated
+        self.prompt_reused[model] += reused
+
+    def record_step(self, model: str, generated: int, seconds: float) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self.generated[model] += generated
+            self.busy_seconds[model] += seconds
+            self._recent.append((now, model, generated, seconds))
+            while self._recent and self._recent[0][0] < now - SPEED_WINDOW:
+                self._recent.popleft()
+
+    def record_queue_wait(self, seconds: float) -> None:
+        with self._lock:
+            self.queue_counts[bisect.bisect_left(QUEUE_BUCKETS, seconds)] += 1
+            self.queue_sum += seconds
+
+    def tokens_per_second(self) -> dict[str, float]:
+        """Per model: tokens generated per second of decoding over the last seconds, all its sequences together."""
+        now = time.monotonic()
+        tokens: Counter[str] = Counter()
+        seconds: Counter[str] = Counter()
+        with self._lock:
+            for t, model, n, s in self._recent:
+                if t >= now - SPEED_WINDOW:
+                    tokens[model] += n
+                    seconds[model] += s
+        return {m: tokens[m] / seconds[m] for m in seconds if seconds[m] > 0}
+
+    def render(self, slots: list[tuple[str, int, int]]) -> str:
+        """`slots`: (model file, busy, total) for each loaded model."""
+        lines: list[str] = []
+
+        def family(name: str, kind: str, help_text: str) -> None:
+            lines.append(f"# HELP {name} {help_text}")
+            lines.append(f"# TYPE {name} {kind}")
+
+        family("twin_slots_busy", "gauge", "Sequences of a loaded model working on a request.")
+        for model, busy, _ in slots:
+            lines.append(f"twin_slots_busy{_labels(model=model)} {busy}")
+        family("twin_slots_total", "gauge", "Sequences a loaded model decodes together (--parallel).")
+        for model, _, total in slots:
+            lines.append(f"twin_slots_total{_labels(model=model)} {total}")
+        family("twin_queue_wait_seconds", "histogram", "From a request's arrival until its first choice has a slot.")
+        with self._lock:
+            counts, total_seconds = list(self.queue_counts), self.queue_sum
+        running = 0
+        for bound, n in zip((*QUEUE_BUCKETS, float("inf")), counts, strict=True):
+            running += n
+            le = "+Inf" if bound == float("inf") else f"{bound:g}"
+            lines.append(f'twin_queue_wait_seconds_bucket{{le="{le}"}} {running}')
+        lines.append(f"twin_queue_wait_seconds_sum {total_seconds:.6f}")
+        lines.append(f"twin_queue_wait_seconds_count {running}")
+        family("twin_prompt_tokens_evaluated_total", "counter", "Prompt tokens run through the model.")
+        for model, n in sorted(self.prompt_evaluated.items()):
+            lines.append(f"twin_prompt_tokens_evaluated_total{_labels(model=model)} {n}")
+        family("twin_prompt_tokens_reused_total", "counter", "Prompt tokens found in a slot's cache, not evaluated.")
+        for model, n in sorted(self.prompt_reused.items()):
+            lines.append(f"twin_prompt_tokens_reused_total{_labels(model=model)} {n}")
+        family("twin_model_generated_tokens_total", "counter", "Tokens a model generated, all requests together.")
+        for model, n in sorted(self.generated.items()):
+            lines.append(f"twin_model_generated_tokens_total{_labels(model=model)} {n}")
+        family(
+            "twin_model_tokens_per_second",
+            "gauge",
+            f"Tokens generated per second of decoding, last {SPEED_WINDOW:g} s.",
+        )
+        for model, v in sorted(self.tokens_per_second().items()):
+            lines.append(f"twin_model_tokens_per_second{_labels(model=model)} {v:.3f}")
         return "\n".join(lines) + "\n"

@@ -9,6 +9,7 @@ tree writes (`Field.json_schema`). Every bad field raises `APIError` naming it
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -17,6 +18,8 @@ from typing import Any
 MAX_STOP = 4
 MAX_N = 8
 MAX_DEPTH = 32  # of a request body's JSON: OpenAI's own bodies are 4 deep
+MAX_TOP_LOGPROBS = 20  # chat's top_logprobs, as OpenAI
+MAX_COMPLETION_LOGPROBS = 5  # the legacy completions' logprobs, as OpenAI
 
 
 class APIError(Exception):
@@ -250,6 +253,21 @@ def _matches(choice: Field, value: Any) -> bool:
     return kind == _kind(value)
 
 
+@dataclass
+class AnyObj(Field):
+    """Any JSON object, passed on whole (a JSON Schema for response_format, checked by its converter)."""
+
+    description: str = ""
+
+    def parse(self, value: Any, param: str) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise invalid(param, f"expected an object, got {_kind(value)}")
+        return value
+
+    def schema(self) -> dict[str, Any]:
+        return {"type": "object"} | ({"description": self.description} if self.description else {})
+
+
 class TextPart(Field):
     """A content part: only `{"type": "text", "text": …}`; images and audio are refused by name."""
 
@@ -286,11 +304,25 @@ def _sampling_fields(max_tokens: tuple[str, ...]) -> dict[str, Field]:
         "n": Int(1, MAX_N),
         "stream": Bool(),
         "stream_options": Obj({"include_usage": Bool()}),
-        "logprobs": OneOf((Bool(), Int(0, 20)), "a boolean or an integer"),
-        "top_logprobs": Int(0, 20),
         "user": Str(),
     }
 
+
+RESPONSE_FORMAT = Obj(
+    {
+        "type": Str(enum=("text", "json_object", "json_schema")),
+        "json_schema": Obj(
+            {
+                "name": Str(),
+                "description": Str(),
+                "schema": AnyObj(description="the JSON Schema the reply follows (turned into a llama.cpp grammar)"),
+                "strict": Bool(),
+            }
+        ),
+    },
+    required=("type",),
+    title="ResponseFormat",
+)
 
 MESSAGE = Obj(
     {
@@ -306,8 +338,10 @@ CHAT_REQUEST = Obj(
     {
         **_sampling_fields(("max_completion_tokens", "max_tokens")),
         "messages": Arr(MESSAGE, min_items=1, what="list of messages"),
+        "logprobs": Bool(),
+        "top_logprobs": Int(0, MAX_TOP_LOGPROBS),
         "tools": Arr(Obj({})),
-        "response_format": Obj({"type": Str()}),
+        "response_format": RESPONSE_FORMAT,
     },
     required=("model", "messages"),
     title="ChatCompletionRequest",
@@ -321,6 +355,7 @@ COMPLETION_REQUEST = Obj(
             (Str(min_length=1), Arr(Str(min_length=1), min_items=1)), "a string or a non-empty list of strings"
         ),
         "echo": Bool(),
+        "logprobs": Int(0, MAX_COMPLETION_LOGPROBS),
         "suffix": Str(),
     },
     required=("model", "prompt"),
@@ -347,6 +382,9 @@ class SamplingParams:
     # Not OpenAI's, but accepted by vLLM and llama.cpp's server under these names:
     repetition_penalty: float = 1.1
     ignore_eos: bool = False
+    logprobs: bool = False
+    top_logprobs: int = 0  # alternatives listed with each token's logprob
+    grammar: str | None = None  # GBNF the output must follow (response_format json_object / json_schema)
 
 
 @dataclass
@@ -372,19 +410,49 @@ class CompletionRequest:
 
 def _unsupported(body: dict[str, Any]) -> None:
     """Fields we know but cannot honour are refused, not silently dropped."""
-    if body.get("logprobs") not in (None, False, 0) or body.get("top_logprobs") not in (None, 0):
-        raise unsupported("logprobs", "logprobs are")
     if body.get("tools"):
         raise unsupported("tools", "tools (function calling) are")
-    fmt = body.get("response_format")
-    if fmt is not None and fmt.get("type") not in ("text", None):
-        raise unsupported("response_format", "only response_format {'type': 'text'} is supported; others are")
     if body.get("suffix"):
         raise unsupported("suffix", "suffix is")
 
 
-def _params(body: dict[str, Any], max_tokens: int | None) -> SamplingParams:
+def _response_format(body: dict[str, Any]) -> str | None:
+    """The grammar that response_format asks for (None for plain text); a schema it cannot express is a 400."""
+    fmt = body.get("response_format")
+    if fmt is None or fmt["type"] == "text":
+        return None
+    from llama_cpp.llama_grammar import JSON_GBNF, json_schema_to_gbnf  # the daemon's dependency, loaded on use
+
+    schema = fmt.get("json_schema", {}).get("schema")
+    if fmt["type"] == "json_object" or schema is None:
+        return JSON_GBNF
+    try:
+        return json_schema_to_gbnf(json.dumps(schema))
+    except (Exception, RecursionError) as e:  # the converter raises whatever it trips on: assertions, KeyErrors, ...
+        raise APIError(
+            400,
+            f"response_format: this JSON schema is not supported ({type(e).__name__}: {e}); "
+            "use plain types, properties, required, enum, arrays and $ref",
+            param="response_format",
+            code="unsupported_schema",
+        ) from None
+
+
+def _logprobs(body: dict[str, Any], chat: bool) -> tuple[bool, int]:
+    """(logprobs on?, how many alternatives); chat has logprobs + top_logprobs, completions an integer logprobs."""
+    if not chat:
+        top = body.get("logprobs")
+        return top is not None, top or 0
+    on = body.get("logprobs", False)
+    top = body.get("top_logprobs")
+    if top is not None and not on:
+        raise invalid("top_logprobs", "requires logprobs to be true")
+    return on, top or 0
+
+
+def _params(body: dict[str, Any], max_tokens: int | None, chat: bool) -> SamplingParams:
     _unsupported(body)
+    logprobs, top_logprobs = _logprobs(body, chat)
     d = SamplingParams()
     stop = body.get("stop", [])
     return SamplingParams(
@@ -399,6 +467,9 @@ def _params(body: dict[str, Any], max_tokens: int | None) -> SamplingParams:
         frequency_penalty=body.get("frequency_penalty", 0.0),
         repetition_penalty=body.get("repetition_penalty", d.repetition_penalty),
         ignore_eos=body.get("ignore_eos", False),
+        logprobs=logprobs,
+        top_logprobs=top_logprobs,
+        grammar=_response_format(body),
     )
 
 
@@ -425,7 +496,7 @@ def parse_chat(raw: Any) -> ChatRequest:
     return ChatRequest(
         model=body["model"],
         messages=_messages(body["messages"]),
-        params=_params(body, body.get("max_completion_tokens", body.get("max_tokens"))),
+        params=_params(body, body.get("max_completion_tokens", body.get("max_tokens")), chat=True),
         n=body.get("n", 1),
         stream=body.get("stream", False),
         include_usage=_include_usage(body),
@@ -438,7 +509,7 @@ def parse_completion(raw: Any) -> CompletionRequest:
     return CompletionRequest(
         model=body["model"],
         prompts=[prompt] if isinstance(prompt, str) else prompt,
-        params=_params(body, body.get("max_tokens")),
+        params=_params(body, body.get("max_tokens"), chat=False),
         n=body.get("n", 1),
         stream=body.get("stream", False),
         include_usage=_include_usage(body),
@@ -497,6 +568,37 @@ _HEAD = {
     "system_fingerprint": {"type": "null"},
     "usage": USAGE,
 }
+_TOKEN_LOGPROB = {
+    "type": "object",
+    "properties": {
+        "token": {"type": "string"},
+        "logprob": {"type": "number"},
+        "bytes": {"type": ["array", "null"], "items": {"type": "integer"}},
+    },
+    "required": ["token", "logprob"],
+}
+_CHAT_LOGPROBS = {
+    "type": ["object", "null"],
+    "properties": {
+        "content": {
+            "type": "array",
+            "items": _TOKEN_LOGPROB
+            | {
+                "properties": _TOKEN_LOGPROB["properties"]
+                | {"top_logprobs": {"type": "array", "items": _TOKEN_LOGPROB}}
+            },
+        }
+    },
+}
+_COMPLETION_LOGPROBS = {
+    "type": ["object", "null"],
+    "properties": {
+        "tokens": {"type": "array", "items": {"type": "string"}},
+        "token_logprobs": {"type": "array", "items": {"type": "number"}},
+        "top_logprobs": {"type": "array", "items": {"type": "object", "additionalProperties": {"type": "number"}}},
+        "text_offset": {"type": "array", "items": {"type": "integer"}},
+    },
+}
 CHAT_COMPLETION = {
     "title": "ChatCompletion",
     "type": "object",
@@ -518,7 +620,7 @@ CHAT_COMPLETION = {
                         },
                         "required": ["role", "content"],
                     },
-                    "logprobs": {"type": "null"},
+                    "logprobs": _CHAT_LOGPROBS,
                     "finish_reason": _FINISH,
                 },
                 "required": ["index", "message", "finish_reason"],
@@ -540,7 +642,7 @@ COMPLETION = {
                 "properties": {
                     "index": {"type": "integer"},
                     "text": {"type": "string"},
-                    "logprobs": {"type": "null"},
+                    "logprobs": _COMPLETION_LOGPROBS,
                     "finish_reason": _FINISH,
                 },
                 "required": ["index", "text", "finish_reason"],

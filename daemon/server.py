@@ -31,6 +31,7 @@ from daemon.catalog import ModelSpec, build_catalog
 from daemon.engine import ChoiceDone, Delta, Engine, Generation, Started
 from daemon.jobs import routes as job_routes
 from daemon.metrics import Metrics
+from daemon.sampling import TokenLogprob
 from daemon.schema import APIError
 from twin import __version__
 from twin.config import LOOPBACK_HOSTS, ServeSettings
@@ -296,7 +297,9 @@ async def health(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    text = state.metrics.render(state.engine.gate.waiting, [str(p) for p in state.engine.loaded_paths()])
+    engine = state.engine
+    text = state.metrics.render(engine.queue_depth, [str(p) for p in engine.loaded_paths()])
+    text += engine.metrics.render(engine.slots())
     return web.Response(
         text=text, content_type="text/plain", charset="utf-8", headers={"X-Content-Type": "version=0.0.4"}
     )
@@ -309,6 +312,7 @@ class _Run:
         self.request = request
         self.model = model
         self.texts = [""] * choices
+        self.logprobs: list[list[TokenLogprob]] = [[] for _ in range(choices)]
         self.finish: list[str | None] = [None] * choices
         self.prompt_tokens = 0
         self.completion_tokens = 0
@@ -321,6 +325,7 @@ class _Run:
             self.fingerprint = event.fingerprint or None
         elif isinstance(event, Delta):
             self.texts[event.index] += event.text
+            self.logprobs[event.index] += event.logprobs
         elif isinstance(event, ChoiceDone):
             self.finish[event.index] = FINISH[event.finish_reason]
             self.completion_tokens += event.completion_tokens
@@ -403,8 +408,8 @@ async def _stream(
                             code="shutting_down",
                         )
                     run.take(event)
-                    if isinstance(event, Delta) and event.text:
-                        await send(chunk(event.index, event.text, None))
+                    if isinstance(event, Delta) and (event.text or event.logprobs):
+                        await send(chunk(event.index, event.text, None, event.logprobs))
                     elif isinstance(event, ChoiceDone):
                         await send(chunk(event.index, None, FINISH[event.finish_reason]))
                 if include_usage:
@@ -453,8 +458,13 @@ def json_route(handler: Any) -> Any:
 async def chat_completions(request: web.Request, body: Any) -> web.StreamResponse:
     state = request.app[STATE]
     req = schema.parse_chat(body)
-    gen = state.engine.chat(req.model, req.messages, req.params, req.n)
     run = _Run(request, req.model, req.n)
+    gen = state.engine.chat(req.model, req.messages, req.params, req.n, gone=run.client_gone)
+    wants_logprobs = req.params.logprobs
+
+    def chat_logprobs(entries: list[TokenLogprob]) -> dict[str, Any] | None:
+        return {"content": [e.chat() for e in entries], "refusal": None} if wants_logprobs else None
+
     cid, created = schema.new_id("chatcmpl"), schema.now()
     base = {
         "id": cid,
@@ -468,12 +478,19 @@ async def chat_completions(request: web.Request, body: Any) -> web.StreamRespons
 
     if req.stream:
 
-        def chunk(index: int | None, text: str | None, finish: str | None, delta: dict | None = None) -> dict[str, Any]:
+        def chunk(
+            index: int | None,
+            text: str | None,
+            finish: str | None,
+            entries: list[TokenLogprob] | None = None,
+            delta: dict | None = None,
+        ) -> dict[str, Any]:
             if delta is None:
                 delta = {} if text is None else {"content": text}
-            return base | {"choices": [{"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}]}
+            lp = chat_logprobs(entries) if entries else None
+            return base | {"choices": [{"index": index, "delta": delta, "logprobs": lp, "finish_reason": finish}]}
 
-        first = [chunk(i, None, None, {"role": "assistant", "content": ""}) for i in range(req.n)]
+        first = [chunk(i, None, None, None, {"role": "assistant", "content": ""}) for i in range(req.n)]
         return await _stream(run, gen, chunk, first, req.include_usage)
 
     await _collect(run, gen)
@@ -481,7 +498,7 @@ async def chat_completions(request: web.Request, body: Any) -> web.StreamRespons
         {
             "index": i,
             "message": {"role": "assistant", "content": text, "refusal": None},
-            "logprobs": None,
+            "logprobs": chat_logprobs(run.logprobs[i]),
             "finish_reason": run.finish[i] or "length",
         }
         for i, text in enumerate(run.texts)
@@ -501,9 +518,24 @@ async def chat_completions(request: web.Request, body: Any) -> web.StreamRespons
 async def completions(request: web.Request, body: Any) -> web.StreamResponse:
     state = request.app[STATE]
     req = schema.parse_completion(body)
-    gen = state.engine.complete(req.model, req.prompts, req.params, req.n)
     total = len(req.prompts) * req.n
     run = _Run(request, req.model, total)
+    gen = state.engine.complete(req.model, req.prompts, req.params, req.n, gone=run.client_gone)
+    offsets = [len(echo) for echo in (req.prompts[i // req.n] if req.echo else "" for i in range(total))]
+
+    def legacy_logprobs(index: int, entries: list[TokenLogprob]) -> dict[str, Any] | None:
+        """The completions API's own logprobs shape; text offsets count from the start of the choice's text."""
+        if not req.params.logprobs:
+            return None
+        out: dict[str, Any] = {"tokens": [], "token_logprobs": [], "top_logprobs": [], "text_offset": []}
+        for e in entries:
+            out["tokens"].append(e.token)
+            out["token_logprobs"].append(e.logprob)
+            out["top_logprobs"].append({t: lp for t, lp, _ in e.top})
+            out["text_offset"].append(offsets[index])
+            offsets[index] += len(e.token)
+        return out
+
     base = {
         "id": schema.new_id("cmpl"),
         "object": "text_completion",
@@ -517,15 +549,23 @@ async def completions(request: web.Request, body: Any) -> web.StreamResponse:
 
     if req.stream:
 
-        def chunk(index: int | None, text: str | None, finish: str | None) -> dict[str, Any]:
-            return base | {"choices": [{"index": index, "text": text or "", "logprobs": None, "finish_reason": finish}]}
+        def chunk(
+            index: int | None, text: str | None, finish: str | None, entries: list[TokenLogprob] | None = None
+        ) -> dict[str, Any]:
+            lp = legacy_logprobs(index, entries) if entries and index is not None else None
+            return base | {"choices": [{"index": index, "text": text or "", "logprobs": lp, "finish_reason": finish}]}
 
         first = [chunk(i, echo(i), None) for i in range(total) if req.echo]
         return await _stream(run, gen, chunk, first, req.include_usage)
 
     await _collect(run, gen)
     choices = [
-        {"index": i, "text": echo(i) + text, "logprobs": None, "finish_reason": run.finish[i] or "length"}
+        {
+            "index": i,
+            "text": echo(i) + text,
+            "logprobs": legacy_logprobs(i, run.logprobs[i]),
+            "finish_reason": run.finish[i] or "length",
+        }
         for i, text in enumerate(run.texts)
     ]
     body = base | {
@@ -595,6 +635,8 @@ async def run_server(settings: ServeSettings, catalog: dict[str, ModelSpec], pri
         max_loaded=settings.max_loaded,
         n_ctx=settings.n_ctx,
         threads=settings.threads,
+        parallel=settings.parallel,
+        idle_unload=settings.idle_unload_seconds,
         rescan=lambda: build_catalog(settings.model)[0],
     )
     state = State(settings, engine)

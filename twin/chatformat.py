@@ -81,12 +81,18 @@ class ChatTokenizer:
     @classmethod
     def from_llama(cls, llm: Any, add_generation_prompt: bool = True) -> ChatTokenizer:
         """For a llama-cpp-python `Llama`: its GGUF's chat template (or the plain one) and its control tokens."""
+        from twin import llamacpp
+
+        return cls.from_model(llamacpp.low_level_model(llm), add_generation_prompt)
+
+    @classmethod
+    def from_model(cls, model: Any, add_generation_prompt: bool = True) -> ChatTokenizer:
+        """For llama-cpp-python's low-level `LlamaModel` (weights without a context, as the batching daemon loads)."""
         import llama_cpp
 
-        model = llm._model
         vocab = model.vocab
         specials: dict[str, int] = {}
-        for token in range(llm.n_vocab()):
+        for token in range(model.n_vocab()):
             if llama_cpp.llama_vocab_get_attr(vocab, token) & (_ATTR_CONTROL | _ATTR_UNKNOWN):
                 text = model.token_get_text(token)
                 if text:
@@ -96,10 +102,10 @@ class ChatTokenizer:
             return model.token_get_text(token) if token >= 0 else ""
 
         return cls(
-            llm.metadata.get("tokenizer.chat_template") or PLAIN_TEMPLATE,
-            bos_token=token_text(llm.token_bos()),
-            eos_token=token_text(llm.token_eos()),
-            tokenize=lambda text: llm.tokenize(text, add_bos=False, special=False),
+            model.metadata().get("tokenizer.chat_template") or PLAIN_TEMPLATE,
+            bos_token=token_text(model.token_bos()),
+            eos_token=token_text(model.token_eos()),
+            tokenize=lambda text: model.tokenize(text, add_bos=False, special=False),
             specials=specials,
             add_generation_prompt=add_generation_prompt,
         )

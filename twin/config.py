@@ -31,7 +31,9 @@ class ServeSettings:
     api_key: str = ""  # Bearer key; required when host is not loopback
     queue_size: int = 16  # requests waiting for a model before 429
     max_loaded: int = 2  # models kept in memory at once; others load on demand
-    n_ctx: int = 2048  # context window per loaded model (capped by the model's own)
+    n_ctx: int = 2048  # context window of each request (capped by the model's own)
+    parallel: int = 4  # requests of one model decoded together, each in its own sequence (and KV cache)
+    idle_unload: str = "0"  # free a model unused this long ("90s", "10m", "1h"); 0 = never
     threads: int = 0  # llama.cpp threads; 0 = all cores
     max_body_bytes: int = 1_048_576
     max_upload_mb: int = 2048  # POST /v1/files (streamed to disk; the JSON body cap above stays small)
@@ -48,6 +50,8 @@ class ServeSettings:
         _check(self.queue_size >= 1, "queue_size", "must be at least 1")
         _check(self.max_loaded >= 1, "max_loaded", "must be at least 1")
         _check(self.n_ctx >= 64, "n_ctx", "must be at least 64")
+        _check(1 <= self.parallel <= 64, "parallel", "must be between 1 and 64")
+        _duration(self.idle_unload, "idle_unload")
         _check(self.threads >= 0, "threads", "must be 0 (all cores) or more")
         _check(self.max_body_bytes >= 1024, "max_body_bytes", "must be at least 1024")
         _check(self.max_upload_mb >= 1, "max_upload_mb", "must be at least 1")
@@ -65,6 +69,10 @@ class ServeSettings:
     @property
     def is_loopback(self) -> bool:
         return self.host in LOOPBACK_HOSTS
+
+    @property
+    def idle_unload_seconds(self) -> float:
+        return _duration(self.idle_unload, "idle_unload")
 
 
 @dataclass
@@ -127,6 +135,21 @@ class BotSettings:
         """Where files are downloaded from: Telegram's `…/file/bot<token>/<path>` beside `…/bot<token>/`."""
         root, _, _ = self.api_url.rstrip("/").rpartition("/bot")
         return f"{root}/file/bot" if root else self.api_url.rstrip("/") + "/file/bot"
+
+
+_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def _duration(text: str, name: str) -> float:
+    """Seconds in "90", "90s", "10m" or "1.5h"."""
+    value = str(text).strip().lower()
+    unit = value[-1:] if value[-1:] in _UNITS and value[-1:] else ""
+    try:
+        seconds = float(value[: len(value) - len(unit)]) * _UNITS[unit]
+    except ValueError:
+        seconds = -1.0
+    _check(seconds >= 0, name, f"must be a duration such as 90s, 10m or 1h (0 = never), got {text!r}")
+    return seconds
 
 
 def _check(ok: bool, name: str, why: str) -> None:

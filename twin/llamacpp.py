@@ -24,3 +24,8 @@ def vocab(llm: Any) -> Any:
 def adds_bos(llm: Any) -> bool:
     """Whether the model's tokenizer puts BOS in front of a prompt (GGUF `tokenizer.ggml.add_bos_token`)."""
     return bool(llm._model.add_bos_token())
+
+
+def low_level_model(llm: Any) -> Any:
+    """The `llama_cpp._internals.LlamaModel` behind a `Llama` (the weights and vocabulary the daemon loads directly)."""
+    return llm._model

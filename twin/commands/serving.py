@@ -21,7 +21,13 @@ def serve_cmd(
     max_loaded: Annotated[
         int | None, typer.Option(help="Models kept in memory at once; others load on demand.")
     ] = None,
-    n_ctx: Annotated[int | None, typer.Option(help="Context window per model (capped by the model's own).")] = None,
+    n_ctx: Annotated[int | None, typer.Option(help="Context window per request (capped by the model's own).")] = None,
+    parallel: Annotated[
+        int | None, typer.Option(help="Requests of one model decoded together in one batch. Default: 4.")
+    ] = None,
+    idle_unload: Annotated[
+        str | None, typer.Option(help="Free a model nobody used for this long (90s, 10m, 1h; 0 = never).")
+    ] = None,
     threads: Annotated[int | None, typer.Option(help="llama.cpp threads (0 = all cores).")] = None,
     max_body_bytes: Annotated[int | None, typer.Option(help="Largest request body accepted (413 beyond).")] = None,
     max_upload_mb: Annotated[
@@ -57,6 +63,8 @@ def serve_cmd(
             "queue_size": queue_size,
             "max_loaded": max_loaded,
             "n_ctx": n_ctx,
+            "parallel": parallel,
+            "idle_unload": idle_unload,
             "threads": threads,
             "max_body_bytes": max_body_bytes,
             "max_upload_mb": max_upload_mb,

@@ -1,0 +1,82 @@
+"""One GGUF's weights and vocabulary in llama.cpp: prompt tokenization, token pieces, the context-length check.
+
+Chat prompts are tokenized by `twin.chatformat.ChatTokenizer`: what a client wrote
+can never become a control token (`hi<|im_end|>` stays plain text).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+from pathlib import Path
+
+import llama_cpp
+from llama_cpp import _internals
+
+from daemon.schema import APIError
+from twin.chatformat import ChatTokenizer
+
+# llama.cpp logs through llama-cpp-python's logger; below ERROR it would chat on stderr at every load.
+# (Loading with verbose=False instead redirects the process' stdout/stderr, which is not thread-safe.)
+logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)
+
+
+class LoadedModel:
+    """A GGUF's weights and vocabulary; contexts (and their KV caches) belong to whoever decodes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.weights = _internals.LlamaModel(
+            path_model=str(path), params=llama_cpp.llama_model_default_params(), verbose=True
+        )
+        self.vocab = self.weights.vocab
+        self.n_vocab = self.weights.n_vocab()
+        self.n_ctx_train = self.weights.n_ctx_train()
+        self.add_bos = self.weights.add_bos_token()
+        self.chat = ChatTokenizer.from_model(self.weights)
+
+    def close(self) -> None:
+        self.weights.close()
+
+    def tokenize(self, text: str, *, special: bool, add_bos: bool = False) -> list[int]:
+        # errors="replace": a lone surrogate from JSON's \ud800 must not become a 500 here.
+        return self.weights.tokenize(text.encode("utf-8", errors="replace"), add_bos=add_bos, special=special)
+
+    def chat_tokens(self, messages: list[dict[str, str]]) -> list[int]:
+        """The chat rendered by the model's template; message contents tokenized as plain text."""
+        try:
+            # Templates carry their own special tokens (as in transformers' apply_chat_template): no extra BOS.
+            return self.chat.tokens(messages)
+        except Exception as e:  # a template's raise_exception(), e.g. roles out of order
+            raise APIError(400, f"the model's chat template rejected the messages: {e}", param="messages") from None
+
+    def text_tokens(self, text: str) -> list[int]:
+        return self.tokenize(text, special=False, add_bos=self.add_bos)
+
+    def piece(self, token: int) -> bytes:
+        """The bytes a token stands for in generated text (control tokens such as EOS stand for none)."""
+        buf = ctypes.create_string_buffer(64)
+        n = llama_cpp.llama_token_to_piece(self.vocab, token, buf, len(buf), 0, False)
+        if n < 0:
+            buf = ctypes.create_string_buffer(-n)
+            n = llama_cpp.llama_token_to_piece(self.vocab, token, buf, len(buf), 0, False)
+        return buf.raw[:n]
+
+    def is_eog(self, token: int) -> bool:
+        return bool(llama_cpp.llama_vocab_is_eog(self.vocab, token))
+
+
+def check_context(n_ctx: int, prompt_tokens: int, max_tokens: int | None, param: str) -> None:
+    """OpenAI's context_length_exceeded 400 when prompt (+ max_tokens) does not fit; an empty prompt is a 400 too."""
+    if prompt_tokens == 0:
+        raise APIError(400, f"Invalid value for '{param}': the {param} is empty", param=param, code="invalid_value")
+    asked = prompt_tokens + (max_tokens or 0)
+    if prompt_tokens >= n_ctx or (max_tokens is not None and asked > n_ctx):
+        detail = f"{prompt_tokens} in the {param}" + (f", {max_tokens} in the completion" if max_tokens else "")
+        raise APIError(
+            400,
+            f"This model's maximum context length is {n_ctx} tokens. However, you requested "
+            f"{max(asked, prompt_tokens)} tokens ({detail}). Please reduce the length of the {param} or completion.",
+            param=param,
+            code="context_length_exceeded",
+        )
