@@ -288,7 +288,7 @@ class Runner:
                 slot.next_token = None
         room = PROMPT_CHUNK
         readers = [s for s in self.slots if s.reading_prompt]
-        for slot in sorted(readers, key=lambda s: s.job.ticket.submitted):
+        for slot in sorted(readers, key=lambda s: s.job.ticket.submitted if s.job is not None else 0.0):
             if room <= 0:
                 break
             assert slot.job is not None

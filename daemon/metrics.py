@@ -5,7 +5,7 @@ from __future__ import annotations
 import bisect
 import threading
 import time
-from collections import Counter, deque
+from collections import Counter, defaultdict, deque
 from dataclasses import dataclass, field
 
 
@@ -83,7 +83,7 @@ class EngineMetrics:
     prompt_evaluated: Counter[str] = field(default_factory=Counter)  # by model file
     prompt_reused: Counter[str] = field(default_factory=Counter)
     generated: Counter[str] = field(default_factory=Counter)
-    busy_seconds: Counter[str] = field(default_factory=Counter)
+    busy_seconds: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
     queue_counts: list[int] = field(default_factory=lambda: [0] * (len(QUEUE_BUCKETS) + 1))
     queue_sum: float = 0.0
     _recent: deque[tuple[float, str, int, float]] = field(default_factory=deque)
@@ -111,7 +111,7 @@ class EngineMetrics:
         """Per model: tokens generated per second of decoding over the last seconds, all its sequences together."""
         now = time.monotonic()
         tokens: Counter[str] = Counter()
-        seconds: Counter[str] = Counter()
+        seconds: defaultdict[str, float] = defaultdict(float)
         with self._lock:
             for t, model, n, s in self._recent:
                 if t >= now - SPEED_WINDOW:

@@ -568,7 +568,7 @@ _HEAD = {
     "system_fingerprint": {"type": "null"},
     "usage": USAGE,
 }
-_TOKEN_LOGPROB = {
+_TOKEN_LOGPROB: dict[str, Any] = {
     "type": "object",
     "properties": {
         "token": {"type": "string"},
