@@ -565,7 +565,7 @@ _HEAD = {
     "id": {"type": "string"},
     "created": {"type": "integer"},
     "model": {"type": "string"},
-    "system_fingerprint": {"type": "null"},
+    "system_fingerprint": {"type": ["string", "null"]},
     "usage": USAGE,
 }
 _TOKEN_LOGPROB: dict[str, Any] = {

@@ -61,21 +61,24 @@ api = schemathesis.pytest.from_fixture("api_schema")
 
 
 def _bounded(body: object, seed: str) -> None:
-    """Keep generation short (bounded time): at most 8 tokens, 2 choices, 3 prompts; half the cases name the model."""
+    """Keep generation short (bounded time): at most 8 tokens, 2 choices, 3 prompts; half the cases name the model.
+
+    Only valid values are changed: a field schemathesis made invalid on purpose stays invalid (it must be refused).
+    """
     if not isinstance(body, dict):
         return
     for key in ("max_tokens", "max_completion_tokens"):
-        if isinstance(body.get(key), int) and not isinstance(body.get(key), bool):
-            body[key] = max(1, min(body[key], 8))
+        if isinstance(body.get(key), int) and not isinstance(body.get(key), bool) and body[key] >= 1:
+            body[key] = min(body[key], 8)
     if "max_tokens" not in body and "max_completion_tokens" not in body:
         body["max_tokens"] = 4
-    if isinstance(body.get("n"), int) and not isinstance(body.get("n"), bool):
-        body["n"] = max(1, min(body["n"], 2))
+    if isinstance(body.get("n"), int) and not isinstance(body.get("n"), bool) and 1 <= body["n"] <= schema.MAX_N:
+        body["n"] = min(body["n"], 2)
     if isinstance(body.get("prompt"), list):
         body["prompt"] = body["prompt"][:3]
     if isinstance(body.get("messages"), list):
         body["messages"] = body["messages"][:4]
-    if "model" in body and int(hashlib.sha1(seed.encode()).hexdigest(), 16) % 2:
+    if isinstance(body.get("model"), str) and body["model"] and int(hashlib.sha1(seed.encode()).hexdigest(), 16) % 2:
         body["model"] = MODEL_ID
 
 
