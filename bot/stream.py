@@ -14,7 +14,7 @@ import itertools
 import logging
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from telegram import Bot, Message
 from telegram.constants import ChatAction, MessageLimit
@@ -34,6 +34,10 @@ class Capabilities:
 
     drafts: bool = True
     edits: bool = True
+    drafts_confirmed: bool = False  # a draft went through: no more probing
+    # Replies streaming at once (the engine batches them) would each probe for drafts before the first refusal
+    # came back; until drafts are confirmed or refused, one reply asks and the others wait for its answer.
+    probe: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 def clip(text: str) -> str:
@@ -102,7 +106,14 @@ class ReplyStream:
         if self.mode == "draft" and not self.caps.drafts:  # another reply found out meanwhile
             self.mode = "edit" if self.caps.edits else "once"
         try:
-            if self.mode == "draft":
+            if self.mode == "draft" and not self.caps.drafts_confirmed:
+                async with self.caps.probe:
+                    if not self.caps.drafts:  # the reply that asked first was refused
+                        self.mode = "edit" if self.caps.edits else "once"
+                        return await self._update(text)
+                    await self.bot.send_message_draft(self.chat_id, self.draft_id, body)
+                    self.caps.drafts_confirmed = True
+            elif self.mode == "draft":
                 await self.bot.send_message_draft(self.chat_id, self.draft_id, body)
             elif self.mode == "edit":
                 if self.message is None:
