@@ -270,13 +270,16 @@ def test_3_descriptors_exhausted_the_log_stays_small_and_the_daemon_recovers(tmp
         resource.setrlimit(resource.RLIMIT_NOFILE, (160, 160))
 
     monkeypatch.setenv("TWIN_MAX_CONNECTIONS", "1000")  # the cap the daemon applies stays below its descriptors
+    # Opening 300 connections on a slow machine can outlast the 15 s idle timeout; the served ones closing then
+    # would free slots, and the last clients would be served (waiting for a request) instead of refused.
+    monkeypatch.setenv("TWIN_IDLE_TIMEOUT", "600")
     log = tmp_path / "serve.log"
     with DaemonProcess(["--threads", "1"], log_path=log, preexec_fn=small_limit) as d:
         port = port_of(d)
         held = []
         try:
             for _ in range(300):
-                held.append(socket.create_connection(("127.0.0.1", port), timeout=10))
+                held.append(socket.create_connection(("127.0.0.1", port), timeout=30))
             # The last ones are over the cap: answered 503 without sending anything.
             refused = sum(s.recv(65536).startswith(b"HTTP/1.1 503") for s in held[-20:])
             assert refused == 20
