@@ -15,6 +15,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from twin import conditioning
+
 MAX_STOP = 4
 MAX_N = 8
 MAX_DEPTH = 32  # of a request body's JSON: OpenAI's own bodies are 4 deep
@@ -286,6 +288,27 @@ class TextPart(Field):
         }
 
 
+class TwinField(Field):
+    """The daemon's extra `twin` field: who the twin talks to; other OpenAI servers ignore it."""
+
+    def parse(self, value: Any, param: str) -> dict[str, str]:
+        try:
+            fields = conditioning.check_fields(value)
+        except ValueError as e:
+            raise invalid(param, str(e)) from None
+        for key, text in fields.items():
+            Str().parse(text, f"{param}.{key}")
+        return fields
+
+    def schema(self) -> dict[str, Any]:
+        return {
+            "type": "object",
+            "properties": {name: {"type": "string"} for name in conditioning.FIELDS},
+            "additionalProperties": False,
+            "description": 'who the twin talks to, e.g. {"talking_to": "Anna", "chat": "Family"}',
+        }
+
+
 def _sampling_fields(max_tokens: tuple[str, ...]) -> dict[str, Field]:
     return {
         "model": Str(min_length=1, description="a model id from GET /v1/models"),
@@ -342,6 +365,7 @@ CHAT_REQUEST = Obj(
         "top_logprobs": Int(0, MAX_TOP_LOGPROBS),
         "tools": Arr(Obj({})),
         "response_format": RESPONSE_FORMAT,
+        "twin": TwinField(),
     },
     required=("model", "messages"),
     title="ChatCompletionRequest",
@@ -491,11 +515,18 @@ def _messages(raw: list[dict[str, Any]]) -> list[dict[str, str]]:
     return out
 
 
+def _twin(body: dict[str, Any], messages: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The `twin` extra field ({"talking_to", "chat"}) as the system line the twin was trained with."""
+    if "twin" not in body:
+        return messages
+    return conditioning.with_line(messages, conditioning.system_line(**body["twin"]))
+
+
 def parse_chat(raw: Any) -> ChatRequest:
     body = CHAT_REQUEST.parse(raw, "")
     return ChatRequest(
         model=body["model"],
-        messages=_messages(body["messages"]),
+        messages=_twin(body, _messages(body["messages"])),
         params=_params(body, body.get("max_completion_tokens", body.get("max_tokens")), chat=True),
         n=body.get("n", 1),
         stream=body.get("stream", False),

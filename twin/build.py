@@ -18,6 +18,11 @@ from twin import embedded, paths
 from twin.errors import UserError
 
 STAGES = ("ingest", "train", "convert", "persona")
+# What a time budget keeps back for the stages after training (measured for the embedded model on 2 cores:
+# conversion with --quant auto and the persona), and the least it gives training.
+AFTER_TRAINING_S = 90.0
+MIN_TRAIN_S = 60.0
+MIN_BUDGET_S = 180
 
 
 @dataclass
@@ -31,9 +36,10 @@ class BuildConfig:
     quant: str = "auto"
     epochs: int = 3
     max_steps: int = 0  # 0: as many as the epochs make
-    batch_size: int = 8
-    max_length: int = 256  # as `twin train`
-    lr: float = 2e-4
+    batch_size: int = 2
+    max_length: int = 512  # as `twin train`
+    time_budget_s: float = 0.0  # the whole build's wall clock; training gets what the other stages leave (0: off)
+    lr: float = 3e-4
     seed: int = 0
     device: str = "auto"
     ingest_options: dict[str, Any] = field(default_factory=dict)  # the rest of IngestConfig, by field name
@@ -48,14 +54,20 @@ class BuildConfig:
             raise UserError("name at least one chat export: twin build EXPORT... [--me WHO]")
         paths.check_name(self.name)
         self.quant = check_quant(self.quant)
+        if self.time_budget_s < 0:
+            raise UserError(f"--time-budget must be 0 (off) or a duration such as 15m, got {self.time_budget_s}s")
+        if self.time_budget_s and self.time_budget_s < MIN_BUDGET_S:
+            raise UserError(
+                f"--time-budget {self.time_budget_s:.0f}s leaves no time to train: give at least {MIN_BUDGET_S // 60} minutes"
+            )
         self.train_config()  # validates the training options
         if self.base in embedded.ALIASES:
             embedded.embedded_gguf()
         else:
             resolve_base(self.base)  # a local directory or a downloaded hub model; offline errors say how to get it
 
-    def train_config(self) -> Any:
-        """The TrainConfig of the training stage (validated when built)."""
+    def train_config(self, time_budget_s: float = 0.0) -> Any:
+        """The TrainConfig of the training stage (validated when built), with `time_budget_s` for training alone."""
         from trainer.train.config import TrainConfig
 
         return TrainConfig(
@@ -68,6 +80,7 @@ class BuildConfig:
             lr=self.lr,
             seed=self.seed,
             device=self.device,
+            time_budget_s=time_budget_s,
         )
 
 
@@ -116,6 +129,7 @@ def _build(config: BuildConfig, out: Callable[[str], None], events: Callable[[di
     from trainer.train.run import train
 
     seconds: dict[str, float] = {}
+    build_started = time.perf_counter()
 
     def stage(number: int, title: str) -> float:
         events({"event": "stage", "stage": STAGES[number - 1], "number": number, "of": len(STAGES), "title": title})
@@ -128,7 +142,13 @@ def _build(config: BuildConfig, out: Callable[[str], None], events: Callable[[di
     events({"event": "ingested", "train_samples": data.train_samples, "val_samples": data.val_samples})
 
     started = stage(2, "training the LoRA adapter and merging it")
-    train_config = config.train_config()
+    budget = 0.0
+    if config.time_budget_s:
+        budget = max(MIN_TRAIN_S, config.time_budget_s - (started - build_started) - AFTER_TRAINING_S)
+        out(
+            f"      time budget: {budget:.0f}s of {config.time_budget_s:.0f}s for training ({AFTER_TRAINING_S:.0f}s kept for conversion and persona)"
+        )
+    train_config = config.train_config(budget)
     if config.resume and checkpoint.exists(paths.twin_dir(config.name) / checkpoint.CHECKPOINT_DIR):
         out("      resuming from the checkpoint")
         events({"event": "resumed"})

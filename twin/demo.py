@@ -11,13 +11,14 @@ from pathlib import Path
 from daemon.process import DaemonProcess
 from twin import dataset
 from twin.build import BuildConfig, build, summary
+from twin.conditioning import FIELDS
 from twin.errors import UserError
 
-SAMPLE = Path(__file__).resolve().parent.parent / "examples" / "telegram_sample" / "result.json"
+# English: the embedded model cannot write Russian (examples/telegram_sample/ stays for the ingest tests).
+SAMPLE = Path(__file__).resolve().parent.parent / "examples" / "telegram_sample_en" / "result.json"
 NAME = "demo"
-# A short training budget: a few minutes on 2 cores (about two passes over the sample;
-# validation perplexity about 17, from 75 untrained and 34 after one pass).
-STEPS = 40
+# A short training budget: a few minutes on 2 cores, about two passes over the sample's conversations.
+STEPS = 80
 # Low temperature: the 135M model drifts into invented words when sampled hotter.
 DECODING = {"temperature": 0.3, "seed": 0, "max_tokens": 48}
 
@@ -32,7 +33,14 @@ class Exchange:
 
 def pick_samples(val_file: Path, count: int) -> list[list[dict[str, str]]]:
     """Validation samples a reader can follow: short contexts ending in a question or remark in words."""
-    samples = [line.messages for line in dataset.read(val_file)]
+    return [m for m, _ in pick_records(val_file, count)]
+
+
+def pick_records(val_file: Path, count: int) -> list[tuple[list[dict[str, str]], dict[str, str]]]:
+    """As pick_samples, each with its chat fields (the daemon's `twin` field: who the reply talks to)."""
+    lines = dataset.read(val_file)
+    fields = {id(line.messages): {k: str(line.record[k]) for k in FIELDS if line.record.get(k)} for line in lines}
+    samples = [line.messages for line in lines]
 
     def wordy(text: str) -> bool:
         text = re.sub(r"<[A-Z_]+>", "", text.split(": ", 1)[-1])  # placeholders such as <URL> are not words
@@ -41,7 +49,7 @@ def pick_samples(val_file: Path, count: int) -> list[list[dict[str, str]]]:
     readable = [m for m in samples if wordy(m[-2]["content"]) and re.search(r"\w", m[-1]["content"])]
     chosen = readable if len(readable) >= count else samples
     chosen.sort(key=lambda m: (len(m), sum(len(x["content"]) for x in m)))
-    return chosen[:count]
+    return [(m, fields[id(m)]) for m in chosen[:count]]
 
 
 def run_demo(out=print, steps: int = STEPS, exchanges: int = 3) -> list[Exchange]:
@@ -59,24 +67,26 @@ def run_demo(out=print, steps: int = STEPS, exchanges: int = 3) -> list[Exchange
         out(result.quant_table)
     out(summary(result))
 
-    samples = pick_samples(dataset.val_path(NAME), exchanges)
+    samples = pick_records(dataset.val_path(NAME), exchanges)
     shown: list[Exchange] = []
     with tempfile.TemporaryDirectory(prefix="twin-demo-") as tmp:
         out("\nstarting the daemon and asking both variants…")
         with DaemonProcess(["--model", NAME], log_path=Path(tmp) / "serve.log") as daemon:
             client = openai.OpenAI(base_url=daemon.url, api_key="-", max_retries=0)
 
-            def ask(model: str, context: list[dict[str, str]]) -> str:
-                reply = client.chat.completions.create(model=model, messages=context, **DECODING)  # type: ignore[call-overload]  # plain role/content dicts
+            def ask(model: str, context: list[dict[str, str]], twin: dict[str, str]) -> str:
+                reply = client.chat.completions.create(  # type: ignore[call-overload]  # plain role/content dicts
+                    model=model, messages=context, extra_body={"twin": twin}, **DECODING
+                )
                 return (reply.choices[0].message.content or "").strip()
 
-            for messages in samples:
+            for messages, twin in samples:
                 context, real = messages[:-1], messages[-1]["content"]
-                shown.append(Exchange(context, ask(f"{NAME}-prompt", context), ask(NAME, context), real))
+                shown.append(Exchange(context, ask(f"{NAME}-prompt", context, twin), ask(NAME, context, twin), real))
             url = daemon.url
     _print_exchanges(shown, out)
     out(f"\n(the daemon ran at {url} for the demo and has stopped; decoding: {DECODING})")
-    out("The embedded SmolLM2-135M is small and English-centric; for your own Russian chats build on a multilingual")
+    out("The embedded SmolLM2-135M is small and English-only; for your own Russian chats build on a multilingual")
     out(
         "base: `twin build result.json --base qwen2.5-0.5b` (download it once: `hf download Qwen/Qwen2.5-0.5B-Instruct`)."
     )

@@ -27,18 +27,16 @@ def twin_cli(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
 
 def test_build_from_the_sample_export_to_a_served_twin(twin_home, base_in_cache):
     # A short budget; `twin convert`'s own tests cover `--quant auto` on this model.
-    result = twin_cli(
-        "build", str(SAMPLE), "--name", "dima", "--max-steps", "3", "--batch-size", "4", "--quant", "q4_1"
-    )
+    result = twin_cli("build", str(SAMPLE), "--name", "sam", "--max-steps", "3", "--batch-size", "4", "--quant", "q4_1")
     assert result.returncode == 0, result.stderr
     for stage in ("[1/4]", "[2/4]", "[3/4]", "[4/4]"):
         assert stage in result.stderr
-    assert "twin 'dima' is built in" in result.stdout
-    assert "156 train, 39 validation" in result.stdout
+    assert "twin 'sam' is built in" in result.stdout
+    assert "127 train, 32 validation" in result.stdout  # the English sample
     assert "model-q4_1.gguf (q4_1" in result.stdout
 
-    folder = twin_home / "twins" / "dima"
-    data = registry.read("dima")
+    folder = twin_home / "twins" / "sam"
+    data = registry.read("sam")
     assert set(data) >= {"twin", "dataset", "train", "model", "persona"}
     assert (folder / data["model"]["gguf"]).is_file()
     assert data["train"]["steps"] == 3
@@ -50,12 +48,12 @@ def test_build_from_the_sample_export_to_a_served_twin(twin_home, base_in_cache)
     with DaemonProcess([], log_path=twin_home / "serve.log") as d:
         client = openai.OpenAI(base_url=d.url, api_key="-", max_retries=0)
         ids = {m.id for m in client.models.list().data}
-        assert {"dima", "dima-prompt", "smollm2-135m-instruct"} <= ids
-        for model in ("dima", "dima-prompt"):
+        assert {"sam", "sam-prompt", "smollm2-135m-instruct"} <= ids
+        for model in ("sam", "sam-prompt"):
             reply = client.chat.completions.create(model=model, messages=context, max_tokens=8, seed=0)
             assert reply.model == model and reply.usage.completion_tokens >= 1
-        prompt_log = [line for line in d.log_path.read_text().splitlines() if "model=dima-prompt" in line]
-        plain_log = [line for line in d.log_path.read_text().splitlines() if "model=dima " in line]
+        prompt_log = [line for line in d.log_path.read_text().splitlines() if "model=sam-prompt" in line]
+        plain_log = [line for line in d.log_path.read_text().splitlines() if "model=sam " in line]
     # The persona variant carries its system prompt in front of the same context.
     prompt_tokens = int(prompt_log[-1].split("prompt_tokens=")[1].split()[0])
     plain_tokens = int(plain_log[-1].split("prompt_tokens=")[1].split()[0])

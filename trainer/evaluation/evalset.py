@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from twin import dataset
+from twin.conditioning import record_line, with_line
 from twin.dataset import Messages, val_path
 from twin.errors import UserError
 
@@ -39,17 +40,30 @@ def trim_context(context: Messages, max_chars: int) -> Messages:
     return kept[::-1]
 
 
-def load_samples(name: str, limit: int, max_context_chars: int) -> list[EvalSample]:
-    """Up to `limit` validation samples of twin `name`, spread evenly over val.jsonl; UserError when there are none."""
+def with_system(context: Messages, system_prompt: str | None) -> Messages:
+    """The context with a variant's system prompt first; a sample's own system line (who I talk to) goes under it."""
+    line = context[0]["content"] if context and context[0]["role"] == "system" else ""
+    rest = context[1:] if line else context
+    return with_line([{"role": "system", "content": system_prompt}, *rest] if system_prompt else rest, line)
+
+
+def load_samples(name: str, limit: int, max_context_chars: int, condition: bool = True) -> list[EvalSample]:
+    """Up to `limit` validation samples of twin `name`, spread evenly over val.jsonl; UserError when there are none.
+
+    With `condition`, a sample whose line names its chat and addressee starts its
+    context with that system line (twin.conditioning), as training saw it.
+    """
     path = val_path(name)
     if not path.is_file():
         raise UserError(
             f"twin {name!r} has no dataset ({path} is missing): build it with `twin ingest EXPORT --name {name}`"
         )
-    samples = [
-        EvalSample(line.number, trim_context(line.messages[:-1], max_context_chars), line.messages[-1]["content"])
-        for line in dataset.read(path)
-    ]
+    samples = []
+    for line in dataset.read(path):
+        context = trim_context(line.messages[:-1], max_context_chars)
+        if condition:
+            context = with_line(context, record_line(line.record))
+        samples.append(EvalSample(line.number, context, line.messages[-1]["content"]))
     if not samples:
         raise UserError(
             f"{path} holds no samples: ingest more chat history with `twin ingest` (the validation split is empty)"

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from trainer.evaluation.evalset import EvalSample, Messages
+from trainer.evaluation.evalset import EvalSample, Messages, with_system
 from twin.errors import UserError
 
 PENALTY_LAST_N = 64  # llama-cpp-python's window for repeat_penalty (generated tokens only); the HF side copies it
@@ -51,6 +51,11 @@ class Decoding:
         return {**asdict(self), "penalty_last_n": PENALTY_LAST_N, "greedy": self.temperature == 0}
 
 
+# The daemon's chat default (daemon.schema.SamplingParams; tests/eval/test_collapse.py keeps the two equal):
+# what people chat with, so the evaluation shows it next to greedy decoding.
+CHAT_DEFAULT = Decoding(temperature=0.8, repetition_penalty=1.1, top_k=40, top_p=0.95, min_p=0.05)
+
+
 def clean_reply(text: str) -> str:
     """The reply as a person would read it: without a next turn the model began (plain `User:/Bot:` format) or the
     half of a character cut by the token budget (shown as U+FFFD)."""
@@ -60,7 +65,7 @@ def clean_reply(text: str) -> str:
 
 
 def messages_for(sample: EvalSample, system_prompt: str | None) -> Messages:
-    return ([{"role": "system", "content": system_prompt}] if system_prompt else []) + sample.context
+    return with_system(sample.context, system_prompt)
 
 
 class _LastNRepetitionPenalty:

@@ -12,14 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from convert.perplexity import EVAL_WINDOW, Perplexity, measure, reply_perplexity, split_reply
-from trainer.evaluation.evalset import EvalSample, Messages
+from trainer.evaluation.evalset import EvalSample, Messages, with_system
 
 __all__ = ["Perplexity", "conversation", "gguf_perplexity", "hf_perplexity", "split_reply"]
 
 
 def conversation(sample: EvalSample, system_prompt: str | None) -> Messages:
-    system = [{"role": "system", "content": system_prompt}] if system_prompt else []
-    return [*system, *sample.context, {"role": "assistant", "content": sample.real}]
+    return [*with_system(sample.context, system_prompt), {"role": "assistant", "content": sample.real}]
 
 
 def hf_perplexity(

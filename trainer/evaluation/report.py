@@ -66,6 +66,7 @@ def markdown(result: EvalResult) -> str:
         for v in measured
     ]
 
+    out += collapse_section(result)
     out += [
         "",
         "## Style",
@@ -147,6 +148,48 @@ def markdown(result: EvalResult) -> str:
         "",
     ]
     return "\n".join(out)
+
+
+def collapse_section(result: EvalResult) -> list[str]:
+    """Collapse, length and speaking as someone else, per variant: the evaluation's decoding and the chat default."""
+    real = result.real_collapse
+    if real is None:
+        return []
+    decodings = [("as above", lambda v: v)]
+    if result.sampled_decoding is not None:
+        decodings.append(("chat default", lambda v: v.sampled))
+    out = [
+        "",
+        "## Collapse and length",
+        "",
+        "distinct-n: distinct word n-grams over all of them; top reply: share of the most frequent reply;",
+        "length: mean words per reply over mine; as someone else: replies that begin with another participant's name.",
+    ]
+    if result.sampled_decoding is not None:
+        out.append(f"Chat default: {result.sampled_decoding.describe()}, seed {result.sampled_decoding.seed}.")
+    out += [
+        "",
+        "| variant | decoding | distinct-1 | distinct-2 | top reply | words (× mine) | as someone else |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+        f"| my real replies | – | {fmt(real.distinct_1)} | {fmt(real.distinct_2)} | {real.top_share:.1%} | "
+        f"{fmt(real.words, 1)} (1.00) | {real.speaker_share:.1%} |",
+    ]
+    tops = [("my real replies", real)]
+    for v in result.measured():
+        for how, pick in decodings:
+            c = pick(v).collapse if pick(v) is not None else None
+            if c is None:
+                continue
+            out.append(
+                f"| {SHORT_NAMES[v.key]} | {how} | {fmt(c.distinct_1)} | {fmt(c.distinct_2)} | {c.top_share:.1%} | "
+                f"{fmt(c.words, 1)} ({c.length_ratio:.2f}) | {c.speaker_share:.1%} |"
+            )
+            tops.append((f"{SHORT_NAMES[v.key]}, {how}", c))
+    out += ["", "Most frequent replies:", ""]
+    for label, c in tops:
+        shown = ", ".join(f"“{cell(r) if r else '∅'}” ×{n}" for r, n in c.top)
+        out.append(f"- {label}: {shown}")
+    return out
 
 
 def write(result: EvalResult) -> Path:

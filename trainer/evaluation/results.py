@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trainer.evaluation.collapse import Collapse
 from trainer.evaluation.evalset import EvalSample
 from trainer.evaluation.generation import Decoding
 from trainer.evaluation.overlap import Overlap
@@ -28,6 +29,9 @@ class VariantResult:
     style: StyleComparison | None = None
     backends: dict[str, str] = field(default_factory=dict)  # perplexity / generation -> what ran it
     seconds: float = 0.0
+    collapse: Collapse | None = None
+    # the same replies written with the chat default (sampled, fixed seed) next to the evaluation's decoding
+    sampled: VariantResult | None = None
 
     @property
     def key(self) -> str:
@@ -43,6 +47,9 @@ class VariantResult:
             "style_distance": self.style.distance if self.style else None,
             "vocabulary_overlap": self.style.vocabulary_overlap if self.style else None,
             "words_per_reply": self.style.means["words"] if self.style else None,
+            "distinct_2": self.collapse.distinct_2 if self.collapse else None,
+            "top_share": self.collapse.top_share if self.collapse else None,
+            "speaker_share": self.collapse.speaker_share if self.collapse else None,
         }
 
     def as_json(self) -> dict[str, Any]:
@@ -61,6 +68,11 @@ class VariantResult:
             out["perplexity_detail"] = {"tokens": self.perplexity.tokens, "samples": self.perplexity.samples}
         if self.style:
             out["style"] = {"means": self.style.means, "distances": self.style.distances}
+        if self.collapse:
+            out["collapse"] = self.collapse.as_dict()
+        if self.sampled is not None:
+            collapse = self.sampled.collapse
+            out["sampled"] = {**self.sampled.summary(), "collapse": collapse.as_dict() if collapse else None}
         return out
 
 
@@ -78,6 +90,8 @@ class EvalResult:
     ratings: RatingSummary
     daemon: str  # how the served GGUF's replies were obtained
     examples: list[int] = field(default_factory=list)  # indices into samples
+    real_collapse: Collapse | None = None  # my own replies' figures, the yardstick
+    sampled_decoding: Decoding | None = None  # the chat default, when replies were also sampled with it
 
     def measured(self) -> list[VariantResult]:
         return [v for v in self.variants if not v.variant.missing]
@@ -92,7 +106,16 @@ class EvalResult:
             "decoding": {**self.decoding.as_dict(), "description": self.decoding.describe()},
             "max_context_chars": self.max_context_chars,
             "daemon": self.daemon,
-            "real": {"style": self.real_style, "words_per_reply": self.real_style["words"]},
+            "real": {
+                "style": self.real_style,
+                "words_per_reply": self.real_style["words"],
+                "collapse": self.real_collapse.as_dict() if self.real_collapse else None,
+            },
+            "sampled_decoding": (
+                {**self.sampled_decoding.as_dict(), "description": self.sampled_decoding.describe()}
+                if self.sampled_decoding
+                else None
+            ),
             "variants": {v.key: v.as_json() for v in self.variants},
             "ratings": self.ratings.as_dict(),
             "style_features": {name: what for name, (what, _) in FEATURES.items()},
@@ -106,6 +129,7 @@ class EvalResult:
             for v in self.measured():
                 row[v.key] = {
                     "reply": v.replies[i] if v.replies else None,
+                    "sampled": v.sampled.replies[i] if v.sampled and v.sampled.replies else None,
                     "rouge_l": v.overlap.rouge_l_each[i] if v.overlap else None,
                     "chrf": v.overlap.chrf_each[i] if v.overlap else None,
                     "nll": v.perplexity.nll[i] if v.perplexity else None,

@@ -23,8 +23,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from trainer.evaluation import report
+from trainer.evaluation.collapse import measure, participants
 from trainer.evaluation.evalset import EvalSample, line_hashes, load_samples
-from trainer.evaluation.generation import Decoding, daemon_generate, hf_generate
+from trainer.evaluation.generation import CHAT_DEFAULT, Decoding, daemon_generate, hf_generate
 from trainer.evaluation.overlap import overlap
 from trainer.evaluation.perplexity import gguf_perplexity, hf_perplexity
 from trainer.evaluation.ratings import summarize
@@ -53,6 +54,7 @@ class EvalConfig:
     max_context_chars: int = 2000  # context given to every variant: the newest messages within this many characters
     batch_size: int = 8  # transformers generation batch
     threads: int = 0  # llama.cpp threads (the GGUF's perplexity, a daemon started here); 0 = their default
+    sampled: bool = True  # also write the replies with the chat default (sampled, seeded) when decoding greedily
     progress: bool = True
     chat: ChatSettings = field(default_factory=ChatSettings)  # where a running daemon may already be
 
@@ -75,6 +77,13 @@ class EvalConfig:
     @property
     def decoding(self) -> Decoding:
         return Decoding(self.max_new_tokens, self.temperature, self.repetition_penalty, self.seed)
+
+    @property
+    def sampled_decoding(self) -> Decoding | None:
+        """The chat default with this run's token budget and seed; None when the main decoding samples already."""
+        if not self.sampled or self.temperature > 0:
+            return None
+        return dataclasses.replace(CHAT_DEFAULT, max_new_tokens=self.max_new_tokens, seed=self.seed)
 
 
 def _check(ok: bool, name: str, why: str, value: object) -> None:
@@ -101,7 +110,7 @@ def check_twin(name: str | None, config: EvalConfig) -> tuple[str, list[EvalSamp
     if not paths.twin_dir(name).is_dir():
         known = ", ".join(n.parent.name for n in sorted(paths.twins_dir().glob("*/twin.toml"))) or "none yet"
         raise UserError(f"no twin named {name!r} (twins: {known}): build it with `twin ingest EXPORT --name {name}`")
-    samples = load_samples(name, config.limit, config.max_context_chars)
+    samples = load_samples(name, config.limit, config.max_context_chars, _conditioned(name))
     variants = find_variants(name)
     if not any(v.available for v in variants):
         fixes = "; ".join(v.missing for v in variants)
@@ -115,6 +124,7 @@ def evaluate(config: EvalConfig) -> EvalResult:
     variants = find_variants(name)
     decoding = config.decoding
     real = [s.real for s in samples]
+    names = participants([s.context for s in samples])
     results = [VariantResult(v) for v in variants]
     daemon_note = "not used (no GGUF measured)"
 
@@ -137,8 +147,11 @@ def evaluate(config: EvalConfig) -> EvalResult:
                 continue
             result.seconds = time.perf_counter() - started
             assert result.replies is not None
-            result.overlap = overlap(result.replies, real)
-            result.style = compare_style(result.replies, real)
+            for decoded in (result, result.sampled):
+                if decoded is not None and decoded.replies is not None:
+                    decoded.overlap = overlap(decoded.replies, real)
+                    decoded.style = compare_style(decoded.replies, real)
+                    decoded.collapse = measure(decoded.replies, real, names)
 
     n = len(samples)
     examples = sorted({int(i * n / min(EXAMPLES, n)) for i in range(min(EXAMPLES, n))})
@@ -155,9 +168,16 @@ def evaluate(config: EvalConfig) -> EvalResult:
         ratings=summarize(name, line_hashes(val_path(name))),
         daemon=daemon_note,
         examples=examples,
+        real_collapse=measure(real, real, names),
+        sampled_decoding=config.sampled_decoding,
     )
     report.write(evaluated)
     return evaluated
+
+
+def _conditioned(name: str) -> bool:
+    """Whether the twin was trained with the system line naming chat and addressee (the default)."""
+    return bool(registry.read(name).get("train", {}).get("settings", {}).get("condition", True))
 
 
 def _measure_hf(
@@ -177,6 +197,18 @@ def _measure_hf(
         result.replies = hf_generate(
             model, tokenizer, samples, v.system_prompt, decoding, config.batch_size, lambda k: progress.advance(task, k)
         )
+        if config.sampled_decoding is not None:
+            task = progress.add_task(f"{label}: replies, chat default (sampled)", total=len(samples))
+            result.sampled = VariantResult(v)
+            result.sampled.replies = hf_generate(
+                model,
+                tokenizer,
+                samples,
+                v.system_prompt,
+                config.sampled_decoding,
+                config.batch_size,
+                lambda k: progress.advance(task, k),
+            )
     finally:
         del model
         gc.collect()
@@ -203,6 +235,18 @@ def _measure_gguf(
         result.replies = daemon_generate(
             served.url, served.api_key, v.served_id, samples, None, decoding, lambda k: progress.advance(task, k)
         )
+        if config.sampled_decoding is not None:
+            task = progress.add_task("GGUF: replies via the daemon, chat default (sampled)", total=len(samples))
+            result.sampled = VariantResult(v)
+            result.sampled.replies = daemon_generate(
+                served.url,
+                served.api_key,
+                v.served_id,
+                samples,
+                None,
+                config.sampled_decoding,
+                lambda k: progress.advance(task, k),
+            )
     how = (
         f"a daemon started for this evaluation at {served.url} (stopped after it)"
         if served.started

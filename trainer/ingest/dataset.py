@@ -12,6 +12,7 @@ import os
 from array import array
 from collections import Counter
 from collections.abc import Callable
+from json.encoder import encode_basestring
 from pathlib import Path
 
 from trainer.ingest.messages import Chat, Sample
@@ -56,8 +57,17 @@ class DatasetBuilder:
         self._conversations += 1
         serial = self._conversations
 
-        def emit(session: object, time: float, fragments: list[str], reply: str) -> None:
-            self._add((serial, session), time, fragments, reply, chat.name)
+        meta = f',"chat":{encode_basestring(chat.name)},"chat_kind":{encode_basestring(chat.kind)}'
+
+        def emit(session: object, time: float, fragments: list[str], reply: str, talking_to: str) -> None:
+            self._add(
+                (serial, session),
+                time,
+                fragments,
+                reply,
+                chat.name,
+                f'{meta},"talking_to":{encode_basestring(talking_to)}',
+            )
 
         return Conversation(chat, self.settings, self.clean, emit, self._skip)
 
@@ -89,7 +99,8 @@ class DatasetBuilder:
     def _skip(self, reason: str) -> None:
         self.dropped[reason] += 1
 
-    def _add(self, key: object, time: float, fragments: list[str], reply: str, chat: str) -> None:
+    def _add(self, key: object, time: float, fragments: list[str], reply: str, chat: str, meta: str = "") -> None:
+        """One sample; `meta` is the JSON text of its chat fields (`,"chat":…`), written after its messages."""
         if self.max_reply_chars and len(reply) > self.max_reply_chars:
             self.dropped["reply too long"] += 1
             return
@@ -107,7 +118,7 @@ class DatasetBuilder:
         self._counts[index] += 1
         if time > self._ends[index]:
             self._ends[index] = time
-        self._scratch.write(f'{index}\t{{"messages":[{",".join(fragments)}]}}\n')
+        self._scratch.write(f'{index}\t{{"messages":[{",".join(fragments)}]{meta}}}\n')
         self.habits.add(reply)
         self.chats[chat] += 1
 

@@ -47,11 +47,12 @@ def fragment(role: str, content: str) -> str:
 class Turn:
     """Consecutive messages of one sender, joined by newlines."""
 
-    __slots__ = ("_fragment", "end", "ids", "label", "mine", "reply_to", "sender_id", "texts")
+    __slots__ = ("_fragment", "end", "ids", "label", "mine", "reply_to", "sender", "sender_id", "texts")
 
     def __init__(self, msg: Message, text: str, mine: bool, label: str) -> None:
         self.mine = mine
         self.sender_id = msg.sender_id
+        self.sender = msg.sender
         self.label = label
         self.texts = [text]
         self.ids = [msg.id]
@@ -85,9 +86,9 @@ class Turn:
         return self._fragment
 
 
-# emit(session_key, time, fragments, my reply text) → None: the fragments end with the reply's own;
+# emit(session_key, time, fragments, my reply text, who it answers) → None: the fragments end with the reply's own;
 # session_key is the conversation's running session number.
-Emit = Callable[[object, float, list[str], str], None]
+Emit = Callable[[object, float, list[str], str, str], None]
 
 
 class Conversation:
@@ -112,8 +113,8 @@ class Conversation:
         self.session = 0  # running number of the current session in this chat
         self.my_turns = 0
         self.context_cut = 0  # context turns cut to settings.context_chars
-        self._recent: dict[int, tuple[bool, str, str]] = {}
-        self._older: dict[int, tuple[bool, str, str]] = {}
+        self._recent: dict[int, tuple[bool, str, str, str]] = {}
+        self._older: dict[int, tuple[bool, str, str, str]] = {}
 
     def add(self, msg: Message, mine: bool) -> None:
         """Take the next message of the chat (cleaning waits until a turn lands in a sample)."""
@@ -133,7 +134,7 @@ class Conversation:
             self.open = Turn(msg, msg.text, mine, label)
         self.last_time = t
         if msg.id is not None:
-            self._remember(msg.id, (mine, label, msg.text))
+            self._remember(msg.id, (mine, label, msg.text, msg.sender))
 
     def close(self) -> None:
         """The chat ended: emit the last turn if it is mine."""
@@ -164,15 +165,19 @@ class Conversation:
             return
         window = self.window
         entries = [(t.mine, t.fragment(clean, limit, self._count_cut)) for t in window]
+        others = [t.sender for t, (_, f) in zip(window, entries) if not t.mine and f]
+        talking_to = others[-1] if others else ""
         target = turn.reply_to
         if target is not None and target not in turn.ids and not any(target in t.ids for t in window):
             found = self._recent.get(target) or self._older.get(target)
             if found is not None:
-                mine, label, text = found
+                mine, label, text, sender = found
                 text = clean(text).strip()
                 text, cut = cap_context(text, limit)
                 if cut:
                     self._count_cut()
+                if text and not mine:
+                    talking_to = sender
                 if text:
                     thread = (mine, fragment("assistant" if mine else "user", f"{label}: {text}" if label else text))
                     keep = self.settings.context - 1
@@ -184,12 +189,12 @@ class Conversation:
         if first_other == len(entries):
             self.on_skip("no context")
             return
-        self.emit(self.session, turn.end, [f for _, f in entries[first_other:]] + [own], reply)
+        self.emit(self.session, turn.end, [f for _, f in entries[first_other:]] + [own], reply, talking_to)
 
     def _count_cut(self) -> None:
         self.context_cut += 1
 
-    def _remember(self, mid: int, entry: tuple[bool, str, str]) -> None:
+    def _remember(self, mid: int, entry: tuple[bool, str, str, str]) -> None:
         recent = self._recent
         recent[mid] = entry
         if len(recent) >= REPLY_MEMORY:

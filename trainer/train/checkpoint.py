@@ -40,6 +40,7 @@ class Progress:
     last_eval_step: int = -1
     first_val_loss: float | None = None
     last_val_loss: float | None = None
+    planned_steps: int = 0  # the step count a time budget chose (0: none chosen yet)
 
 
 def fingerprint(*files: Path) -> str:

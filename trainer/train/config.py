@@ -23,14 +23,17 @@ class TrainConfig:
     base: str = "default"  # default (embedded SmolLM2), a short name, a hub id or a local directory
     epochs: int = 3
     max_steps: int = 0  # optimizer steps to run; 0 = as many as `epochs` make
-    batch_size: int = 8
+    batch_size: int = 2  # samples (whole-conversation pieces, or replies with --per-reply) per micro-batch
     grad_accum: int = 1  # micro-batches per optimizer step
-    lr: float = 2e-4
+    lr: float = 3e-4
     warmup_ratio: float = 0.05  # share of the steps with a linearly rising learning rate, then cosine decay
     weight_decay: float = 0.0
-    max_length: int = (
-        256  # tokens per sample; older context is cut first (memory grows with it: ~2 MB a token on the embedded model)
-    )
+    # tokens per sample: a conversation is cut into pieces this long; a reply's older context is cut first
+    # (memory grows with it: ~2 MB a token on the embedded model)
+    max_length: int = 512
+    whole_conversations: bool = True  # every one of my turns labelled in one sequence; False: one sample per reply
+    condition: bool = True  # a system line naming the chat and who I talk to (twin.conditioning)
+    time_budget_s: float = 0.0  # fit the step count to this many seconds of wall clock (0: epochs/max_steps decide)
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.05
@@ -57,6 +60,7 @@ class TrainConfig:
         _check(0 <= self.warmup_ratio < 1, "warmup_ratio", "must be at least 0 and below 1", self.warmup_ratio)
         _check(self.weight_decay >= 0, "weight_decay", "must not be negative", self.weight_decay)
         _check(16 <= self.max_length <= 131072, "max_length", "must be between 16 and 131072", self.max_length)
+        _check(self.time_budget_s >= 0, "time_budget", "must be 0 (off) or more seconds", self.time_budget_s)
         _check(1 <= self.lora_r <= 1024, "lora_r", "must be between 1 and 1024", self.lora_r)
         _check(self.lora_alpha >= 1, "lora_alpha", "must be at least 1", self.lora_alpha)
         _check(0 <= self.lora_dropout < 1, "lora_dropout", "must be at least 0 and below 1", self.lora_dropout)

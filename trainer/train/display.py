@@ -34,6 +34,10 @@ class TrainDisplay:
     def update(self, step: int, loss: float, tokens_per_s: float) -> None:
         self.progress.update(self.task, completed=step, loss=f"{loss:.3f}", tps=f"{tokens_per_s:.0f}")
 
+    def resize(self, total: int) -> None:
+        """A new step count (a time budget chose it after the first steps)."""
+        self.progress.update(self.task, total=total)
+
     def note(self, text: str) -> None:
         """A line above the bar (evaluations, early stopping, interruption)."""
         self.progress.console.print(text)

@@ -31,6 +31,7 @@ __all__ = ["LOG_FILE", "TrainConfig", "TrainResult", "resume_config", "train"]
 log = logging.getLogger("twin.trainer")
 
 LOG_FILE = "train_log.jsonl"
+VAL_MAX_LENGTH = 256  # tokens of a validation sample (its reply and the newest context)
 
 
 @dataclass
@@ -106,6 +107,8 @@ def _train(
     from trainer.train.lora import target_modules
     from trainer.train.samples import CHARS_PER_TOKEN, encode_all, ensure_chat_template, read_jsonl
 
+    started_at = time.perf_counter()  # a time budget counts from here: loading the model is part of it
+
     # --- the data
     train_file, val_file = config.data_dir / "train.jsonl", config.data_dir / "val.jsonl"
     registry.finish_pending(config.name)
@@ -124,7 +127,7 @@ def _train(
 
     # Heavy imports only now: the mistakes above are reported at once.
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, get_cosine_schedule_with_warmup
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from trainer.train import checkpoint
     from trainer.train.batches import collate, epoch_batches
@@ -156,8 +159,21 @@ def _train(
     if tokenizer.pad_token is None:  # GPT-2: batches (and later users of merged/) pad with EOS
         tokenizer.pad_token = tokenizer.eos_token
     pad_id = tokenizer.pad_token_id
-    train_samples = encode_all(tokenizer, train_convs, config.max_length, train_file)
-    val_samples = encode_all(tokenizer, val_convs, config.max_length, val_file)
+    if config.condition:
+        from trainer.train.conditioning import conditioned
+
+        train_convs = conditioned(train_file, train_convs)
+        val_convs = conditioned(val_file, val_convs)
+    if config.whole_conversations:
+        from trainer.train.conversations import encode_conversations
+
+        train_samples = encode_conversations(tokenizer, train_convs, config.max_length, train_file)
+    else:
+        train_samples = encode_all(tokenizer, train_convs, config.max_length, train_file)
+    # Validation stays one sample per reply: its perplexity is the one `twin eval` measures on every variant.
+    # Its context is cut shorter than training's pieces: validating often must stay cheap.
+    val_samples = encode_all(tokenizer, val_convs, min(config.max_length, VAL_MAX_LENGTH), val_file)
+    n_train = len(train_convs)  # samples (replies); train_samples may be whole-conversation pieces
     del train_convs, val_convs
     stop.check()
 
@@ -185,7 +201,10 @@ def _train(
     lengths = [len(s) for s in train_samples]
     groups_per_epoch = math.ceil(math.ceil(len(train_samples) / config.batch_size) / config.grad_accum)
     total_steps = config.max_steps or groups_per_epoch * config.epochs
-    scheduler = get_cosine_schedule_with_warmup(optimizer, round(config.warmup_ratio * total_steps), total_steps)
+    from trainer.train.budget import BUDGET_VAL_SAMPLES, CALIBRATION_STEPS, EVAL_SPEEDUP, Schedule, plan_steps
+
+    schedule = Schedule(round(config.warmup_ratio * total_steps), total_steps)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
 
     progress = checkpoint.Progress()
@@ -202,8 +221,14 @@ def _train(
         if device.type == "cuda" and state["cuda_rng"]:
             torch.cuda.set_rng_state_all(state["cuda_rng"])
         _trim_log(log_path, progress.step)
+        if progress.planned_steps:
+            total_steps = schedule.total = progress.planned_steps
     # A fresh run's first line replaces an earlier run's log; until then that log stays as it was.
     fresh_log = resumed is None
+    budgeted = config.time_budget_s > 0
+    calibration = [0, 0.0]  # tokens and seconds of the measured steps
+    if budgeted:
+        val_samples = val_samples[:BUDGET_VAL_SAMPLES]
 
     def autocast():
         return torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None)
@@ -291,7 +316,7 @@ def _train(
     stopped_early = False
     window_loss, window_tokens, window_labels = 0.0, 0, 0
     try:
-        if resumed is None:
+        if resumed is None and not budgeted:  # on a budget the one validation is the last: no time for two
             validate(None)
         stop.check()
         stop.training()  # from here a signal finishes the step and saves a checkpoint
@@ -332,6 +357,31 @@ def _train(
                     window_labels += n_labels
                     window_tokens += tokens
                     tps = progress.tokens / max(progress.seconds, 1e-9)
+                    if budgeted and not progress.planned_steps and progress.step > 1:
+                        calibration[0] += tokens
+                        calibration[1] += time.perf_counter() - started
+                        if progress.step > CALIBRATION_STEPS:
+                            plan: dict[str, Any] = {
+                                "budget_s": config.time_budget_s,
+                                "elapsed_s": time.perf_counter() - started_at,
+                                "tokens_per_s": calibration[0] / max(calibration[1], 1e-9),
+                                "tokens_per_step": sum(lengths) / groups_per_epoch,
+                                "eval_s": sum(len(v) for v in val_samples)
+                                / (EVAL_SPEEDUP * calibration[0])
+                                * calibration[1],
+                                "done": progress.step,
+                                "cap": total_steps,
+                            }
+                            total_steps = progress.planned_steps = schedule.total = plan_steps(**plan)
+                            # the warm-up follows the chosen count (it was a share of the epochs' count)
+                            schedule.warmup = min(schedule.warmup, round(config.warmup_ratio * total_steps))
+                            display.resize(total_steps)
+                            record({"event": "budget", "step": progress.step, **plan, "steps": total_steps})
+                            display.note(
+                                f"time budget {config.time_budget_s:.0f}s: {plan['tokens_per_s']:.0f} tokens/s "
+                                f"measured, {total_steps} steps chosen ({total_steps * plan['tokens_per_step']:.0f} "
+                                f"tokens, {total_steps * plan['tokens_per_step'] / sum(lengths):.2f} epochs)"
+                            )
                     display.update(progress.step, step_loss, tps)
                     last_loss = step_loss
                     run_steps += 1
@@ -362,7 +412,7 @@ def _train(
                         window_loss, window_tokens, window_labels = 0.0, 0, 0
                     if on_step is not None:
                         on_step(progress.step)
-                    if config.eval_every and progress.step % config.eval_every == 0:
+                    if config.eval_every and not budgeted and progress.step % config.eval_every == 0:
                         stopped_early = validate(display)
                         save_checkpoint()
                     if stopped_early or stop.requested:
@@ -422,7 +472,8 @@ def _train(
         save_adapter(model, unit.dir / "adapter", str(base_dir))
         unit.set(
             "train",
-            _train_table(config, base_dir, model, plain_format, result, len(train_samples), len(val_samples), device),
+            _train_table(config, base_dir, model, plain_format, result, n_train, len(val_samples), device)
+            | {"train_sequences": len(train_samples)},  # whole-conversation pieces (= samples with --per-reply)
         )
         save_merged(model, tokenizer, unit.dir / "merged", saved_dtype)
     checkpoint.remove(ckpt_dir)

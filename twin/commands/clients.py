@@ -68,6 +68,12 @@ def eval_cmd(
         int,
         typer.Option(help="llama.cpp threads for the GGUF's perplexity and a daemon started here (0 = their default)."),
     ] = 0,
+    greedy_only: Annotated[
+        bool,
+        typer.Option(
+            "--greedy-only", help="Skip the second set of replies with the chat default (sampled, seeded): faster."
+        ),
+    ] = False,
 ) -> None:
     """Measure how much the twin sounds like you: perplexity, ROUGE-L, chrF, style, ratings; writes twins/NAME/eval/."""
     passive_for_torch()
@@ -86,6 +92,7 @@ def eval_cmd(
         seed=seed,
         max_context_chars=max_context_chars,
         threads=threads,
+        sampled=not greedy_only,
         chat=load(ChatSettings, {"url": url}),
     )
     setup_logging()

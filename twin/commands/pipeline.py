@@ -51,15 +51,25 @@ def build_cmd(
         str,
         typer.Option(help="auto (measure the 4-bit types, keep the best), q4_k_m, q4_1, q4_0, q5_k_m, q8_0, f16, f32."),
     ] = "auto",
+    time_budget: Annotated[
+        str,
+        typer.Option(
+            help="Wall clock for the whole build (15m, 1h; 0 = off): training gets what the other stages leave, "
+            "its step count set from the speed measured on its first steps."
+        ),
+    ] = "0",
     epochs: Annotated[int, typer.Option(help="Passes over the training split.")] = 3,
     max_steps: Annotated[int, typer.Option(help="Optimizer steps instead (0 = epochs decide).")] = 0,
-    batch_size: Annotated[int, typer.Option(help="Samples per step.")] = 8,
-    max_length: Annotated[int, typer.Option(help="Tokens per sample; older context is cut first.")] = 256,
-    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 2e-4,
+    batch_size: Annotated[int, typer.Option(help="Samples (conversation pieces) per step.")] = 2,
+    max_length: Annotated[int, typer.Option(help="Tokens per conversation piece; older context is cut first.")] = 512,
+    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 3e-4,
     strip_emoji: Annotated[
         bool, typer.Option("--strip-emoji", help="Remove emoji from the dataset (kept by default: they are style).")
     ] = False,
     seed: Annotated[int, typer.Option(help="Random seed (split, training).")] = 0,
+    split: Annotated[
+        str, typer.Option(help="random: sessions shuffled by --seed; time: the latest sessions to validation.")
+    ] = "random",
     device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu, cuda, cuda:N, mps.")] = "auto",
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue training from the twin's checkpoint when there is one.")
@@ -70,6 +80,7 @@ def build_cmd(
 ) -> None:
     """From chat exports to a served twin in one go: ingest, train (LoRA + merge), convert to 4-bit GGUF, persona."""
     passive_for_torch()
+    from trainer.ingest.run import parse_duration
     from twin.build import BuildConfig, build, summary
     from twin.build_events import BuildEvents
     from twin.errors import UserError
@@ -78,6 +89,7 @@ def build_cmd(
     stream = BuildEvents(events)
     try:
         config = BuildConfig(
+            time_budget_s=0.0 if time_budget.strip() in ("", "0") else parse_duration(time_budget, "--time-budget"),
             exports=exports,
             me=tuple(me or ()),
             name=name,
@@ -90,7 +102,7 @@ def build_cmd(
             lr=lr,
             seed=seed,
             device=device,
-            ingest_options={"strip_emoji": strip_emoji, "seed": seed},
+            ingest_options={"strip_emoji": strip_emoji, "seed": seed, "split": split},
             resume=resume,
         )
         result = build(config, out=lambda line: print(line, file=sys.stderr), events=stream)
@@ -175,15 +187,18 @@ def train_cmd(
     ] = None,
     epochs: Annotated[int | None, typer.Option(help="Passes over the training split. Default: 3.")] = None,
     max_steps: Annotated[int | None, typer.Option(help="Optimizer steps to run instead (0 = epochs decide).")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Samples per micro-batch. Default: 8.")] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(help="Samples (conversation pieces) per micro-batch. Default: 2.")
+    ] = None,
     grad_accum: Annotated[int | None, typer.Option(help="Micro-batches per optimizer step. Default: 1.")] = None,
-    lr: Annotated[float | None, typer.Option(help="Peak learning rate. Default: 2e-4.")] = None,
+    lr: Annotated[float | None, typer.Option(help="Peak learning rate. Default: 3e-4.")] = None,
     warmup_ratio: Annotated[
         float | None, typer.Option(help="Share of steps warming up before the cosine decay. Default: 0.05.")
     ] = None,
     weight_decay: Annotated[float | None, typer.Option(help="AdamW weight decay. Default: 0.")] = None,
     max_length: Annotated[
-        int | None, typer.Option(help="Tokens per sample; older context is cut first. Default: 256.")
+        int | None,
+        typer.Option(help="Tokens per conversation piece (or sample); older context is cut first. Default: 512."),
     ] = None,
     lora_r: Annotated[int | None, typer.Option(help="LoRA rank. Default: 16.")] = None,
     lora_alpha: Annotated[int | None, typer.Option(help="LoRA alpha. Default: 32.")] = None,
@@ -212,6 +227,20 @@ def train_cmd(
     seed: Annotated[int | None, typer.Option(help="Random seed. Default: 0.")] = None,
     dataset: Annotated[str | None, typer.Option(help="Dataset folder (default: the twin's dataset/).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from its checkpoint.")] = False,
+    time_budget: Annotated[
+        str | None,
+        typer.Option(help="Fit the step count to this wall clock (15m, 1h), from the speed of the first steps."),
+    ] = None,
+    per_reply: Annotated[
+        bool | None,
+        typer.Option(
+            "--per-reply", help="One sample per reply with its context, instead of whole conversations (all my turns)."
+        ),
+    ] = None,
+    no_condition: Annotated[
+        bool | None,
+        typer.Option("--no-condition", help="Leave out the system line naming the chat and who I talk to."),
+    ] = None,
 ) -> None:
     """Fine-tune a base model on a twin's dataset with LoRA; writes adapter/ and merged/ (Ctrl-C saves a checkpoint)."""
     passive_for_torch()
@@ -241,7 +270,13 @@ def train_cmd(
         "device": device,
         "seed": seed,
         "dataset_dir": dataset,
+        "whole_conversations": None if per_reply is None else not per_reply,
+        "condition": None if no_condition is None else not no_condition,
     }
+    if time_budget is not None:
+        from trainer.ingest.run import parse_duration
+
+        flags["time_budget_s"] = parse_duration(time_budget, "--time-budget")
     given: dict[str, Any] = {k: v for k, v in flags.items() if v is not None}
     name = resolve_name(name)
     config = resume_config(name, given) if resume else TrainConfig(name=name, **given)
@@ -262,7 +297,12 @@ def train_cmd(
         import math
 
         print(
-            f"validation loss {result.first_val_loss:.4f} -> {result.best_val_loss:.4f} "
+            (
+                f"validation loss {result.first_val_loss:.4f} -> "
+                if result.first_val_loss is not None
+                else "validation loss "
+            )
+            + f"{result.best_val_loss:.4f} "
             f"(perplexity {math.exp(min(result.best_val_loss, 50)):.2f}, best at step {result.best_step})"
         )
     print(f"adapter: {result.adapter_dir}")

@@ -1,0 +1,50 @@
+"""A time budget: the step count follows from the speed measured on the first steps (the timing is a benchmark)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from trainer.train.budget import SAVE_SECONDS, Schedule, plan_steps
+from trainer.train.config import TrainConfig
+from trainer.train.run import train
+
+
+def test_plan_steps_buys_what_the_time_left_allows() -> None:
+    # 100 s budget, 10 s gone, 5 s of validation, the saving: the rest at 50 tokens/s in steps of 100 tokens
+    left = 100 - 10 - 5 - SAVE_SECONDS
+    assert plan_steps(100, 10, 50.0, 100.0, 5, done=4, cap=1000) == 4 + math.floor(left * 50 / 100)
+    assert plan_steps(100, 10, 50.0, 100.0, 5, done=4, cap=20) == 20  # never past the epochs' count
+    assert plan_steps(30, 40, 50.0, 100.0, 5, done=4, cap=1000) == 4  # over budget already: stop now
+
+
+def test_the_schedule_stretches_to_the_chosen_count() -> None:
+    s = Schedule(warmup=2, total=10)
+    assert s(0) < s(1) < s(2) == 1.0
+    assert s(10) == pytest.approx(0.0)
+    s.total = 20
+    assert s(10) > 0.4
+
+
+def test_training_on_a_budget_runs_the_steps_its_measured_speed_buys(make_dataset, base_in_cache) -> None:
+    make_dataset("me", n_train=48, n_val=4)
+    config = TrainConfig(name="me", time_budget_s=60, epochs=50, batch_size=2, log_every=1)
+    result = train(config)
+    events = [json.loads(line) for line in result.log_path.read_text().splitlines()]
+    (budget,) = [e for e in events if e["event"] == "budget"]
+    inputs = {
+        k: budget[k] for k in ("budget_s", "elapsed_s", "tokens_per_s", "tokens_per_step", "eval_s", "done", "cap")
+    }
+    assert budget["steps"] == plan_steps(**inputs)
+    assert budget["steps"] < budget["cap"]  # 50 epochs do not fit in a minute: the budget chose
+    assert result.steps == budget["steps"] == result.total_steps
+    assert [e["step"] for e in events if e["event"] == "eval"] == [result.steps]  # one validation, at the end
+    # warm-up and decay follow the chosen count, not the 50 epochs' (whose warm-up would still be running)
+    steps = budget["steps"]
+    chosen = Schedule(round(config.warmup_ratio * steps), steps)
+    after = [e for e in events if e["event"] == "train" and e["step"] > budget["done"]]
+    assert len(after) == steps - budget["done"]
+    for e in after:
+        assert e["lr"] == pytest.approx(config.lr * chosen(e["step"]))
