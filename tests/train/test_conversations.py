@@ -94,3 +94,12 @@ def test_the_whole_dataset_costs_fewer_tokens_than_one_sample_per_reply(tokenize
     labels = sum(lab != IGNORE for lab in whole[0].labels)
     assert labels == sum(sum(lab != IGNORE for lab in s.labels) for s in per_reply)
     assert len(whole[0]) < sum(len(s) for s in per_reply)
+
+
+def test_a_message_longer_than_a_piece_still_leaves_the_reply_after_it_labelled(tokenizer) -> None:
+    """A long message before a reply: the piece goes over budget to reach the reply, and the oldest tokens are cut."""
+    conv = [m(THEM, "word " * 400), m(ME, "ok then")]
+    assert pieces(conv, [120, 4], max_tokens=32) == [conv]
+    (sample,) = encode_conversations(tokenizer, [conv], max_length=32)
+    assert len(sample) == 32
+    assert _labelled_text(tokenizer, sample) == "ok then<|im_end|>"

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from trainer.train.samples import IGNORE, Sample
+from trainer.train.samples import IGNORE, Sample, truncate
 from twin.errors import UserError
 
 Messages = list[dict[str, str]]
@@ -51,19 +51,30 @@ def _continues(conv: Messages, messages: Messages) -> int:
 
 def pieces(conv: Messages, lengths: list[int], max_tokens: int) -> list[Messages]:
     """The conversation cut at turn boundaries into pieces of at most about `max_tokens` (by `lengths`, one per
-    message); each piece after the first starts with the last OVERLAP_TURNS turns of the one before as context."""
+    message); each piece after the first starts with the last OVERLAP_TURNS turns of the one before as context.
+
+    A piece always reaches the first reply after its first message, over the
+    budget if need be (a long message before it): the encoding then cuts the
+    oldest tokens, so no reply is left out for want of room.
+    """
     out: list[Messages] = []
     start = 0
     while start < len(conv):
         used, end = 0, start
-        while end < len(conv) and (end == start or used + lengths[end] <= max_tokens):
+        while end < len(conv) and (
+            end == start or used + lengths[end] <= max_tokens or not _has_reply(conv[start + 1 : end])
+        ):
             used += lengths[end]
             end += 1
         out.append(conv[start:end])
         if end >= len(conv):
             break
         start = max(end - OVERLAP_TURNS, start + 1)
-    return [p for p in out if any(m["role"] == "assistant" for m in p[1:])]
+    return [p for p in out if _has_reply(p[1:])]
+
+
+def _has_reply(messages: Messages) -> bool:
+    return any(m["role"] == "assistant" for m in messages)
 
 
 def encode_turns(tokenizer: Any, messages: Messages, max_length: int, label_first: bool = False) -> Sample:
@@ -109,8 +120,7 @@ def encode_turns(tokenizer: Any, messages: Messages, max_length: int, label_firs
         elif n + 1 == len(spans):  # a template that closes turns with no special token: EOS after the last
             ids.append(tokenizer.eos_token_id)
             labels.append(tokenizer.eos_token_id)
-    ids, labels = ids[:max_length], labels[:max_length]
-    return Sample(ids, labels)
+    return truncate(ids, labels, max_length)
 
 
 def encode_conversations(

@@ -174,6 +174,8 @@ def _train(
     # Its context is cut shorter than training's pieces: validating often must stay cheap.
     val_samples = encode_all(tokenizer, val_convs, min(config.max_length, VAL_MAX_LENGTH), val_file)
     n_train = len(train_convs)  # samples (replies); train_samples may be whole-conversation pieces
+    if not train_samples:  # every reply blank after cleaning: nothing to learn, and an epoch of no steps never ends
+        raise UserError(f"dataset file {train_file} has no reply with text to learn from: ingest more chat history")
     del train_convs, val_convs
     stop.check()
 

@@ -104,14 +104,14 @@ def encode(tokenizer: Any, messages: list[dict[str, str]], max_length: int) -> S
     if not closed:
         ids.append(tokenizer.eos_token_id)
         labels.append(tokenizer.eos_token_id)
-    return _truncate(ids, labels, max_length)
+    return truncate(ids, labels, max_length)
 
 
-def _truncate(ids: list[int], labels: list[int], max_length: int) -> Sample:
+def truncate(ids: list[int], labels: list[int], max_length: int) -> Sample:
     """Keep the newest tokens: old context goes first; a reply longer than max_length keeps its beginning."""
     if len(ids) <= max_length:
         return Sample(ids, labels)
-    first = next(i for i, lab in enumerate(labels) if lab != IGNORE)
+    first = next((i for i, lab in enumerate(labels) if lab != IGNORE), 0)
     start = min(len(ids) - max_length, first)
     return Sample(ids[start : start + max_length], labels[start : start + max_length])
 
