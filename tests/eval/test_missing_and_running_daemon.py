@@ -45,7 +45,8 @@ def test_gguf_only_twin_through_a_running_daemon(dataset_twin: str, twins, twin_
         with urllib.request.urlopen(running.root + "/metrics", timeout=5) as r:
             metrics = r.read().decode()
     assert result.daemon == f"the running daemon at {running.url}, OpenAI API, model `dima`"
-    assert 'twin_requests_total{path="/v1/chat/completions",status="200"} 3' in metrics.splitlines()
+    # 3 samples, each answered greedily and with the chat default's sampling (reported side by side).
+    assert 'twin_requests_total{path="/v1/chat/completions",status="200"} 6' in metrics.splitlines()
 
     by = {v.key: v for v in result.variants}
     assert by["prompt"].variant.missing == "no persona yet: build it with `twin persona --name dima`"
