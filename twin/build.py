@@ -21,6 +21,7 @@ STAGES = ("ingest", "train", "convert", "persona")
 # What a time budget keeps back for the stages after training (measured for the embedded model on 2 cores:
 # conversion with --quant auto and the persona), and the least it gives training.
 AFTER_TRAINING_S = 90.0
+DEFAULT_BUDGET_S = 900.0  # `twin build` by default: a served twin within 15 minutes (fewer on a small export)
 MIN_TRAIN_S = 60.0
 MIN_BUDGET_S = 180
 
@@ -38,7 +39,7 @@ class BuildConfig:
     max_steps: int = 0  # 0: as many as the epochs make
     batch_size: int = 2
     max_length: int = 512  # as `twin train`
-    time_budget_s: float = 0.0  # the whole build's wall clock; training gets what the other stages leave (0: off)
+    time_budget_s: float = DEFAULT_BUDGET_S  # the whole build's wall clock; training gets what the rest leaves (0: off)
     lr: float = 3e-4
     seed: int = 0
     device: str = "auto"

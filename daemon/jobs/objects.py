@@ -14,6 +14,8 @@ from typing import Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from daemon.schema import APIError
+from trainer.train.config import TrainConfig  # a plain dataclass: its defaults, not the trainer
+from twin.build import DEFAULT_BUDGET_S
 
 JobStatus = Literal["validating_files", "queued", "running", "succeeded", "failed", "cancelled"]
 T = TypeVar("T")
@@ -62,7 +64,8 @@ class TwinOptions(BaseModel):
     base: str | None = None  # overrides `model` (a --base short name, hub id or directory)
     quant: str = "auto"
     max_steps: int = Field(0, ge=0)
-    max_length: int = Field(256, ge=16)
+    max_length: int = Field(TrainConfig.max_length, ge=16)
+    time_budget_s: float = Field(DEFAULT_BUDGET_S, ge=0)  # the build's wall clock, as `twin build` (0: n_epochs decide)
     strip_emoji: bool = False
     device: str = "auto"
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import dataclasses
 import json
 import logging
 import os
@@ -27,13 +28,15 @@ from typing import Any
 
 from daemon.jobs.objects import CheckpointMetrics, FineTuningJob, JobError
 from daemon.jobs.store import FINAL, Store
+from trainer.train.config import TrainConfig  # a plain dataclass: its defaults, not the trainer
 from twin import lock, paths
 
 log = logging.getLogger("twin.daemon")
 
 PR_SET_PDEATHSIG = 1
-BASE_LR = 2e-4  # twin build's learning rate: learning_rate_multiplier scales it
-DEFAULTS = {"n_epochs": 3, "batch_size": 8, "learning_rate_multiplier": 1.0}
+_TRAIN = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+BASE_LR = float(_TRAIN["lr"])  # twin build's learning rate: learning_rate_multiplier scales it
+DEFAULTS = {"n_epochs": _TRAIN["epochs"], "batch_size": _TRAIN["batch_size"], "learning_rate_multiplier": 1.0}
 STOP_SECONDS = 120.0  # a step and a checkpoint save; then SIGKILL
 
 try:
@@ -257,6 +260,7 @@ class Runner:
         argv += ["--epochs", str(hp.n_epochs), "--batch-size", str(hp.batch_size)]
         argv += ["--lr", repr(BASE_LR * float(hp.learning_rate_multiplier or 1.0)), "--seed", str(job.seed)]
         argv += ["--max-steps", str(twin["max_steps"]), "--max-length", str(twin["max_length"])]
+        argv += ["--time-budget", f"{twin.get('time_budget_s', 0):g}s" if twin.get("time_budget_s") else "0"]
         for who in twin.get("me", []):
             argv += ["--me", who]
         if twin.get("strip_emoji"):

@@ -10,6 +10,7 @@ import typer
 
 from trainer.bases import BASE_HELP  # light: no torch
 from twin import paths
+from twin.build import DEFAULT_BUDGET_S
 from twin.logs import setup_logging
 from twin.threads import passive_for_torch
 
@@ -54,10 +55,10 @@ def build_cmd(
     time_budget: Annotated[
         str,
         typer.Option(
-            help="Wall clock for the whole build (15m, 1h; 0 = off): training gets what the other stages leave, "
-            "its step count set from the speed measured on its first steps."
+            help="Wall clock for the whole build (15m, 1h): training gets what the other stages leave, its step "
+            "count set from the speed measured on its first steps, never more than --epochs. 0 = train for --epochs."
         ),
-    ] = "0",
+    ] = f"{DEFAULT_BUDGET_S / 60:g}m",
     epochs: Annotated[int, typer.Option(help="Passes over the training split.")] = 3,
     max_steps: Annotated[int, typer.Option(help="Optimizer steps instead (0 = epochs decide).")] = 0,
     batch_size: Annotated[int, typer.Option(help="Samples (conversation pieces) per step.")] = 2,
