@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from trainer.train.budget import SAVE_SECONDS, Schedule, plan_steps
+from trainer.train.budget import CALIBRATION_STEPS, REPLAN_EVERY, SAVE_SECONDS, Schedule, plan_steps
 from trainer.train.config import TrainConfig
 from trainer.train.run import train
 
@@ -36,17 +36,19 @@ def test_training_on_a_budget_runs_the_steps_its_measured_speed_buys(make_datase
     )
     result = train(config)
     events = [json.loads(line) for line in result.log_path.read_text().splitlines()]
-    (budget,) = [e for e in events if e["event"] == "budget"]
-    inputs = {
-        k: budget[k] for k in ("budget_s", "elapsed_s", "tokens_per_s", "tokens_per_step", "eval_s", "done", "cap")
-    }
-    assert budget["steps"] == plan_steps(**inputs)
+    plans = [e for e in events if e["event"] == "budget"]
+    keys = ("budget_s", "elapsed_s", "tokens_per_s", "tokens_per_step", "eval_s", "done", "cap")
+    for plan in plans:  # chosen on the first steps, then again every REPLAN_EVERY steps from their speed
+        assert plan["steps"] == plan_steps(**{k: plan[k] for k in keys})
+    assert [p["done"] for p in plans] == list(range(CALIBRATION_STEPS + 1, plans[-1]["done"] + 1, REPLAN_EVERY))
+    budget = plans[-1]
     assert budget["steps"] < budget["cap"]  # the budget chose
     assert result.steps == budget["steps"] == result.total_steps
     assert [e["step"] for e in events if e["event"] == "eval"] == [result.steps]  # one validation, at the end
-    # warm-up and decay follow the chosen count, not the 50 epochs' (whose warm-up would still be running)
+    # warm-up and decay follow the chosen count, not the 1000 epochs' (whose warm-up would still be running)
     steps = budget["steps"]
-    chosen = Schedule(round(config.warmup_ratio * steps), steps)
+    warmup = min(round(config.warmup_ratio * p["steps"]) for p in plans)
+    chosen = Schedule(warmup, steps)
     after = [e for e in events if e["event"] == "train" and e["step"] > budget["done"]]
     assert len(after) == steps - budget["done"]
     for e in after:

@@ -2,7 +2,8 @@
 
 `twin train --time-budget` (and `twin build --time-budget`, which hands training
 what its other stages leave) runs a few real steps, measures trained tokens per
-second, and sets the step count so the run, its one validation (at the end, on
+second, and sets the step count (again every REPLAN_EVERY steps, from the
+speed of the latest ones) so the run, its one validation (at the end, on
 BUDGET_VAL_SAMPLES samples, its time estimated from the same speed) and the
 saving of the adapter and merged model end within the budget. The learning-rate
 schedule is stretched to the chosen count (`Schedule` is resized, not rebuilt).
@@ -14,6 +15,7 @@ import math
 from dataclasses import dataclass
 
 CALIBRATION_STEPS = 3  # steps measured before the count is chosen (the first one, warming caches, is left out)
+REPLAN_EVERY = 10  # steps after which the count is chosen again from the speed of those steps
 SAVE_SECONDS = 20.0  # merging and writing adapter/ and merged/ for the embedded model on 2 cores
 BUDGET_VAL_SAMPLES = 64  # on a budget training validates once, at the end, on this many samples
 EVAL_SPEEDUP = 3.0  # a validation token (forward only) costs about a third of a trained one

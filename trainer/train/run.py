@@ -203,7 +203,14 @@ def _train(
     lengths = [len(s) for s in train_samples]
     groups_per_epoch = math.ceil(math.ceil(len(train_samples) / config.batch_size) / config.grad_accum)
     total_steps = config.max_steps or groups_per_epoch * config.epochs
-    from trainer.train.budget import BUDGET_VAL_SAMPLES, CALIBRATION_STEPS, EVAL_SPEEDUP, Schedule, plan_steps
+    from trainer.train.budget import (
+        BUDGET_VAL_SAMPLES,
+        CALIBRATION_STEPS,
+        EVAL_SPEEDUP,
+        REPLAN_EVERY,
+        Schedule,
+        plan_steps,
+    )
 
     schedule = Schedule(round(config.warmup_ratio * total_steps), total_steps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
@@ -228,7 +235,11 @@ def _train(
     # A fresh run's first line replaces an earlier run's log; until then that log stays as it was.
     fresh_log = resumed is None
     budgeted = config.time_budget_s > 0
-    calibration = [0, 0.0]  # tokens and seconds of the measured steps
+    # The speed is measured on the first steps, then again every REPLAN_EVERY steps (a machine that gets busier
+    # mid-run would otherwise overrun the budget); a resumed run keeps the count it had chosen.
+    replanning = budgeted and not progress.planned_steps
+    window: list[float] = [0, 0.0, 0]  # tokens, seconds and steps since the last plan
+    epochs_steps = total_steps
     if budgeted:
         val_samples = val_samples[:BUDGET_VAL_SAMPLES]
 
@@ -359,31 +370,33 @@ def _train(
                     window_labels += n_labels
                     window_tokens += tokens
                     tps = progress.tokens / max(progress.seconds, 1e-9)
-                    if budgeted and not progress.planned_steps and progress.step > 1:
-                        calibration[0] += tokens
-                        calibration[1] += time.perf_counter() - started
-                        if progress.step > CALIBRATION_STEPS:
+                    if replanning and progress.step > 1:
+                        window[0] += tokens
+                        window[1] += time.perf_counter() - started
+                        first = not progress.planned_steps
+                        if progress.step > CALIBRATION_STEPS and (first or window[2] >= REPLAN_EVERY):
                             plan: dict[str, Any] = {
                                 "budget_s": config.time_budget_s,
                                 "elapsed_s": time.perf_counter() - started_at,
-                                "tokens_per_s": calibration[0] / max(calibration[1], 1e-9),
+                                "tokens_per_s": window[0] / max(window[1], 1e-9),
                                 "tokens_per_step": sum(lengths) / groups_per_epoch,
-                                "eval_s": sum(len(v) for v in val_samples)
-                                / (EVAL_SPEEDUP * calibration[0])
-                                * calibration[1],
+                                "eval_s": sum(len(v) for v in val_samples) / (EVAL_SPEEDUP * window[0]) * window[1],
                                 "done": progress.step,
-                                "cap": total_steps,
+                                "cap": epochs_steps,
                             }
                             total_steps = progress.planned_steps = schedule.total = plan_steps(**plan)
                             # the warm-up follows the chosen count (it was a share of the epochs' count)
                             schedule.warmup = min(schedule.warmup, round(config.warmup_ratio * total_steps))
                             display.resize(total_steps)
                             record({"event": "budget", "step": progress.step, **plan, "steps": total_steps})
-                            display.note(
-                                f"time budget {config.time_budget_s:.0f}s: {plan['tokens_per_s']:.0f} tokens/s "
-                                f"measured, {total_steps} steps chosen ({total_steps * plan['tokens_per_step']:.0f} "
-                                f"tokens, {total_steps * plan['tokens_per_step'] / sum(lengths):.2f} epochs)"
-                            )
+                            window[:] = [0, 0.0, 0]  # the next plan reads the speed of the steps from here
+                            if first:
+                                display.note(
+                                    f"time budget {config.time_budget_s:.0f}s: {plan['tokens_per_s']:.0f} tokens/s "
+                                    f"measured, {total_steps} steps chosen ({total_steps * plan['tokens_per_step']:.0f}"
+                                    f" tokens, {total_steps * plan['tokens_per_step'] / sum(lengths):.2f} epochs)"
+                                )
+                        window[2] += 1
                     display.update(progress.step, step_loss, tps)
                     last_loss = step_loss
                     run_steps += 1
@@ -422,7 +435,8 @@ def _train(
                 if progress.group >= len(groups):
                     progress.epoch += 1
                     progress.group = 0
-                    stopped_early = validate(display) or stopped_early
+                    if not budgeted:  # on a budget the one validation is the last
+                        stopped_early = validate(display) or stopped_early
                     if progress.step < total_steps and not stopped_early:
                         save_checkpoint()
             if not stopped_early and not stop.requested:
