@@ -11,8 +11,10 @@ from twin import paths
 from twin.dataset import DATASET_DIR
 from twin.errors import UserError
 
-# Settings a resumed run may change: they do not alter what is computed.
-_RESUME_FREE = ("resume", "device", "dataset_dir", "log_every")
+# Settings a resumed run may change: they do not alter what is computed. A time budget may: a build hands
+# training what its other stages left (a different figure each run), and a resumed run keeps the step count
+# its budget had chosen.
+_RESUME_FREE = ("resume", "device", "dataset_dir", "log_every", "time_budget_s")
 
 
 @dataclass
