@@ -630,58 +630,52 @@ _COMPLETION_LOGPROBS = {
         "text_offset": {"type": "array", "items": {"type": "integer"}},
     },
 }
-CHAT_COMPLETION = {
-    "title": "ChatCompletion",
-    "type": "object",
-    "properties": _HEAD
-    | {
-        "object": {"const": "chat.completion"},
-        "choices": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {
-                    "index": {"type": "integer"},
-                    "message": {
-                        "type": "object",
-                        "properties": {
-                            "role": {"const": "assistant"},
-                            "content": {"type": "string"},
-                            "refusal": {"type": "null"},
-                        },
-                        "required": ["role", "content"],
-                    },
-                    "logprobs": _CHAT_LOGPROBS,
-                    "finish_reason": _FINISH,
-                },
-                "required": ["index", "message", "finish_reason"],
-            },
+
+
+def _completion(title: str, object_name: str, choice: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    """A chat or text completion: the envelope both share, around their own choice object."""
+    return {
+        "title": title,
+        "type": "object",
+        "properties": _HEAD
+        | {
+            "object": {"const": object_name},
+            "choices": {"type": "array", "items": {"type": "object", "properties": choice, "required": required}},
         },
-    },
-    "required": ["id", "object", "created", "model", "choices", "usage"],
-}
-COMPLETION = {
-    "title": "Completion",
-    "type": "object",
-    "properties": _HEAD
-    | {
-        "object": {"const": "text_completion"},
-        "choices": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {
-                    "index": {"type": "integer"},
-                    "text": {"type": "string"},
-                    "logprobs": _COMPLETION_LOGPROBS,
-                    "finish_reason": _FINISH,
-                },
-                "required": ["index", "text", "finish_reason"],
+        "required": ["id", "object", "created", "model", "choices", "usage"],
+    }
+
+
+CHAT_COMPLETION = _completion(
+    "ChatCompletion",
+    "chat.completion",
+    {
+        "index": {"type": "integer"},
+        "message": {
+            "type": "object",
+            "properties": {
+                "role": {"const": "assistant"},
+                "content": {"type": "string"},
+                "refusal": {"type": "null"},
             },
+            "required": ["role", "content"],
         },
+        "logprobs": _CHAT_LOGPROBS,
+        "finish_reason": _FINISH,
     },
-    "required": ["id", "object", "created", "model", "choices", "usage"],
-}
+    ["index", "message", "finish_reason"],
+)
+COMPLETION = _completion(
+    "Completion",
+    "text_completion",
+    {
+        "index": {"type": "integer"},
+        "text": {"type": "string"},
+        "logprobs": _COMPLETION_LOGPROBS,
+        "finish_reason": _FINISH,
+    },
+    ["index", "text", "finish_reason"],
+)
 MODEL = {
     "title": "Model",
     "type": "object",
