@@ -2,7 +2,8 @@
 
 `register(app)` adds the routes and starts the runner with the app; the
 engine is touched at two points only: `Engine.reload(model_id)` when a job's
-twin is built (hot swap) and `Engine.set_threads(n)` while a job trains.
+twin is built (hot swap) and `Engine.set_job_training(busy)` around each job
+(twin.threads decides the thread counts).
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import psutil
 from aiohttp import web
 
 from daemon import openapi, schema
@@ -33,7 +33,7 @@ from trainer.train.config import TrainConfig  # a plain dataclass: its defaults,
 from twin import embedded, paths
 from twin.build import DEFAULT_BUDGET_S
 from twin.errors import UserError
-from twin.threads import split_cores
+from twin.threads import training_threads
 
 log = logging.getLogger("twin.daemon")
 
@@ -58,20 +58,18 @@ class Jobs:
     def __init__(self, state: Any) -> None:
         self.state = state
         self.store = Store(paths.data_dir() / "jobs.db")
-        cores = psutil.cpu_count(logical=False) or 1
-        train, serve = split_cores(cores, state.settings.train_threads, state.settings.threads)
-        self.serve_threads_busy = serve
-        self.runner = Runner(self.store, train_threads=train, on_built=self._serve, on_busy=self._busy)
+        self.runner = Runner(
+            self.store,
+            train_threads=training_threads(state.settings.train_threads),
+            on_built=self._serve,
+            on_busy=state.engine.set_job_training,
+        )
 
     async def _serve(self, name: str) -> None:
         """A job built twin `name`: serve it (and its persona) now, swapping out an older build."""
         engine = self.state.engine
         engine.refresh()
         await engine.reload(name)
-
-    def _busy(self, busy: bool) -> None:
-        engine = self.state.engine
-        engine.set_threads(self.serve_threads_busy if busy else self.state.settings.threads)
 
 
 def _jobs(request: web.Request) -> Jobs:
