@@ -24,7 +24,8 @@ def eval_threads(requested: int = 0) -> int:
 def llama_log() -> Iterator[list[str]]:
     """Collect llama.cpp's log lines instead of printing them; llama-cpp-python's own logger is restored after."""
     import llama_cpp
-    from llama_cpp import _logger
+
+    from twin import llamacpp
 
     lines: list[str] = []
 
@@ -36,4 +37,4 @@ def llama_log() -> Iterator[list[str]]:
     try:
         yield lines
     finally:
-        llama_cpp.llama_log_set(_logger.llama_log_callback, ctypes.c_void_p(0))
+        llama_cpp.llama_log_set(llamacpp.library_log_callback(), ctypes.c_void_p(0))

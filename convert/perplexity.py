@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import secrets
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ import numpy as np
 
 from convert.llama_runtime import eval_threads, llama_log
 from twin import dataset
-from twin.chatformat import gguf_chat_formatter
+from twin.chatformat import ChatTokenizer
 from twin.errors import UserError
 
 Messages = list[dict[str, str]]
@@ -57,17 +58,28 @@ def load_conversations(path: Path, limit: int = 40) -> list[Messages]:
 
 
 class GGUFScorer:
-    """A GGUF open in llama.cpp for scoring replies, rendering chats with its own template as the daemon does."""
+    """A GGUF open in llama.cpp for scoring replies, its chats rendered and tokenized as the daemon does.
+
+    As in the daemon (twin.chatformat.ChatTokenizer), only the template's own
+    markers become special tokens: a reply (or context) holding `<|im_end|>` is
+    scored as the text it is. So `render` writes each message's content as a
+    placeholder and `tokenize` reads the placeholders back as plain text; the
+    contents are those of the conversation rendered last (`measure` renders a
+    conversation, then tokenizes its parts).
+    """
 
     def __init__(self, llm: Any) -> None:
         self.llm = llm
-        self._formatters = {gen: gguf_chat_formatter(llm, add_generation_prompt=gen) for gen in (True, False)}
+        self._chat = {gen: ChatTokenizer.from_llama(llm, add_generation_prompt=gen) for gen in (True, False)}
+        self._nonce = secrets.token_hex(8)
+        self._contents: list[str] = []
 
     def render(self, messages: Messages, add_generation_prompt: bool) -> str:
-        return self._formatters[add_generation_prompt](messages=messages).prompt
+        self._contents = [m["content"] for m in messages]
+        return self._chat[add_generation_prompt].masked(messages, self._nonce)
 
     def tokenize(self, text: str) -> list[int]:
-        return self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+        return self._chat[True].tokenize_masked(text, self._contents, self._nonce)
 
     def reply_nll(self, prefix: list[int], reply: list[int]) -> float:
         """Summed negative log-likelihood of the `reply` tokens after `prefix` (which must not be empty)."""

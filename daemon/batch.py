@@ -20,13 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import llama_cpp
-from llama_cpp import _internals
 
 from daemon.fingerprint import gguf_sha256, system_fingerprint
 from daemon.metrics import EngineMetrics
 from daemon.model import LoadedModel
 from daemon.sampling import Sampler, TextTracker, TokenLogprob, token_logprob
 from daemon.schema import APIError, SamplingParams
+from twin import llamacpp
 
 log = logging.getLogger("twin.daemon")
 
@@ -154,12 +154,13 @@ class Runner:
         params.no_perf = True
         self.threads = threads
         try:
-            self.ctx = _internals.LlamaContext(model=self.model.weights, params=params, verbose=False)
+            self.ctx = llamacpp.new_context(self.model.weights, params)
         except Exception:
             self.model.close()
             raise
-        self.n_ctx = min(n_ctx, llama_cpp.llama_n_ctx_seq(self.ctx.ctx))
-        self.mem = self.ctx.memory
+        self.handle = llamacpp.context_handle(self.ctx)
+        self.n_ctx = min(n_ctx, llama_cpp.llama_n_ctx_seq(self.handle))
+        self.mem = llamacpp.context_memory(self.ctx)
         self.batch = llama_cpp.llama_batch_init(params.n_batch, 0, 1)
         self.slots = [Slot(seq) for seq in range(parallel)]
         self.waiting: deque[Job] = deque()
@@ -179,7 +180,7 @@ class Runner:
         self._admit()
         if not self._build_batch():
             return
-        code = llama_cpp.llama_decode(self.ctx.ctx, self.batch)
+        code = llama_cpp.llama_decode(self.handle, self.batch)
         if code != 0:
             self._fail_batch(code)
             return
@@ -201,7 +202,7 @@ class Runner:
     def set_threads(self, threads: int) -> None:
         """Between steps: llama.cpp takes the new count from the next decode on."""
         if threads != self.threads:
-            llama_cpp.llama_set_n_threads(self.ctx.ctx, threads, threads)
+            llama_cpp.llama_set_n_threads(self.handle, threads, threads)
             self.threads = threads
 
     def reset(self, error: APIError) -> None:
@@ -307,7 +308,7 @@ class Runner:
         job = slot.job
         assert job is not None and slot.sampler is not None and slot.text is not None
         p = job.params
-        token = slot.sampler.sample(self.ctx.ctx, row)
+        token = slot.sampler.sample(self.handle, row)
         # A grammar ends where it says so: past its end only end-of-generation is allowed.
         if self.model.is_eog(token) and (not p.ignore_eos or p.grammar is not None):
             self._finish(slot, "stop")
@@ -315,7 +316,7 @@ class Runner:
         slot.generated += 1
         entry = None
         if p.logprobs:
-            logits = llama_cpp.llama_get_logits_ith(self.ctx.ctx, row)
+            logits = llama_cpp.llama_get_logits_ith(self.handle, row)
             entry = token_logprob(logits, self.model.n_vocab, token, p.top_logprobs, self.model.piece)
         text, entries, hit = slot.text.feed(self.model.piece(token), entry)
         if text or entries:

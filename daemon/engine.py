@@ -320,7 +320,8 @@ class Engine:
         self.requested_threads = threads  # 0: follow the load (twin.threads.llama_threads) at every step
         self.threads = threads or physical_cores()  # what a context is created with, before its first step
         self.metrics = EngineMetrics()
-        self.worker = Worker(lambda: llama_threads(self.requested_threads))
+        self.job_training = False  # a fine-tuning job of this daemon trains: fewer threads (twin.threads)
+        self.worker = Worker(lambda: llama_threads(self.requested_threads, self.job_training))
         self.helpers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="twin-prepare")
         self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="twin-load")
         self._gates: dict[Path, Gate] = {}
@@ -469,9 +470,9 @@ class Engine:
         res = await self.acquire(self.spec(model_id))
         await self.release(res)
 
-    def set_threads(self, threads: int) -> None:
-        """Decode with `threads` (0: follow the load) from the next step on, e.g. fewer while a job trains."""
-        self.requested_threads = threads  # the worker applies it before each step
+    def set_job_training(self, training: bool) -> None:
+        """A fine-tuning job started or ended: the thread count follows from the next step on (twin.threads)."""
+        self.job_training = training  # the worker applies it before each step
 
     async def preload(self, model_id: str) -> None:
         """Load one model before answering /health with 200; requests queue behind it."""

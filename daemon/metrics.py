@@ -6,6 +6,7 @@ import bisect
 import threading
 import time
 from collections import Counter, defaultdict, deque
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 
@@ -16,6 +17,30 @@ def _labels(**labels: str) -> str:
 
 def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+class Exposition:
+    """Prometheus text lines, one metric family at a time: HELP and TYPE, then its samples."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def family(self, name: str, kind: str, help_text: str, samples: Iterable[tuple[dict[str, str], str]] = ()) -> None:
+        """A family and its samples, each (labels, formatted value)."""
+        self.lines.append(f"# HELP {name} {help_text}")
+        self.lines.append(f"# TYPE {name} {kind}")
+        for labels, value in samples:
+            self.sample(name, labels, value)
+
+    def sample(self, name: str, labels: dict[str, str], value: object) -> None:
+        self.lines.append(f"{name}{_labels(**labels)} {value}")
+
+    def by_model(self, name: str, kind: str, help_text: str, values: Mapping[str, object], fmt: str = "") -> None:
+        """A family with one sample per model, in model order."""
+        self.family(name, kind, help_text, (({"model": m}, format(v, fmt)) for m, v in sorted(values.items())))
+
+    def text(self) -> str:
+        return "\n".join(self.lines) + "\n"
 
 
 @dataclass
@@ -40,36 +65,42 @@ class Metrics:
             self.last_tokens_per_second[model] = completion_tokens / seconds
 
     def render(self, queue_depth: int, loaded: list[str]) -> str:
-        lines: list[str] = []
-
-        def family(name: str, kind: str, help_text: str) -> None:
-            lines.append(f"# HELP {name} {help_text}")
-            lines.append(f"# TYPE {name} {kind}")
-
-        family("twin_requests_total", "counter", "HTTP requests answered, by route and status.")
-        for (path, status), n in sorted(self.requests.items()):
-            lines.append(f"twin_requests_total{_labels(path=path, status=status)} {n}")
-        family("twin_prompt_tokens_total", "counter", "Prompt tokens processed.")
-        for model, n in sorted(self.prompt_tokens.items()):
-            lines.append(f"twin_prompt_tokens_total{_labels(model=model)} {n}")
-        family("twin_completion_tokens_total", "counter", "Tokens generated, including those of abandoned requests.")
-        for model, n in sorted(self.completion_tokens.items()):
-            lines.append(f"twin_completion_tokens_total{_labels(model=model)} {n}")
-        family("twin_generation_seconds_total", "counter", "Seconds spent generating (prompt processing included).")
-        for model, s in sorted(self.generation_seconds.items()):
-            lines.append(f"twin_generation_seconds_total{_labels(model=model)} {s:.6f}")
-        family("twin_generation_tokens_per_second", "gauge", "Generation speed of the last finished request.")
-        for model, v in sorted(self.last_tokens_per_second.items()):
-            lines.append(f"twin_generation_tokens_per_second{_labels(model=model)} {v:.3f}")
-        family("twin_queue_depth", "gauge", "Requests waiting for the model.")
-        lines.append(f"twin_queue_depth {queue_depth}")
-        family("twin_requests_in_flight", "gauge", "API requests being handled (waiting or generating).")
-        lines.append(f"twin_requests_in_flight {self.in_flight}")
-        family("twin_requests_receiving", "gauge", "API requests still sending their body.")
-        lines.append(f"twin_requests_receiving {self.receiving}")
-        family("twin_models_loaded", "gauge", "GGUF files held in memory.")
-        lines.append(f"twin_models_loaded {len(loaded)}")
-        return "\n".join(lines) + "\n"
+        out = Exposition()
+        out.family(
+            "twin_requests_total",
+            "counter",
+            "HTTP requests answered, by route and status.",
+            (({"path": path, "status": status}, str(n)) for (path, status), n in sorted(self.requests.items())),
+        )
+        out.by_model("twin_prompt_tokens_total", "counter", "Prompt tokens processed.", self.prompt_tokens)
+        out.by_model(
+            "twin_completion_tokens_total",
+            "counter",
+            "Tokens generated, including those of abandoned requests.",
+            self.completion_tokens,
+        )
+        out.by_model(
+            "twin_generation_seconds_total",
+            "counter",
+            "Seconds spent generating (prompt processing included).",
+            self.generation_seconds,
+            ".6f",
+        )
+        out.by_model(
+            "twin_generation_tokens_per_second",
+            "gauge",
+            "Generation speed of the last finished request.",
+            self.last_tokens_per_second,
+            ".3f",
+        )
+        for name, help_text, value in (
+            ("twin_queue_depth", "Requests waiting for the model.", queue_depth),
+            ("twin_requests_in_flight", "API requests being handled (waiting or generating).", self.in_flight),
+            ("twin_requests_receiving", "API requests still sending their body.", self.receiving),
+            ("twin_models_loaded", "GGUF files held in memory.", len(loaded)),
+        ):
+            out.family(name, "gauge", help_text, [({}, str(value))])
+        return out.text()
 
 
 QUEUE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -121,42 +152,55 @@ class EngineMetrics:
 
     def render(self, slots: list[tuple[str, int, int]]) -> str:
         """`slots`: (model file, busy, total) for each loaded model."""
-        lines: list[str] = []
-
-        def family(name: str, kind: str, help_text: str) -> None:
-            lines.append(f"# HELP {name} {help_text}")
-            lines.append(f"# TYPE {name} {kind}")
-
-        family("twin_slots_busy", "gauge", "Sequences of a loaded model working on a request.")
-        for model, busy, _ in slots:
-            lines.append(f"twin_slots_busy{_labels(model=model)} {busy}")
-        family("twin_slots_total", "gauge", "Sequences a loaded model decodes together (--parallel).")
-        for model, _, total in slots:
-            lines.append(f"twin_slots_total{_labels(model=model)} {total}")
-        family("twin_queue_wait_seconds", "histogram", "From a request's arrival until its first choice has a slot.")
+        out = Exposition()
+        out.family(
+            "twin_slots_busy",
+            "gauge",
+            "Sequences of a loaded model working on a request.",
+            (({"model": model}, str(busy)) for model, busy, _ in slots),
+        )
+        out.family(
+            "twin_slots_total",
+            "gauge",
+            "Sequences a loaded model decodes together (--parallel).",
+            (({"model": model}, str(total)) for model, _, total in slots),
+        )
+        out.family(
+            "twin_queue_wait_seconds", "histogram", "From a request's arrival until its first choice has a slot."
+        )
         with self._lock:
             counts, total_seconds = list(self.queue_counts), self.queue_sum
         running = 0
         for bound, n in zip((*QUEUE_BUCKETS, float("inf")), counts, strict=True):
             running += n
-            le = "+Inf" if bound == float("inf") else f"{bound:g}"
-            lines.append(f'twin_queue_wait_seconds_bucket{{le="{le}"}} {running}')
-        lines.append(f"twin_queue_wait_seconds_sum {total_seconds:.6f}")
-        lines.append(f"twin_queue_wait_seconds_count {running}")
-        family("twin_prompt_tokens_evaluated_total", "counter", "Prompt tokens run through the model.")
-        for model, n in sorted(self.prompt_evaluated.items()):
-            lines.append(f"twin_prompt_tokens_evaluated_total{_labels(model=model)} {n}")
-        family("twin_prompt_tokens_reused_total", "counter", "Prompt tokens found in a slot's cache, not evaluated.")
-        for model, n in sorted(self.prompt_reused.items()):
-            lines.append(f"twin_prompt_tokens_reused_total{_labels(model=model)} {n}")
-        family("twin_model_generated_tokens_total", "counter", "Tokens a model generated, all requests together.")
-        for model, n in sorted(self.generated.items()):
-            lines.append(f"twin_model_generated_tokens_total{_labels(model=model)} {n}")
-        family(
+            out.sample(
+                "twin_queue_wait_seconds_bucket", {"le": "+Inf" if bound == float("inf") else f"{bound:g}"}, running
+            )
+        out.sample("twin_queue_wait_seconds_sum", {}, f"{total_seconds:.6f}")
+        out.sample("twin_queue_wait_seconds_count", {}, running)
+        out.by_model(
+            "twin_prompt_tokens_evaluated_total",
+            "counter",
+            "Prompt tokens run through the model.",
+            self.prompt_evaluated,
+        )
+        out.by_model(
+            "twin_prompt_tokens_reused_total",
+            "counter",
+            "Prompt tokens found in a slot's cache, not evaluated.",
+            self.prompt_reused,
+        )
+        out.by_model(
+            "twin_model_generated_tokens_total",
+            "counter",
+            "Tokens a model generated, all requests together.",
+            self.generated,
+        )
+        out.by_model(
             "twin_model_tokens_per_second",
             "gauge",
             f"Tokens generated per second of decoding, last {SPEED_WINDOW:g} s.",
+            self.tokens_per_second(),
+            ".3f",
         )
-        for model, v in sorted(self.tokens_per_second().items()):
-            lines.append(f"twin_model_tokens_per_second{_labels(model=model)} {v:.3f}")
-        return "\n".join(lines) + "\n"
+        return out.text()

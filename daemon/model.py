@@ -11,13 +11,12 @@ import logging
 from pathlib import Path
 
 import llama_cpp
-from llama_cpp import _internals
 
 from daemon.schema import APIError
+from twin import llamacpp
 from twin.chatformat import ChatTokenizer
 
 # llama.cpp logs through llama-cpp-python's logger; below ERROR it would chat on stderr at every load.
-# (Loading with verbose=False instead redirects the process' stdout/stderr, which is not thread-safe.)
 logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)
 
 
@@ -26,9 +25,7 @@ class LoadedModel:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.weights = _internals.LlamaModel(
-            path_model=str(path), params=llama_cpp.llama_model_default_params(), verbose=True
-        )
+        self.weights = llamacpp.load_weights(path)
         self.vocab = self.weights.vocab
         self.n_vocab = self.weights.n_vocab()
         self.n_ctx_train = self.weights.n_ctx_train()

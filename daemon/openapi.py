@@ -56,6 +56,7 @@ class Route:
     stream: bool = False  # also answers text/event-stream
     errors: tuple[int, ...] = ()
     tags: tuple[str, ...] = field(default_factory=tuple)
+    request_type: str = "application/json"  # of the request body
 
 
 _ROUTES: dict[tuple[str, str], Route] = {}
@@ -71,10 +72,11 @@ def register(
     content_type: str = "application/json",
     stream: bool = False,
     errors: tuple[int, ...] = (),
+    request_type: str = "application/json",
 ) -> None:
     """Publish one route; registering the same method and path again replaces it."""
     _ROUTES[(method.upper(), path)] = Route(
-        method.upper(), path, summary, request, response, content_type, stream, tuple(errors)
+        method.upper(), path, summary, request, response, content_type, stream, tuple(errors), (), request_type
     )
 
 
@@ -127,7 +129,7 @@ def document(version: str) -> dict[str, Any]:
         if route.request is not None:
             op["requestBody"] = {
                 "required": True,
-                "content": {"application/json": {"schema": components.add(route.request)}},
+                "content": {route.request_type: {"schema": components.add(route.request)}},
             }
         params = [seg[1:-1] for seg in route.path.split("/") if seg.startswith("{") and seg.endswith("}")]
         if params:

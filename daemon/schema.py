@@ -188,11 +188,15 @@ class Arr(Field):
 
 @dataclass
 class Obj(Field):
-    """A JSON object; unknown keys are accepted and ignored, as OpenAI's clients send fields we do not use."""
+    """A JSON object; unknown keys are accepted and ignored, as OpenAI's clients send fields we do not use.
+
+    A `closed` object refuses them instead: where a typo would silently drop an option (a job's settings).
+    """
 
     fields: dict[str, Field]
     required: tuple[str, ...] = ()
     title: str = ""
+    closed: bool = False
 
     def parse(self, value: Any, param: str) -> dict[str, Any]:
         if not isinstance(value, dict):
@@ -201,6 +205,11 @@ class Obj(Field):
                 if param
                 else APIError(400, f"the request body must be a JSON object, got {_kind(value)}", code="invalid_body")
             )
+        if self.closed:
+            for name in value:
+                if name not in self.fields:
+                    where = f"{param}.{name}" if param else name
+                    raise APIError(400, f"Unknown parameter: '{where}'", param=where, code="unknown_parameter")
         out: dict[str, Any] = {}
         for name, spec in self.fields.items():
             where = f"{param}.{name}" if param else name
@@ -224,6 +233,8 @@ class Obj(Field):
         }
         if self.required:
             out["required"] = list(self.required)
+        if self.closed:
+            out["additionalProperties"] = False
         return out | ({"title": self.title} if self.title else {})
 
 
@@ -268,6 +279,21 @@ class AnyObj(Field):
 
     def schema(self) -> dict[str, Any]:
         return {"type": "object"} | ({"description": self.description} if self.description else {})
+
+
+@dataclass
+class Map(Field):
+    """A JSON object of any keys, each value parsed by `value` (metadata: strings by name)."""
+
+    value: Field
+
+    def parse(self, value: Any, param: str) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise invalid(param, f"expected an object, got {_kind(value)}")
+        return {k: self.value.parse(v, f"{param}.{k}") for k, v in value.items()}
+
+    def schema(self) -> dict[str, Any]:
+        return {"type": "object", "additionalProperties": self.value.json_schema()}
 
 
 class TextPart(Field):
@@ -384,6 +410,51 @@ COMPLETION_REQUEST = Obj(
     },
     required=("model", "prompt"),
     title="CompletionRequest",
+)
+
+# POST /v1/fine_tuning/jobs (OpenAI's, plus `twin`: the SDK sends it with extra_body). Closed where a typo would lose
+# a setting. The hyperparameters take "auto" or a value; their lower bounds are checked once the defaults are in.
+_AUTO = Str(enum=("auto",))
+HYPERPARAMETERS = Obj(
+    {
+        "batch_size": OneOf((_AUTO, Int(-(2**63), 2**63 - 1)), '"auto" or an integer'),
+        "learning_rate_multiplier": OneOf((_AUTO, Num(-1e9, 1e9)), '"auto" or a number'),
+        "n_epochs": OneOf((_AUTO, Int(-(2**63), 2**63 - 1)), '"auto" or an integer'),
+    },
+    closed=True,
+)
+TWIN_OPTIONS = Obj(
+    {
+        "me": OneOf((Str(), Arr(Str())), "a name or a list of names"),  # display names or Telegram ids
+        "base": Str(description="overrides `model`: a --base short name, hub id or directory"),
+        "quant": Str(),
+        "max_steps": Int(0),
+        "max_length": Int(16),
+        "time_budget_s": Num(0.0, 1e9),  # the build's wall clock, as `twin build` (0: n_epochs decide)
+        "strip_emoji": Bool(),
+        "device": Str(),
+    },
+    closed=True,
+)
+JOB_REQUEST = Obj(
+    {
+        "model": Str(min_length=1),
+        "training_file": Str(min_length=1),
+        "validation_file": Str(),
+        "suffix": Str(),
+        "hyperparameters": HYPERPARAMETERS,
+        "method": Obj(
+            {"type": Str(enum=("supervised",)), "supervised": Obj({"hyperparameters": HYPERPARAMETERS})},
+            required=("type",),
+        ),
+        "seed": Int(-(2**63), 2**63 - 1),
+        "metadata": Map(Str()),
+        "integrations": Arr(Obj({})),
+        "twin": TWIN_OPTIONS,
+    },
+    required=("model", "training_file"),
+    title="FineTuningJobRequest",
+    closed=True,
 )
 
 
@@ -630,58 +701,52 @@ _COMPLETION_LOGPROBS = {
         "text_offset": {"type": "array", "items": {"type": "integer"}},
     },
 }
-CHAT_COMPLETION = {
-    "title": "ChatCompletion",
-    "type": "object",
-    "properties": _HEAD
-    | {
-        "object": {"const": "chat.completion"},
-        "choices": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {
-                    "index": {"type": "integer"},
-                    "message": {
-                        "type": "object",
-                        "properties": {
-                            "role": {"const": "assistant"},
-                            "content": {"type": "string"},
-                            "refusal": {"type": "null"},
-                        },
-                        "required": ["role", "content"],
-                    },
-                    "logprobs": _CHAT_LOGPROBS,
-                    "finish_reason": _FINISH,
-                },
-                "required": ["index", "message", "finish_reason"],
-            },
+
+
+def _completion(title: str, object_name: str, choice: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    """A chat or text completion: the envelope both share, around their own choice object."""
+    return {
+        "title": title,
+        "type": "object",
+        "properties": _HEAD
+        | {
+            "object": {"const": object_name},
+            "choices": {"type": "array", "items": {"type": "object", "properties": choice, "required": required}},
         },
-    },
-    "required": ["id", "object", "created", "model", "choices", "usage"],
-}
-COMPLETION = {
-    "title": "Completion",
-    "type": "object",
-    "properties": _HEAD
-    | {
-        "object": {"const": "text_completion"},
-        "choices": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {
-                    "index": {"type": "integer"},
-                    "text": {"type": "string"},
-                    "logprobs": _COMPLETION_LOGPROBS,
-                    "finish_reason": _FINISH,
-                },
-                "required": ["index", "text", "finish_reason"],
+        "required": ["id", "object", "created", "model", "choices", "usage"],
+    }
+
+
+CHAT_COMPLETION = _completion(
+    "ChatCompletion",
+    "chat.completion",
+    {
+        "index": {"type": "integer"},
+        "message": {
+            "type": "object",
+            "properties": {
+                "role": {"const": "assistant"},
+                "content": {"type": "string"},
+                "refusal": {"type": "null"},
             },
+            "required": ["role", "content"],
         },
+        "logprobs": _CHAT_LOGPROBS,
+        "finish_reason": _FINISH,
     },
-    "required": ["id", "object", "created", "model", "choices", "usage"],
-}
+    ["index", "message", "finish_reason"],
+)
+COMPLETION = _completion(
+    "Completion",
+    "text_completion",
+    {
+        "index": {"type": "integer"},
+        "text": {"type": "string"},
+        "logprobs": _COMPLETION_LOGPROBS,
+        "finish_reason": _FINISH,
+    },
+    ["index", "text", "finish_reason"],
+)
 MODEL = {
     "title": "Model",
     "type": "object",

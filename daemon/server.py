@@ -19,6 +19,7 @@ import re
 import signal
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -363,10 +364,13 @@ async def _stream(
     run: _Run,
     gen: Generation,
     chunk: Any,
-    first: list[dict[str, Any]],
+    first: Callable[[], list[dict[str, Any]]],
     include_usage: bool,
 ) -> web.StreamResponse:
-    """Send `chunk(index, text, finish)` events as SSE; `first` are sent before any text."""
+    """Send `chunk(index, text, finish)` events as SSE; the chunks `first()` makes are sent before any text.
+
+    Every chunk is made after the engine's Started event: it carries the answering model's system_fingerprint.
+    """
     request = run.request
     response = web.StreamResponse(
         headers={
@@ -397,7 +401,7 @@ async def _stream(
             run.take(await anext(events))  # Started, or the APIError raised before any byte is sent
             try:
                 await response.prepare(request)  # the client may have left while its request waited
-                for obj in first:
+                for obj in first():
                     await send(obj)
                 async for event in events:
                     if state.cut_streams:
@@ -488,9 +492,14 @@ async def chat_completions(request: web.Request, body: Any) -> web.StreamRespons
             if delta is None:
                 delta = {} if text is None else {"content": text}
             lp = chat_logprobs(entries) if entries else None
-            return base | {"choices": [{"index": index, "delta": delta, "logprobs": lp, "finish_reason": finish}]}
+            return base | {
+                "system_fingerprint": run.fingerprint,  # known before the first chunk: Started comes first
+                "choices": [{"index": index, "delta": delta, "logprobs": lp, "finish_reason": finish}],
+            }
 
-        first = [chunk(i, None, None, None, {"role": "assistant", "content": ""}) for i in range(req.n)]
+        def first() -> list[dict[str, Any]]:
+            return [chunk(i, None, None, None, {"role": "assistant", "content": ""}) for i in range(req.n)]
+
         return await _stream(run, gen, chunk, first, req.include_usage)
 
     await _collect(run, gen)
@@ -553,9 +562,14 @@ async def completions(request: web.Request, body: Any) -> web.StreamResponse:
             index: int | None, text: str | None, finish: str | None, entries: list[TokenLogprob] | None = None
         ) -> dict[str, Any]:
             lp = legacy_logprobs(index, entries) if entries and index is not None else None
-            return base | {"choices": [{"index": index, "text": text or "", "logprobs": lp, "finish_reason": finish}]}
+            return base | {
+                "system_fingerprint": run.fingerprint,
+                "choices": [{"index": index, "text": text or "", "logprobs": lp, "finish_reason": finish}],
+            }
 
-        first = [chunk(i, echo(i), None) for i in range(total) if req.echo]
+        def first() -> list[dict[str, Any]]:
+            return [chunk(i, echo(i), None) for i in range(total) if req.echo]
+
         return await _stream(run, gen, chunk, first, req.include_usage)
 
     await _collect(run, gen)

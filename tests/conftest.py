@@ -1,11 +1,16 @@
-"""Test isolation: a temporary TWIN_HOME for every test, no network beyond loopback, one shared daemon."""
+"""Test isolation: a temporary TWIN_HOME for every test, no network beyond loopback; the shared daemon and bases.
+
+What is shared and is not a fixture (real full disks, twins on the embedded model) is in tests/helpers/.
+"""
 
 from __future__ import annotations
 
 import ipaddress
 import os
 import socket
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -58,10 +63,10 @@ def twin_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def daemon(tmp_path_factory: pytest.TempPathFactory):
     """The real daemon on the embedded model, on a free loopback port, shared by the whole session."""
     from daemon.process import DaemonProcess
+    from tests.helpers.twins import env_with_home
 
     home = tmp_path_factory.mktemp("daemon-home")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TWIN_")}
-    env["TWIN_HOME"] = str(home)
+    env = env_with_home(home)
     # One llama.cpp thread: the test process needs the other core, and llama.cpp's threads spin-wait on
     # each other, so with every core taken a short reply can stall for seconds on a busy machine.
     args = ["--model", "default", "--n-ctx", "1024", "--threads", "1"]
@@ -105,3 +110,31 @@ def link_embedded_base(embedded_hf: Path):
 def base_in_cache(twin_home: Path, link_embedded_base) -> Path:
     """The embedded base, ready in this test's cache dir."""
     return link_embedded_base(twin_home)
+
+
+@pytest.fixture
+def own_daemon(tmp_path: Path) -> Iterator[Callable[..., Any]]:
+    """`own_daemon(port=None, *args)`: a started daemon of this test only (TWIN_HOME = the test's); all stopped at the end."""
+    from daemon.process import DaemonProcess
+
+    started: list[DaemonProcess] = []
+
+    def start(port: int | None = None, *extra: str) -> DaemonProcess:
+        args = ["--model", "default", "--n-ctx", "512", "--threads", "1", *extra]
+        if port is not None:
+            args += ["--port", str(port)]
+        proc = DaemonProcess(args, env=dict(os.environ), log_path=tmp_path / f"serve-{len(started)}.log")
+        started.append(proc)
+        return proc.start()
+
+    yield start
+    for proc in started:
+        proc.stop()
+
+
+@pytest.fixture
+def free_port() -> int:
+    """A loopback port nobody listens on (yet)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -27,20 +27,6 @@ PLAIN_TEMPLATE = (
 )
 
 
-def gguf_chat_formatter(llm: Any, add_generation_prompt: bool = True) -> Any:
-    """A llama-cpp-python `Llama`'s own chat template (or the plain one) as a formatter, the way the daemon renders chats."""
-    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
-    from twin.llamacpp import token_text
-
-    return Jinja2ChatFormatter(
-        llm.metadata.get("tokenizer.chat_template") or PLAIN_TEMPLATE,
-        eos_token=token_text(llm, llm.token_eos()),
-        bos_token=token_text(llm, llm.token_bos()),
-        add_generation_prompt=add_generation_prompt,
-    )
-
-
 # llama.cpp's token attributes (llama.h, enum llama_token_attr): the kinds its tokenizer turns into special tokens.
 _ATTR_UNKNOWN = 1 << 0
 _ATTR_CONTROL = 1 << 3
@@ -117,9 +103,20 @@ class ChatTokenizer:
     def tokens(self, messages: list[dict[str, str]]) -> list[int]:
         """Token ids of the rendered chat; raises what the template raises (e.g. roles out of order)."""
         nonce = secrets.token_hex(8)
-        placeholder = re.compile(f"\ue000{nonce}:(\\d+)\ue001")
+        return self.tokenize_masked(self.masked(messages, nonce), [m["content"] for m in messages], nonce)
+
+    def masked(self, messages: list[dict[str, str]], nonce: str) -> str:
+        """The chat rendered with message i's content replaced by a placeholder holding `nonce` and i.
+
+        Two renderings with the same nonce share their text up to where the messages differ: the
+        perplexity measure splits a chat's reply from its context on this text (convert.perplexity).
+        """
         masked = [{**m, "content": f"\ue000{nonce}:{i}\ue001"} for i, m in enumerate(messages)]
-        prompt = self._formatter(messages=masked).prompt
+        return self._formatter(messages=masked).prompt
+
+    def tokenize_masked(self, prompt: str, contents: list[str], nonce: str) -> list[int]:
+        """Token ids of (part of) a `masked` rendering: placeholders become their content, as plain text."""
+        placeholder = re.compile(f"\ue000{nonce}:(\\d+)\ue001")
         out: list[int] = []
         text: list[str] = []  # plain text waiting to be tokenized in one piece
 
@@ -131,7 +128,7 @@ class ChatTokenizer:
         pos = 0
         for match in placeholder.finditer(prompt):
             self._template_text(prompt[pos : match.start()], out, text, flush)
-            text.append(messages[int(match.group(1))]["content"])
+            text.append(contents[int(match.group(1))])
             pos = match.end()
         self._template_text(prompt[pos:], out, text, flush)
         flush()

@@ -2,12 +2,17 @@
 
 `Llama` has no public way to read a token's text with its special markers, the
 vocabulary handle the sampler needs, or whether the model adds BOS; these reach
-into `Llama._model` (llama_cpp._internals.LlamaModel). A new llama-cpp-python
-minor is checked here first.
+into `Llama._model` (llama_cpp._internals.LlamaModel). The daemon's batching
+engine drives llama.cpp itself: it loads weights and makes contexts with the
+`_internals` wrappers (which own and free the C objects) and reads their raw
+handles. And the library's own log callback lives in `llama_cpp._logger`.
+Everything else twin calls is the public `llama_cpp.llama_*` C API. A new
+llama-cpp-python minor is checked here first.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 
@@ -29,3 +34,37 @@ def adds_bos(llm: Any) -> bool:
 def low_level_model(llm: Any) -> Any:
     """The `llama_cpp._internals.LlamaModel` behind a `Llama` (the weights and vocabulary the daemon loads directly)."""
     return llm._model
+
+
+def load_weights(path: Path) -> Any:
+    """A GGUF's weights and vocabulary (`_internals.LlamaModel`: vocab, n_vocab(), n_ctx_train(), add_bos_token(),
+    tokenize(), token_get_text(), metadata(), close()), without a context."""
+    import llama_cpp
+    from llama_cpp import _internals
+
+    # verbose=False would redirect the process' stdout/stderr while loading, which is not thread-safe.
+    return _internals.LlamaModel(path_model=str(path), params=llama_cpp.llama_model_default_params(), verbose=True)
+
+
+def new_context(weights: Any, params: Any) -> Any:
+    """A context (KV cache) on `weights` with `llama_context_params`; `close()` frees it."""
+    from llama_cpp import _internals
+
+    return _internals.LlamaContext(model=weights, params=params, verbose=False)
+
+
+def context_handle(ctx: Any) -> Any:
+    """The raw `llama_context_p` of a context from `new_context`, for llama_decode and friends."""
+    return ctx.ctx
+
+
+def context_memory(ctx: Any) -> Any:
+    """The context's `llama_memory_t` (its KV cache), for the llama_memory_* calls."""
+    return ctx.memory
+
+
+def library_log_callback() -> Any:
+    """llama-cpp-python's own log callback, to put back after collecting llama.cpp's log lines."""
+    from llama_cpp import _logger
+
+    return _logger.llama_log_callback

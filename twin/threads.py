@@ -8,8 +8,8 @@ waiting made the daemon three times slower (bench/serve.py). So the commands
 that run torch ask for passive waiting before torch loads, and the daemons they
 start do not inherit it. A policy the user set is left alone everywhere.
 
-The daemon's default thread count (`llama_threads`) follows the load: busy-wait
-threads collapse when another process takes their core.
+How many threads: one policy for the daemon's llama.cpp (`llama_threads`) and
+a fine-tuning job's torch (`training_threads`) on the same machine.
 """
 
 from __future__ import annotations
@@ -37,22 +37,6 @@ def for_daemon(env: Mapping[str, str]) -> dict[str, str]:
     if _set_here and out.get(_VAR) == "PASSIVE":
         del out[_VAR]
     return out
-
-
-def split_cores(cores: int, train_threads: int = 0, serve_threads: int = 0) -> tuple[int, int]:
-    """(training threads, serving threads) while a fine-tuning job shares the machine with the daemon.
-
-    llama.cpp's threads spin on each other: with another process taking 1.5 of 2
-    cores, 2 daemon threads fell to 6.8 tokens/s where 1 still gave about 50
-    (DESIGN.md). So while a job runs the daemon generates on a quarter of the
-    cores (at least one), and the build takes every core at nice 10 with torch
-    waiting passively: the scheduler hands the daemon's thread its core the moment
-    a request comes, and training has the whole machine between requests (with
-    one thread it trained at a third of the speed). A count the user set is kept.
-    """
-    serve = serve_threads or max(1, cores // 4)
-    train = train_threads or max(1, cores)
-    return train, serve
 
 
 class _Sampler:
@@ -96,18 +80,30 @@ def physical_cores() -> int:
     return psutil.cpu_count(logical=False) or os.cpu_count() or 1
 
 
-def llama_threads(requested: int) -> int:
-    """Threads for the next llama.cpp generation: `requested` when set, else the cores other processes leave free.
+def llama_threads(requested: int, job_training: bool = False) -> int:
+    """Threads for the next llama.cpp generation: `requested` when set, else by what else runs.
 
     llama.cpp's threads spin-wait on each other: one that has to share its core
     with another process stalls them all (2 threads on 2 cores beside a job using
-    1.5 cores: 6.8 tokens/s; 1 thread: about 50). So a core counts as free only
-    while others use less than 0.3 of it; at least 1 thread.
+    1.5 cores: 6.8 tokens/s; 1 thread: about 50, DESIGN.md). So while the daemon's
+    own fine-tuning job trains (on every core, at nice 10: `training_threads`) it
+    generates on a quarter of the cores; the scheduler hands those threads their
+    cores the moment a request comes, and training has the whole machine between
+    requests (with one thread it trained at a third of the speed). Otherwise a
+    core counts as free only while other processes use less than 0.3 of it.
+    At least 1 thread either way.
     """
     global _sampler
     if requested > 0:
         return requested
+    cores = physical_cores()
+    if job_training:
+        return max(1, cores // 4)
     if _sampler is None:
         _sampler = _Sampler()
-    cores = physical_cores()
     return max(1, min(cores, cores - math.ceil(_sampler.others() - 0.3)))
+
+
+def training_threads(requested: int) -> int:
+    """Torch threads of a fine-tuning job's build beside the daemon: `requested` when set, else every core."""
+    return requested or physical_cores()

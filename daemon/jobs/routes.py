@@ -2,7 +2,8 @@
 
 `register(app)` adds the routes and starts the runner with the app; the
 engine is touched at two points only: `Engine.reload(model_id)` when a job's
-twin is built (hot swap) and `Engine.set_threads(n)` while a job trains.
+twin is built (hot swap) and `Engine.set_job_training(busy)` around each job
+(twin.threads decides the thread counts).
 """
 
 from __future__ import annotations
@@ -10,22 +11,45 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import psutil
 from aiohttp import web
 
+from daemon import openapi, schema
 from daemon.jobs import uploads
-from daemon.jobs.objects import FileDeleted, Hyperparameters, JobCreate, page, parse
+from daemon.jobs.objects import (
+    CheckpointPage,
+    EventPage,
+    FileDeleted,
+    FileObject,
+    FilePage,
+    FineTuningJob,
+    Hyperparameters,
+    JobPage,
+    page,
+)
 from daemon.jobs.runner import DEFAULTS, Runner
 from daemon.jobs.store import Store
 from daemon.schema import APIError
+from trainer.train.config import TrainConfig  # a plain dataclass: its defaults, not the trainer
 from twin import embedded, paths
+from twin.build import DEFAULT_BUDGET_S
 from twin.errors import UserError
-from twin.threads import split_cores
+from twin.threads import training_threads
 
 log = logging.getLogger("twin.daemon")
 
 JOBS = web.AppKey("jobs", Any)
 MAX_LIMIT = 10_000
+# A job's `twin` options the request leaves out (their types and bounds: daemon.schema.TWIN_OPTIONS).
+TWIN_DEFAULTS: dict[str, Any] = {
+    "me": [],
+    "base": None,
+    "quant": "auto",
+    "max_steps": 0,
+    "max_length": TrainConfig.max_length,
+    "time_budget_s": DEFAULT_BUDGET_S,
+    "strip_emoji": False,
+    "device": "auto",
+}
 
 
 class Jobs:
@@ -34,20 +58,18 @@ class Jobs:
     def __init__(self, state: Any) -> None:
         self.state = state
         self.store = Store(paths.data_dir() / "jobs.db")
-        cores = psutil.cpu_count(logical=False) or 1
-        train, serve = split_cores(cores, state.settings.train_threads, state.settings.threads)
-        self.serve_threads_busy = serve
-        self.runner = Runner(self.store, train_threads=train, on_built=self._serve, on_busy=self._busy)
+        self.runner = Runner(
+            self.store,
+            train_threads=training_threads(state.settings.train_threads),
+            on_built=self._serve,
+            on_busy=state.engine.set_job_training,
+        )
 
     async def _serve(self, name: str) -> None:
         """A job built twin `name`: serve it (and its persona) now, swapping out an older build."""
         engine = self.state.engine
         engine.refresh()
         await engine.reload(name)
-
-    def _busy(self, busy: bool) -> None:
-        engine = self.state.engine
-        engine.set_threads(self.serve_threads_busy if busy else self.state.settings.threads)
 
 
 def _jobs(request: web.Request) -> Jobs:
@@ -65,12 +87,6 @@ def _limit(request: web.Request, default: int) -> int:
     if not 1 <= value <= MAX_LIMIT:
         raise APIError(400, f"Invalid value for 'limit': {raw!r}; use 1 to {MAX_LIMIT}", param="limit")
     return value
-
-
-async def _json_body(request: web.Request) -> Any:
-    from daemon.server import read_body
-
-    return await read_body(request)
 
 
 # --- files
@@ -126,39 +142,48 @@ def _base(model: str, override: str | None) -> str:
     return "default" if model in embedded.ALIASES else model
 
 
-async def create_job(request: web.Request) -> web.Response:
+def _asked(req: dict[str, Any]) -> dict[str, Any]:
+    """The hyperparameters, wherever the client put them (newer SDKs nest them under `method`)."""
+    if "hyperparameters" in req:
+        return req["hyperparameters"]
+    return req.get("method", {}).get("supervised", {}).get("hyperparameters", {})
+
+
+async def create_job(request: web.Request, body: Any) -> web.Response:
     jobs = _jobs(request)
-    req: JobCreate = parse(JobCreate, await _json_body(request))
+    req = schema.JOB_REQUEST.parse(body, "")
     store = jobs.store
-    store.file(req.training_file, param="training_file")
-    if req.validation_file:
-        store.file(req.validation_file, param="validation_file")
-    name = req.suffix or "me"
+    store.file(req["training_file"], param="training_file")
+    validation_file = req.get("validation_file") or None
+    if validation_file:
+        store.file(validation_file, param="validation_file")
+    name = req.get("suffix") or "me"
     try:
         paths.check_name(name)
     except UserError as e:
         raise APIError(400, f"Invalid value for 'suffix': {e}", param="suffix") from None
-    asked = req.hyper()
+    asked = _asked(req)
     # DEFAULTS holds a valid value for every field
-    chosen: dict[str, Any] = {
-        k: DEFAULTS[k] if getattr(asked, k) in (None, "auto") else getattr(asked, k) for k in DEFAULTS
-    }
+    chosen: dict[str, Any] = {k: DEFAULTS[k] if asked.get(k, "auto") == "auto" else asked[k] for k in DEFAULTS}
     used = Hyperparameters(**chosen)
     for key in ("n_epochs", "batch_size"):
         if int(getattr(used, key)) < 1:
             raise APIError(400, f"Invalid value for 'hyperparameters.{key}': must be at least 1", param=key)
     if float(used.learning_rate_multiplier) <= 0:  # type: ignore[arg-type]  # a number after the defaults
         raise APIError(400, "Invalid value for 'hyperparameters.learning_rate_multiplier': must be more than 0")
-    twin = req.twin.model_dump() | {"base": _base(req.model, req.twin.base)}
+    options = TWIN_DEFAULTS | req.get("twin", {})
+    if isinstance(options["me"], str):
+        options["me"] = [options["me"]]
+    twin = options | {"base": _base(req["model"], options["base"])}
     job = store.add_job(
-        model=req.model,
+        model=req["model"],
         name=name,
-        training_file=req.training_file,
-        validation_file=req.validation_file,
+        training_file=req["training_file"],
+        validation_file=validation_file,
         hyperparameters=used,
         twin=twin,
-        seed=req.seed if req.seed is not None else 0,
-        metadata=req.metadata,
+        seed=req.get("seed", 0),
+        metadata=req.get("metadata"),
     )
     store.add_event(job.id, f"Created fine-tuning job: {job.id}")
     jobs.runner.wake()
@@ -190,14 +215,61 @@ async def job_checkpoints(request: web.Request) -> web.Response:
     return web.json_response(page(items, more))
 
 
+UPLOAD = {
+    "type": "object",
+    "properties": {
+        "file": {"type": "string", "format": "binary"},
+        "purpose": {"type": "string", "enum": ["fine-tune"]},
+    },
+    "required": ["file", "purpose"],
+}
+openapi.register(
+    "POST",
+    "/v1/files",
+    "Upload a chat export or dataset for fine-tuning (multipart/form-data)",
+    request=UPLOAD,
+    request_type="multipart/form-data",
+    response=FileObject,
+)
+openapi.register("GET", "/v1/files", "The uploaded files, newest first", response=FilePage, errors=(400,))
+openapi.register("GET", "/v1/files/{id}", "One uploaded file", response=FileObject, errors=(404,))
+openapi.register(
+    "GET", "/v1/files/{id}/content", "An uploaded file's bytes", content_type="application/octet-stream", errors=(404,)
+)
+openapi.register("DELETE", "/v1/files/{id}", "Delete an uploaded file", response=FileDeleted, errors=(404, 409))
+openapi.register(
+    "POST",
+    "/v1/fine_tuning/jobs",
+    "Start a fine-tuning job: twin ingest and twin build on an uploaded file",
+    request=schema.JOB_REQUEST,
+    response=FineTuningJob,
+    errors=(404, 408),
+)
+openapi.register("GET", "/v1/fine_tuning/jobs", "Fine-tuning jobs, newest first", response=JobPage, errors=(400,))
+openapi.register("GET", "/v1/fine_tuning/jobs/{id}", "One fine-tuning job", response=FineTuningJob, errors=(404,))
+openapi.register("POST", "/v1/fine_tuning/jobs/{id}/cancel", "Cancel a job", response=FineTuningJob, errors=(400, 404))
+openapi.register(
+    "GET", "/v1/fine_tuning/jobs/{id}/events", "A job's events, newest first", response=EventPage, errors=(400, 404)
+)
+openapi.register(
+    "GET",
+    "/v1/fine_tuning/jobs/{id}/checkpoints",
+    "A job's checkpoints",
+    response=CheckpointPage,
+    errors=(400, 404),
+)
+
+
 def register(app: web.Application, state: Any) -> None:
     """Add the files and fine-tuning routes; the store opens and the runner starts with the app."""
+    from daemon.server import json_route  # the server imports this module first: its helpers are there by now
+
     app.router.add_post("/v1/files", create_file)
     app.router.add_get("/v1/files", list_files)
     app.router.add_get("/v1/files/{id}", get_file)
     app.router.add_get("/v1/files/{id}/content", file_content)
     app.router.add_delete("/v1/files/{id}", delete_file)
-    app.router.add_post("/v1/fine_tuning/jobs", create_job)
+    app.router.add_post("/v1/fine_tuning/jobs", json_route(create_job))
     app.router.add_get("/v1/fine_tuning/jobs", list_jobs)
     app.router.add_get("/v1/fine_tuning/jobs/{id}", get_job)
     app.router.add_post("/v1/fine_tuning/jobs/{id}/cancel", cancel_job)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
-import dataclasses
 import json
 import logging
 import os
@@ -34,9 +33,8 @@ from twin import lock, paths
 log = logging.getLogger("twin.daemon")
 
 PR_SET_PDEATHSIG = 1
-_TRAIN = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
-BASE_LR = float(_TRAIN["lr"])  # twin build's learning rate: learning_rate_multiplier scales it
-DEFAULTS = {"n_epochs": _TRAIN["epochs"], "batch_size": _TRAIN["batch_size"], "learning_rate_multiplier": 1.0}
+BASE_LR = TrainConfig.lr  # twin build's learning rate: learning_rate_multiplier scales it
+DEFAULTS = {"n_epochs": TrainConfig.epochs, "batch_size": TrainConfig.batch_size, "learning_rate_multiplier": 1.0}
 STOP_SECONDS = 120.0  # a step and a checkpoint save; then SIGKILL
 
 try:

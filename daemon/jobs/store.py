@@ -11,8 +11,9 @@ import json
 import secrets
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from daemon.jobs.objects import (
     CheckpointMetrics,
@@ -24,6 +25,8 @@ from daemon.jobs.objects import (
     JobError,
 )
 from daemon.schema import APIError
+
+T = TypeVar("T")
 
 TRANSITIONS: dict[str, frozenset[str]] = {
     "validating_files": frozenset({"queued", "failed", "cancelled"}),
@@ -162,11 +165,7 @@ class Store:
         return Path(self._file_row(file_id, param)["path"])
 
     def files(self, after: str | None, limit: int, ascending: bool) -> tuple[list[FileObject], bool]:
-        rows = self._page("files", "", (), after, limit, ascending)
-        items = [
-            FileObject(id=r["id"], bytes=r["bytes"], created_at=r["created_at"], filename=r["filename"]) for r in rows
-        ]
-        return items[:limit], len(items) > limit
+        return self._page("files", "", (), after, limit, ascending, _file)
 
     def delete_file(self, file_id: str) -> Path:
         path = self.file_path(file_id)
@@ -225,8 +224,7 @@ class Store:
         return _job(self._job_row(job_id))
 
     def jobs(self, after: str | None, limit: int) -> tuple[list[FineTuningJob], bool]:
-        rows = self._page("jobs", "", (), after, limit, False)
-        return [_job(r) for r in rows[:limit]], len(rows) > limit
+        return self._page("jobs", "", (), after, limit, False, _job)
 
     def jobs_with(self, *statuses: str) -> list[FineTuningJob]:
         """Jobs in these statuses, oldest first (the queue's order)."""
@@ -281,19 +279,7 @@ class Store:
 
     def events(self, job_id: str, after: str | None, limit: int) -> tuple[list[FineTuningJobEvent], bool]:
         self._job_row(job_id)
-        rows = self._page("events", "job_id = ?", (job_id,), after, limit, False)
-        items = [
-            FineTuningJobEvent(
-                id=r["id"],
-                created_at=r["created_at"],
-                level=r["level"],
-                message=r["message"],
-                type=r["type"],
-                data=_load(r["data"]),
-            )
-            for r in rows[:limit]
-        ]
-        return items, len(rows) > limit
+        return self._page("events", "job_id = ?", (job_id,), after, limit, False, _event)
 
     def set_checkpoint(self, job_id: str, step: int, model_checkpoint: str, metrics: CheckpointMetrics) -> None:
         """The job's checkpoint: the trainer keeps one on disk and replaces it at each save, so do we."""
@@ -312,24 +298,19 @@ class Store:
 
     def checkpoints(self, job_id: str, after: str | None, limit: int) -> tuple[list[FineTuningJobCheckpoint], bool]:
         self._job_row(job_id)
-        rows = self._page("checkpoints", "job_id = ?", (job_id,), after, limit, False)
-        items = [
-            FineTuningJobCheckpoint(
-                id=r["id"],
-                created_at=r["created_at"],
-                fine_tuned_model_checkpoint=r["model_checkpoint"],
-                fine_tuning_job_id=job_id,
-                metrics=CheckpointMetrics.model_validate_json(r["metrics"]),
-                step_number=r["step"],
-            )
-            for r in rows[:limit]
-        ]
-        return items, len(rows) > limit
+        return self._page("checkpoints", "job_id = ?", (job_id,), after, limit, False, _checkpoint)
 
     def _page(
-        self, table: str, where: str, args: tuple[Any, ...], after: str | None, limit: int, ascending: bool
-    ) -> list[sqlite3.Row]:
-        """Up to limit + 1 rows (the extra one says there is more), after the row with id `after`."""
+        self,
+        table: str,
+        where: str,
+        args: tuple[Any, ...],
+        after: str | None,
+        limit: int,
+        ascending: bool,
+        item: Callable[[sqlite3.Row], T],
+    ) -> tuple[list[T], bool]:
+        """Up to `limit` objects after the one with id `after`, and whether there are more (one extra row is read)."""
         clauses, values = ([where], list(args)) if where else ([], [])
         if after:
             row = self.db.execute(f"SELECT seq FROM {table} WHERE id = ?", (after,)).fetchone()
@@ -341,7 +322,34 @@ class Store:
         if clauses:
             sql += " WHERE " + " AND ".join(clauses)
         sql += f" ORDER BY seq {'ASC' if ascending else 'DESC'} LIMIT ?"
-        return self.db.execute(sql, (*values, limit + 1)).fetchall()
+        rows = self.db.execute(sql, (*values, limit + 1)).fetchall()
+        return [item(r) for r in rows[:limit]], len(rows) > limit
+
+
+def _file(r: sqlite3.Row) -> FileObject:
+    return FileObject(id=r["id"], bytes=r["bytes"], created_at=r["created_at"], filename=r["filename"])
+
+
+def _event(r: sqlite3.Row) -> FineTuningJobEvent:
+    return FineTuningJobEvent(
+        id=r["id"],
+        created_at=r["created_at"],
+        level=r["level"],
+        message=r["message"],
+        type=r["type"],
+        data=_load(r["data"]),
+    )
+
+
+def _checkpoint(r: sqlite3.Row) -> FineTuningJobCheckpoint:
+    return FineTuningJobCheckpoint(
+        id=r["id"],
+        created_at=r["created_at"],
+        fine_tuned_model_checkpoint=r["model_checkpoint"],
+        fine_tuning_job_id=r["job_id"],
+        metrics=CheckpointMetrics.model_validate_json(r["metrics"]),
+        step_number=r["step"],
+    )
 
 
 def _job(row: sqlite3.Row) -> FineTuningJob:

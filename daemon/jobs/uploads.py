@@ -12,8 +12,10 @@ import contextlib
 import os
 import re
 from pathlib import Path
+from typing import Any
 
-from aiohttp import BodyPartReader, web
+from aiohttp import BodyPartReader, MultipartReader, web
+from aiohttp.http_exceptions import BadHttpMessage
 
 from daemon.jobs.objects import FileObject
 from daemon.jobs.store import Store, new_id
@@ -48,11 +50,14 @@ async def receive(request: web.Request, store: Store, cap: int) -> FileObject:
         raise _too_large(cap)
     if not request.content_type.startswith("multipart/"):
         raise APIError(400, "upload the file as multipart/form-data with the fields 'file' and 'purpose'", param="file")
-    reader = await request.multipart()
     purpose: str | None = None
     saved: tuple[str, str, int, Path] | None = None
     try:
-        while (part := await reader.next()) is not None:
+        try:
+            reader = await request.multipart()
+        except ValueError as e:  # no boundary, or one too long
+            raise _malformed(e) from None
+        while (part := await _next_part(reader)) is not None:
             if not isinstance(part, BodyPartReader):
                 continue
             if part.name == "purpose":
@@ -76,6 +81,20 @@ async def receive(request: web.Request, store: Store, cap: int) -> FileObject:
             with contextlib.suppress(FileNotFoundError):
                 saved[3].unlink()
         raise
+
+
+async def _next_part(reader: MultipartReader) -> Any:
+    """The next part; a body that is not multipart as it claims (no boundary, a wrong one) is the client's 400."""
+    try:
+        return await reader.next()
+    except (ValueError, RuntimeError, BadHttpMessage, AssertionError) as e:
+        raise _malformed(e) from None
+
+
+def _malformed(e: Exception) -> APIError:
+    return APIError(
+        400, f"malformed multipart/form-data body ({e}): send the fields 'file' and 'purpose'", param="file"
+    )
 
 
 async def _save(part: BodyPartReader, cap: int) -> tuple[str, str, int, Path]:

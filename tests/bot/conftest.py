@@ -59,13 +59,3 @@ def running_bot(telegram: FakeTelegram, daemon, quick: Sampling) -> Callable:
 @pytest.fixture
 def sample_export() -> Path:
     return Path(__file__).resolve().parents[2] / "examples" / "telegram_sample" / "result.json"
-
-
-@pytest.fixture
-def free_port() -> int:
-    """A loopback port nobody listens on."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]

@@ -3,18 +3,15 @@ with the rater, and reported by `twin eval` beside the owner's own ratings."""
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import sqlite3
 from pathlib import Path
 
 import pytest
 
-from daemon.process import DaemonProcess
 from tests.bot.people import FRIEND, OWNER, claim
+from tests.helpers.twins import twin_on_embedded
 from trainer.evaluation.run import EvalConfig, evaluate
-from twin import embedded, paths, registry
 from twin.config import ChatSettings
 
 SAMPLES = [
@@ -25,32 +22,20 @@ SAMPLES = [
 
 @pytest.fixture
 def surveyed_twin(twin_home: Path) -> str:
-    """Twin `alice` in the test's home: a validation split, the embedded GGUF as its model, a persona."""
-    name = "alice"
-    folder = paths.private_dir(paths.twin_dir(name))
-    paths.private_dir(folder / "dataset")
-    lines = [json.dumps({"messages": [{"role": r, "content": c} for r, c in s]}) for s in SAMPLES]
-    for split in ("val", "train"):
-        (folder / "dataset" / f"{split}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    (folder / "model-q4_1.gguf").symlink_to(embedded.embedded_gguf())
-    (folder / "persona.json").write_text(json.dumps({"system_prompt": "You write short, casual messages."}))
-    registry.update(name, "model", {"gguf": "model-q4_1.gguf", "quant": "q4_1"})
-    registry.update(name, "persona", {"file": "persona.json", "base": "default"})
-    return name
+    """Twin `alice` in the test's home: validation and training splits, the embedded GGUF as its model, a persona."""
+    return twin_on_embedded("alice", SAMPLES, ("val", "train"), system_prompt="You write short, casual messages.")
 
 
 @pytest.fixture
-def own_daemon(tmp_path: Path):
-    """A daemon serving this test's twins (TWIN_HOME = the test's)."""
-    args = ["--model", "default", "--n-ctx", "512", "--threads", "1"]
-    with DaemonProcess(args, env=dict(os.environ), log_path=tmp_path / "serve.log") as proc:
-        yield proc
+def survey_daemon(surveyed_twin: str, own_daemon):
+    """A daemon serving this test's twins (TWIN_HOME = the test's), started before the bot."""
+    return own_daemon()
 
 
 async def test_survey_answers_are_stored_and_reported(
-    telegram, running_bot, surveyed_twin: str, own_daemon, base_in_cache, twin_home: Path
+    telegram, running_bot, surveyed_twin: str, survey_daemon, base_in_cache, twin_home: Path
 ) -> None:
-    async with running_bot(url=own_daemon.url):
+    async with running_bot(url=survey_daemon.url):
         await claim(telegram)
         n = len(telegram.calls)
         telegram.send(OWNER, "/allow @anna rate")
@@ -97,7 +82,7 @@ async def test_survey_answers_are_stored_and_reported(
             max_new_tokens=8,
             threads=1,
             progress=False,
-            chat=ChatSettings(url=own_daemon.url),
+            chat=ChatSettings(url=survey_daemon.url),
         )
     )
     friends = result.ratings.friends

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.helpers.disk import disk_of, run_on_full_disk
 
 
 def assert_one_error_line(code: int, err: str, *needles: str) -> None:
@@ -129,43 +128,17 @@ def test_output_is_a_directory(tiny_model, tmp_path: Path, cli) -> None:
     assert_one_error_line(code, err, "is a directory")
 
 
-# A full disk, for real: a tiny tmpfs mounted in a private mount namespace (unshare), so nothing on the host changes.
-_FULL_DISK = """
-set -u
-mount -t tmpfs -o size="$SIZE" tmpfs "$DISK" || exit 99
-"$PY" -m twin convert --model-dir "$MODEL" --quant "$QUANT" -o "$DISK/model.gguf"
-code=$?
-ls -A "$DISK" > "$LISTING"
-exit $code
-"""
-
-
-def run_on_full_disk(model: Path, tmp_path: Path, size: str, quant: str) -> tuple[int, str, list[str]]:
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    listing = tmp_path / "listing.txt"
-    env = {
-        **os.environ,
-        "SIZE": size,
-        "DISK": str(disk),
-        "PY": sys.executable,
-        "MODEL": str(model),
-        "QUANT": quant,
-        "LISTING": str(listing),
-    }
-    proc = subprocess.run(
-        ["unshare", "--map-root-user", "--mount", "sh", "-c", _FULL_DISK],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+def convert_on_full_disk(model: Path, tmp_path: Path, size: str, quant: str) -> tuple[int, str, list[str]]:
+    """`twin convert` writing onto a `size` disk: (exit code, stderr, what it left there)."""
+    out = disk_of(tmp_path) / "model.gguf"
+    run = run_on_full_disk(
+        tmp_path, "convert", "--model-dir", str(model), "--quant", quant, "-o", str(out), size=size, as_home=False
     )
-    assert proc.returncode != 99, f"could not mount a test tmpfs: {proc.stderr}"
-    return proc.returncode, proc.stderr, listing.read_text().split()
+    return run.code, run.stderr, run.left
 
 
 def test_disk_full_while_writing(tiny_model, tmp_path: Path) -> None:
-    code, err, left = run_on_full_disk(tiny_model("gpt2"), tmp_path, "64k", "f32")
+    code, err, left = convert_on_full_disk(tiny_model("gpt2"), tmp_path, "64k", "f32")
     assert_one_error_line(code, err, "no space left", "while writing the GGUF", "-o FILE")
     assert left == []
 
@@ -175,6 +148,6 @@ def test_disk_full_while_quantizing(tiny_model, tmp_path: Path, cli) -> None:
     code, _, _ = cli(["--model-dir", str(tiny_model("gpt2")), "--quant", "f16", "-o", str(tmp_path / "f16.gguf")])
     assert code == 0
     room = (tmp_path / "f16.gguf").stat().st_size + 48 * 1024
-    code, err, left = run_on_full_disk(tiny_model("gpt2"), tmp_path, str(room), "q8_0")
+    code, err, left = convert_on_full_disk(tiny_model("gpt2"), tmp_path, str(room), "q8_0")
     assert_one_error_line(code, err, "no space left", "while quantizing to q8_0")
     assert left == []

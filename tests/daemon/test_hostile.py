@@ -20,6 +20,7 @@ import openai
 import pytest
 
 from daemon.process import DaemonProcess
+from tests.helpers.twins import env_with_home
 from twin.embedded import MODEL_ID
 
 CHAT = "/v1/chat/completions"
@@ -190,13 +191,7 @@ def test_2_non_latin1_authorization_is_401(tmp_path):
 def strict(tmp_path_factory):
     """A daemon with short timeouts and a small connection cap."""
     log = tmp_path_factory.mktemp("strict") / "serve.log"
-    env = {
-        **{k: v for k, v in __import__("os").environ.items() if not k.startswith("TWIN_")},
-        "TWIN_HOME": str(log.parent / "home"),
-        "TWIN_IDLE_TIMEOUT": "1",
-        "TWIN_BODY_TIMEOUT": "1",
-        "TWIN_MAX_CONNECTIONS": "6",
-    }
+    env = env_with_home(log.parent / "home", TWIN_IDLE_TIMEOUT="1", TWIN_BODY_TIMEOUT="1", TWIN_MAX_CONNECTIONS="6")
     with DaemonProcess(["--threads", "1"], env=env, log_path=log) as d:
         yield d
 

@@ -26,6 +26,27 @@ def test_the_document_is_the_schema_the_server_validates_with(daemon):
     assert props["temperature"]["type"] == ["number", "null"] and props["temperature"]["maximum"] == 2.0
 
 
+def test_the_files_and_jobs_routes_are_published(daemon):
+    doc = httpx.get(daemon.root + "/openapi.json").json()
+    paths = doc["paths"]
+    assert {"post", "get"} <= set(paths["/v1/files"]) and {"get", "delete"} <= set(paths["/v1/files/{id}"])
+    for path in ("/v1/files/{id}/content", "/v1/fine_tuning/jobs/{id}", "/v1/fine_tuning/jobs/{id}/events",
+                 "/v1/fine_tuning/jobs/{id}/checkpoints"):  # fmt: skip
+        assert "get" in paths[path] and "404" in paths[path]["get"]["responses"]
+    assert "post" in paths["/v1/fine_tuning/jobs/{id}/cancel"]
+    create = paths["/v1/fine_tuning/jobs"]["post"]
+    ref = create["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    components = doc["components"]["schemas"]
+    assert components[ref.rsplit("/", 1)[1]] == schema.JOB_REQUEST.json_schema()  # the tree the route parses with
+    assert components["FineTuningJobRequest"]["additionalProperties"] is False
+    upload = paths["/v1/files"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert upload["required"] == ["file", "purpose"]
+    listed = paths["/v1/fine_tuning/jobs"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert components[listed["$ref"].rsplit("/", 1)[1]]["properties"]["data"]["items"] == {
+        "$ref": "#/components/schemas/FineTuningJob"
+    }
+
+
 def test_routes_of_other_modules_publish_their_pydantic_models():
     from pydantic import BaseModel
 

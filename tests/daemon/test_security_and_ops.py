@@ -143,16 +143,12 @@ def test_port_in_use_is_one_line_exit_2(daemon):
 
 
 def test_a_twin_built_while_the_daemon_runs_is_served_without_restart(tmp_path, twin_home):
-    from twin import registry
-    from twin.embedded import embedded_gguf
+    from tests.helpers.twins import serve_embedded
 
     with DaemonProcess([], log_path=tmp_path / "serve.log") as d:
         client = openai.OpenAI(base_url=d.url, api_key="x", max_retries=0)
         assert [m.id for m in client.models.list().data] == [MODEL_ID]
-        folder = twin_home / "twins" / "anna"
-        folder.mkdir(parents=True)
-        (folder / "model-q4_1.gguf").symlink_to(embedded_gguf())
-        registry.update("anna", "model", {"gguf": "model-q4_1.gguf", "quant": "q4_1"})
+        serve_embedded("anna")
         assert "anna" in [m.id for m in client.models.list().data]
         reply = client.chat.completions.create(model="anna", messages=[{"role": "user", "content": "hi"}], max_tokens=2)
         assert reply.model == "anna" and reply.usage.completion_tokens <= 2

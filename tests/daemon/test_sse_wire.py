@@ -38,3 +38,18 @@ def test_event_stream_framing(daemon):
     assert chunks[-2]["choices"][0]["delta"] == {} and chunks[-2]["choices"][0]["finish_reason"] == "length"
     assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["completion_tokens"] == 6
     assert all(c["usage"] is None for c in chunks[:-1])  # as OpenAI: null until the usage chunk
+    whole = httpx.post(daemon.url + "/chat/completions", json=body | {"stream": False, "stream_options": None}).json()
+    assert whole["system_fingerprint"].startswith("fp_")
+    assert {c["system_fingerprint"] for c in chunks} == {whole["system_fingerprint"]}  # every chunk, as OpenAI
+
+
+def test_streamed_completion_chunks_carry_the_fingerprint(daemon):
+    body = {"model": MODEL_ID, "prompt": "Hello", "max_tokens": 3, "echo": True}
+    whole = httpx.post(daemon.url + "/completions", json=body, timeout=60).json()
+    with (
+        httpx.Client(timeout=60) as client,
+        connect_sse(client, "POST", daemon.url + "/completions", json=body | {"stream": True}) as source,
+    ):
+        chunks = [json.loads(sse.data) for sse in source.iter_sse() if sse.data != "[DONE]"]
+    assert whole["system_fingerprint"].startswith("fp_") and len(chunks) >= 2
+    assert {c["system_fingerprint"] for c in chunks} == {whole["system_fingerprint"]}

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
+
+from tests.helpers.twins import serve_embedded
 
 EXCHANGES = [
     ("Что делаешь?", "да ничего, сижу)"),
@@ -51,10 +52,7 @@ class TwinBuilder:
 
     def gguf(self, name: str) -> None:
         """Register a GGUF as `twin convert` would; here the embedded model itself, copied in."""
-        from twin import embedded, paths, registry
-
-        shutil.copyfile(embedded.embedded_gguf(), paths.twin_dir(name) / "model-q4_1.gguf")
-        registry.update(name, "model", {"gguf": "model-q4_1.gguf", "quant": "q4_1"})
+        serve_embedded(name, copy=True)
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -13,21 +12,15 @@ import openai
 import pytest
 
 from daemon.process import DaemonProcess
+from tests.helpers.twins import env_with_home
 
 FINAL = ("succeeded", "failed", "cancelled")
 # A few short steps on the embedded model: the tests exercise the pipeline, not the model's quality.
 QUICK = {"quant": "q4_1", "max_length": 64}
 
 
-def daemon_env(home: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TWIN_")}
-    env["TWIN_HOME"] = str(home)
-    env.update(extra)
-    return env
-
-
 def start_daemon(home: Path, *args: str, **extra: str) -> DaemonProcess:
-    return DaemonProcess(["--model", "default", "--n-ctx", "1024", *args], env=daemon_env(home, **extra),
+    return DaemonProcess(["--model", "default", "--n-ctx", "1024", *args], env=env_with_home(home, **extra),
                          log_path=home / "serve.log").start()  # fmt: skip
 
 
@@ -79,7 +72,6 @@ class Helpers:
     FINAL = FINAL
     QUICK = QUICK
     start_daemon = staticmethod(start_daemon)
-    daemon_env = staticmethod(daemon_env)
     client_for = staticmethod(client_for)
     wait_for = staticmethod(wait_for)
     wait_final = staticmethod(wait_final)

@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 
+import httpx
 import openai
 import pytest
 
@@ -71,8 +72,8 @@ def test_unknown_ids_are_404s_in_openai_shape(api):
     [
         ({"suffix": "../x"}, "suffix", "invalid twin name"),
         ({"extra_body": {"twin": {"bogus": 1}}}, "twin.bogus", "Unknown parameter"),
-        ({"extra_body": {"twin": {"max_steps": -1}}}, "twin.max_steps", "greater than or equal to 0"),
-        ({"extra_body": {"twin": {"time_budget_s": -1}}}, "twin.time_budget_s", "greater than or equal to 0"),
+        ({"extra_body": {"twin": {"max_steps": -1}}}, "twin.max_steps", "at least 0"),
+        ({"extra_body": {"twin": {"time_budget_s": -1}}}, "twin.time_budget_s", "between 0"),
         ({"hyperparameters": {"n_epochs": 0}}, "n_epochs", "at least 1"),
         ({"hyperparameters": {"n_epochs": "many"}}, "hyperparameters.n_epochs", "Invalid value"),
     ],
@@ -97,6 +98,17 @@ def test_uploads_over_the_cap_or_with_another_purpose_leave_nothing(api, plain_h
     listed = {f.id for f in api.files.list()}
     on_disk = {p.name.split(".")[0] for p in (plain_home / "files").iterdir()}
     assert on_disk <= listed  # no partial or refused upload stayed behind
+
+
+@pytest.mark.parametrize("content_type", ["multipart/form-data", "multipart/form-data; boundary=zz"])
+def test_a_body_that_is_not_the_multipart_it_claims_is_a_400(small, content_type):
+    r = httpx.post(
+        small.url + "/files",
+        content=b"--other\r\n\r\nnot a part",
+        headers={"Content-Type": content_type, "Authorization": f"Bearer {KEY}"},
+    )
+    assert r.status_code == 400 and r.json()["error"]["param"] == "file"
+    assert "multipart" in r.json()["error"]["message"]
 
 
 def test_the_files_and_jobs_api_wants_the_key(small):

@@ -7,7 +7,6 @@ load by the hot-swap test, so the order of the tests matters (pytest keeps it).
 from __future__ import annotations
 
 import math
-import os
 import stat
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from pathlib import Path
 import openai
 import pytest
 
+from tests.helpers.twins import env_with_home
 from twin.demo import SAMPLE
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,9 +25,13 @@ ASK = [{"role": "user", "content": "How was your day? Answer in one sentence."}]
 
 
 def twin_cli(home: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TWIN_")} | {"TWIN_HOME": str(home)}
     return subprocess.run(
-        [sys.executable, "-m", "twin", *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env
+        [sys.executable, "-m", "twin", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        env=env_with_home(home),
     )
 
 

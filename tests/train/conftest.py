@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.tiny_models import small_gpt2, trainable
+
 # Replies in one recognisable style (short, lowercase, emoji, ')' smiles), so a few LoRA steps visibly learn it.
 EXCHANGES = [
     ("Привет, как дела?", "норм 👍 а ты?"),
@@ -19,6 +21,9 @@ EXCHANGES = [
     ("What time is the meeting?", "at 3, dont be late)"),
     ("Can you call me?", "ok, in 5 min 👍"),
 ]
+
+
+TEXTS = [q + " " + r for q, r in EXCHANGES]  # what the tiny GPT-2's tokenizer is trained on
 
 
 def conversation(i: int) -> dict:
@@ -57,104 +62,22 @@ def make_dataset(twin_home: Path):
     return make
 
 
-def _gpt2_tokenizer(out: Path) -> None:
-    """A small byte-level BPE trained here, wrapped as a GPT-2 tokenizer: no chat template, EOS <|endoftext|>."""
-    from tokenizers import ByteLevelBPETokenizer
-    from transformers import GPT2TokenizerFast
-
-    corpus = [q + " " + r for q, r in EXCHANGES] * 4 + ["User: Bot: hello world the quick brown fox"]
-    bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(corpus, vocab_size=400, min_frequency=1, special_tokens=["<|endoftext|>"])
-    tok = GPT2TokenizerFast(
-        tokenizer_object=bpe._tokenizer, eos_token="<|endoftext|>", bos_token="<|endoftext|>", unk_token="<|endoftext|>"
-    )
-    tok.chat_template = None
-    tok.save_pretrained(out)
-
-
-PHI3_TEMPLATE = (
-    "{% for message in messages %}"
-    "{{ '<|' + message['role'] + '|>\n' + message['content'] + '<|end|>\n' }}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% else %}{{ eos_token }}{% endif %}"
-)
-
-
-def build_tiny(arch: str, out: Path, embedded_dir: Path) -> Path:
-    """A tiny random model of `arch` with a local tokenizer, saved as an HF checkpoint directory."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, GPT2Config, LlamaConfig, Phi3Config, Qwen2Config
-
-    torch.manual_seed(0)
-    if arch == "gpt2":
-        _gpt2_tokenizer(out)
-        tok = AutoTokenizer.from_pretrained(out)
-        config = GPT2Config(
-            n_layer=2,
-            n_head=2,
-            n_embd=32,
-            n_positions=256,
-            vocab_size=len(tok),
-            bos_token_id=tok.eos_token_id,
-            eos_token_id=tok.eos_token_id,
-        )
-    else:
-        tok = AutoTokenizer.from_pretrained(embedded_dir)
-        if arch == "phi3":
-            tok.add_special_tokens(
-                {"additional_special_tokens": ["<|user|>", "<|assistant|>", "<|system|>", "<|end|>"]}
-            )
-            tok.chat_template = PHI3_TEMPLATE
-        tok.save_pretrained(out)
-        common = dict(
-            vocab_size=len(tok),
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            max_position_embeddings=256,
-            bos_token_id=tok.bos_token_id,
-            eos_token_id=tok.eos_token_id,
-            pad_token_id=tok.pad_token_id,
-        )
-        config = {"llama": LlamaConfig, "qwen2": Qwen2Config, "phi3": Phi3Config}[arch](**common)
-    model = AutoModelForCausalLM.from_config(config)
-    model.save_pretrained(out)
-    return out
-
-
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory: pytest.TempPathFactory, embedded_hf: Path) -> dict[str, Path]:
     """Tiny random Llama, Qwen2, Phi-3 and GPT-2 checkpoints (built once per session)."""
     root = tmp_path_factory.mktemp("tiny-models")
-    return {arch: build_tiny(arch, root / arch, embedded_hf) for arch in ("llama", "qwen2", "phi3", "gpt2")}
+    return {arch: trainable(arch, root / arch, embedded_hf, TEXTS) for arch in ("llama", "qwen2", "phi3", "gpt2")}
 
 
 @pytest.fixture(scope="session")
 def tiny_gpt2(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random GPT-2 with its own small tokenizer: built in seconds, no embedded model needed."""
-    return build_tiny("gpt2", tmp_path_factory.mktemp("tiny-gpt2") / "gpt2", Path())
+    return trainable("gpt2", tmp_path_factory.mktemp("tiny-gpt2") / "gpt2", Path(), TEXTS)
 
 
 @pytest.fixture(scope="session")
 def wide_gpt2(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random GPT-2 of ~170 MB: saving its merged copy takes long enough to be interrupted on purpose."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, GPT2Config
-
-    out = tmp_path_factory.mktemp("wide-gpt2") / "gpt2"
-    _gpt2_tokenizer(out)
-    tok = AutoTokenizer.from_pretrained(out)
-    torch.manual_seed(0)
-    config = GPT2Config(
-        n_layer=6,
-        n_head=12,
-        n_embd=768,
-        n_positions=128,
-        vocab_size=len(tok),
-        bos_token_id=tok.eos_token_id,
-        eos_token_id=tok.eos_token_id,
+    return small_gpt2(
+        tmp_path_factory.mktemp("wide-gpt2") / "gpt2", TEXTS, n_layer=6, n_head=12, n_embd=768, n_positions=128
     )
-    AutoModelForCausalLM.from_config(config).save_pretrained(out)
-    return out

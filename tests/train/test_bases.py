@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.helpers.tiny_models import random_gpt2
 from trainer.bases import SHORT_NAMES, resolve_base
 from twin import embedded
 from twin.errors import UserError
@@ -45,12 +46,10 @@ def test_embedded_copy_matches_the_gguf(base_in_cache: Path) -> None:
 
 def _fake_hub_cache(root: Path, repo: str) -> Path:
     """An HF hub cache entry laid out as huggingface_hub writes it, holding a tiny GPT-2."""
-    from transformers import GPT2Config, GPT2LMHeadModel
-
     commit = "0123456789abcdef0123456789abcdef01234567"
     entry = root / ("models--" + repo.replace("/", "--"))
     snapshot = entry / "snapshots" / commit
-    GPT2LMHeadModel(GPT2Config(n_layer=1, n_head=2, n_embd=8, vocab_size=64, n_positions=32)).save_pretrained(snapshot)
+    random_gpt2(snapshot, n_layer=1, n_head=2, n_embd=8, vocab_size=64, n_positions=32)
     (entry / "refs").mkdir(parents=True)
     (entry / "refs" / "main").write_text(commit)
     return snapshot

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.helpers.twins import env_with_home
 from trainer import style
 from trainer.persona.run import build_persona
 from twin.cli import main
@@ -81,8 +81,7 @@ def test_daemon_serves_the_persona(make_dataset, twin_home: Path, capsys: pytest
     persona = json.loads((twin_home / "twins" / "anna" / "persona.json").read_text())
     assert printed.strip() == persona["system_prompt"]
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TWIN_")}
-    env["TWIN_HOME"] = str(twin_home)
+    env = env_with_home(twin_home)
     with DaemonProcess(["--model", "default", "--n-ctx", "1024"], env=env, log_path=twin_home / "serve.log") as daemon:
         client = openai.OpenAI(base_url=daemon.url, api_key="-")
         assert "anna-prompt" in {m.id for m in client.models.list().data}

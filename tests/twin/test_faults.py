@@ -13,24 +13,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.helpers.disk import run_on_full_disk
 from twin import embedded
 
 REPO = Path(__file__).resolve().parents[2]
-
-# Mount a small tmpfs as TWIN_HOME, copy the prepared home in, fill the disk but ROOM bytes, run the command.
-FULL_DISK = """
-set -u
-mount -t tmpfs -o size=8m tmpfs "$HOME_DIR" || exit 99
-cp -a "$PREPARED/." "$HOME_DIR/"
-dd if=/dev/zero of="$HOME_DIR/.fill" bs=4096 2>/dev/null
-truncate -s "-$ROOM" "$HOME_DIR/.fill"
-"$PY" -m twin "$@"
-code=$?
-rm -f "$HOME_DIR/.fill"
-(cd "$HOME_DIR" && find . -mindepth 1 | sort) > "$LISTING"
-cat "$HOME_DIR/twins/me/twin.toml" > "$TOML" 2>/dev/null
-exit $code
-"""
 
 
 def env_for(home: Path, **extra: str) -> dict[str, str]:
@@ -50,31 +36,6 @@ def one_error_line(stderr: str) -> str:
     return lines[0]
 
 
-def run_on_full_disk(prepared: Path, tmp_path: Path, room: int, *args: str) -> tuple[int, str, list[str], str]:
-    """(exit code, stderr, every path left in TWIN_HOME, twin.toml) of `twin ARGS` on a disk with `room` bytes free."""
-    home = tmp_path / "disk"
-    home.mkdir()
-    listing, toml = tmp_path / "listing.txt", tmp_path / "twin.toml"
-    env = env_for(
-        home,
-        PREPARED=str(prepared),
-        HOME_DIR=str(home),
-        ROOM=str(room),
-        PY=sys.executable,
-        LISTING=str(listing),
-        TOML=str(toml),
-    )
-    proc = subprocess.run(
-        ["unshare", "--map-root-user", "--mount", "sh", "-c", FULL_DISK, "sh", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode != 99, f"could not mount a test tmpfs: {proc.stderr}"
-    return proc.returncode, proc.stderr, listing.read_text().split(), toml.read_text() if toml.exists() else ""
-
-
 def write_export(path: Path, samples: int = 400) -> Path:
     """A JSONL export (one ready-made sample a line) large enough to fill a nearly full disk."""
     rows = [
@@ -90,12 +51,12 @@ def test_ingest_on_a_full_disk(tmp_path: Path) -> None:
     export = write_export(tmp_path / "export.jsonl")
     prepared = tmp_path / "prepared"
     prepared.mkdir()
-    code, err, left, toml = run_on_full_disk(prepared, tmp_path, 16 * 1024, "ingest", str(export), "--name", "me")
-    assert code == 2
-    line = one_error_line(err)
+    run = run_on_full_disk(tmp_path, "ingest", str(export), "--name", "me", room=16 * 1024, prepared=prepared)
+    assert run.code == 2
+    line = one_error_line(run.stderr)
     assert "no space left on the disk of" in line and "while writing the dataset" in line
     assert str(export) not in line  # the input is fine
-    assert left == [] and toml == ""
+    assert run.left == [] and run.toml == ""
 
 
 def test_unwritable_data_directory(tmp_path: Path) -> None:

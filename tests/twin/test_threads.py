@@ -20,3 +20,10 @@ def test_a_policy_the_user_chose_is_kept(monkeypatch):
     monkeypatch.setattr(threads, "_set_here", False)
     threads.passive_for_torch()
     assert threads.for_daemon({"OMP_WAIT_POLICY": "PASSIVE"}) == {"OMP_WAIT_POLICY": "PASSIVE"}
+
+
+def test_one_policy_sets_the_daemons_threads_beside_its_own_training_job():
+    cores = threads.physical_cores()
+    assert threads.llama_threads(0, job_training=True) == max(1, cores // 4)  # the job has every core at nice 10
+    assert threads.llama_threads(3, job_training=True) == 3  # a count the user set is kept
+    assert threads.training_threads(0) == cores and threads.training_threads(2) == 2

@@ -14,21 +14,16 @@ import json
 import re
 import zipfile
 import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from trainer.ingest import formats
 from trainer.ingest.clean import KINDS, Cleaner
 from trainer.ingest.dataset import DatasetBuilder
-from trainer.ingest.formats import whatsapp
-from trainer.ingest.formats.jsonl import JsonlError, read_jsonl
-from trainer.ingest.formats.jsonstream import JsonStream, JsonSyntaxError
-from trainer.ingest.formats.plain import PlainExport
-from trainer.ingest.formats.telegram import TelegramExport
-from trainer.ingest.messages import Message, Sample, Tally
+from trainer.ingest.messages import Tally
 from trainer.ingest.progress import ReadProgress
-from trainer.ingest.sessions import Conversation, SessionSettings
+from trainer.ingest.reading import Reading
+from trainer.ingest.sessions import SessionSettings
 from trainer.ingest.split import SPLITS
 from trainer.ingest.summary import dataset_stats, registry_table
 from trainer.ingest.who import Senders
@@ -175,63 +170,11 @@ def _read(
     tally: Tally,
     progress: ReadProgress,
 ) -> dict:
-    """One input into the builder; returns what stats.json says about it."""
-    read_before = tally.read
-    senders = Senders(path, config.me)
+    """One input into the builder, by the format that detected it; returns what stats.json says about it."""
+    fmt = formats.of_kind(kind)
+    reading = Reading(path, config, builder, cleaner, tally, progress, Senders(path, config.me))
     try:
-        if kind.startswith("telegram"):
-            with open(path, "rb") as f:
-                export = TelegramExport(
-                    JsonStream(f, progress.advance), tally, cleaner.entity, config.include_channels, config.include_bots
-                )
-                try:
-                    _feed(export.messages(), senders, builder, tally, lambda: senders.set_owner(export.owner_id))
-                except JsonSyntaxError as e:
-                    raise formats.syntax_error(path, e, export.position) from None
-            if not senders.counts:
-                raise UserError(_nothing_read(path, tally, read_before, formats.TELEGRAM_FIX))
-            senders.check(needs_me=True)
-            mine = senders.mine
-        elif kind == "whatsapp":
-            with formats.text_lines(path) as f:
-                layout = whatsapp.survey(f)
-            with formats.text_lines(path) as f:
-                lines = _tracked(f, progress, path)
-                try:
-                    _feed(
-                        whatsapp.read_whatsapp(lines, layout, whatsapp.chat_name(path), tally), senders, builder, tally
-                    )
-                except whatsapp.WhatsAppError as e:
-                    raise UserError(
-                        f"{formats.where(path, f'line {e.line}')}: {e.problem}: fix that line or export the chat again"
-                    ) from None
-            if not senders.counts:
-                raise UserError(_nothing_read(path, tally, read_before, "export the chat again from WhatsApp"))
-            senders.check(needs_me=True)
-            mine = senders.mine
-        elif kind == "plain":
-            with open(path, "rb") as f:
-                plain = PlainExport(JsonStream(f, progress.advance), tally)
-                try:
-                    for sample in plain.samples():
-                        _add_sample(sample, builder, cleaner, tally, path.name)
-                except JsonSyntaxError as e:
-                    raise formats.syntax_error(path, e, plain.position) from None
-            mine = plain.replies
-            if not mine:
-                raise UserError(
-                    f'{path}: no replies of mine: every "bot" is empty or missing: fill in "bot" (that is you)'
-                )
-        else:
-            with formats.text_lines(path) as f:
-                try:
-                    for sample in read_jsonl(_tracked(f, progress, path), tally):
-                        _add_sample(sample, builder, cleaner, tally, path.name)
-                except JsonlError as e:
-                    raise UserError(
-                        f"{formats.where(path, f'line {e.line}')}: {e.problem}: fix or remove that line"
-                    ) from None
-            mine = tally.read - read_before
+        mine = fmt.read(path, kind, reading)
     except UnicodeDecodeError as e:
         raise UserError(f"{path}: not UTF-8 text ({e.reason}): export it again or save it as UTF-8") from None
     except (zipfile.BadZipFile, zlib.error, EOFError) as e:
@@ -242,73 +185,9 @@ def _read(
             raise write_error(e, paths.twin_dir(config.name), "writing the dataset") from None
         raise UserError(f"{path}: cannot read it ({e.strerror or e}): check the file and its permissions") from None
     shown = str(path).encode("utf-8", "replace").decode("utf-8")
-    me = sorted(senders.ids | senders.names) if kind in ("telegram-account", "telegram-chat", "whatsapp") else []
-    return {"path": shown, "format": kind, "messages": tally.read - read_before, "mine": mine, "me": me}
-
-
-def _feed(
-    messages: Iterator[Message],
-    senders: Senders,
-    builder: DatasetBuilder,
-    tally: Tally,
-    on_chat=None,
-) -> None:
-    """Messages of one file, chat after chat, into conversations."""
-    skipped = tally.skipped
-    is_me = senders.is_me
-    conv: Conversation | None = None
-    chat = None
-    for msg in messages:
-        if msg.chat is not chat:
-            if conv is not None:
-                builder.finish_conversation(conv)
-            if on_chat is not None:
-                on_chat()
-            chat = msg.chat
-            conv = builder.conversation(chat)
-        mine = is_me(msg.sender_id, msg.sender)
-        if mine and msg.forwarded:
-            skipped["forwarded by me"] += 1
-            continue
-        conv.add(msg, mine)  # type: ignore[union-attr]  # set with the first message's chat
-    if conv is not None:
-        builder.finish_conversation(conv)
-
-
-def _add_sample(sample: Sample, builder: DatasetBuilder, cleaner: Cleaner, tally: Tally, source: str) -> None:
-    cleaned = [(role, cleaner(content).strip()) for role, content in sample.messages]
-    if not cleaned[-1][1]:
-        builder.dropped["empty after cleaning"] += 1
-        return
-    context = [(r, c) for r, c in cleaned[:-1] if c]
-    builder.add_sample(Sample([*context, cleaned[-1]], sample.where), source)
-
-
-def _tracked(f, progress: ReadProgress, path: Path) -> Iterator[str]:
-    """The lines of a text file, advancing the progress bar by about the bytes they took."""
-    size = path.stat().st_size
-    done = 0
-    for i, line in enumerate(f):
-        if i % 4096 == 0:
-            pos = min(f.buffer.tell(), size)  # inside a zip: uncompressed bytes, capped at the file
-            progress.advance(pos - done)
-            done = pos
-        yield line
-    progress.advance(size - done)
-
-
-def _nothing_read(path: Path, tally: Tally, read_before: int, fix: str) -> str:
-    """Why a file gave no message at all, instead of an empty list of senders."""
-    seen = tally.read - read_before
-    found = []
-    if seen:
-        found.append(
-            f"{seen} messages, none usable: " + ", ".join(f"{n} {why}" for why, n in tally.skipped.most_common(4))
-        )
-        if tally.skipped.get("malformed"):
-            found.append("a message needs a date (date_unixtime or date), a sender and a text")
-    found.extend(f"{why} ({n})" for why, n in tally.chats_skipped.most_common(4))
-    return f"{path}: no message could be read ({'; '.join(found) or 'no messages in it'}): {fix}"
+    senders = reading.senders
+    me = sorted(senders.ids | senders.names) if fmt.by_sender else []
+    return {"path": shown, "format": kind, "messages": reading.read, "mine": mine, "me": me}
 
 
 def _no_samples(files: list[Path], builder: DatasetBuilder, tally: Tally) -> str:

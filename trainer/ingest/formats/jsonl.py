@@ -7,8 +7,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
 
+from trainer.ingest.formats.base import Format, Peek, text_lines, where
 from trainer.ingest.messages import Sample, Tally
+from twin.errors import UserError
+
+if TYPE_CHECKING:
+    from trainer.ingest.reading import Reading
 
 ROLES = frozenset({"system", "user", "assistant"})
 
@@ -50,3 +57,27 @@ def read_jsonl(lines: Iterable[str], tally: Tally) -> Iterator[Sample]:
         if pairs[-1][0] != "assistant":
             raise JsonlError(number, "the last message must be the assistant's reply")
         yield Sample(pairs, f"line {number}")
+
+
+def detect(peek: Peek) -> str | None:
+    """UTF-8 text whose first line is a whole sample."""
+    if not peek.utf8 or peek.zipped or not peek.starts_json:
+        return None
+    try:
+        return "jsonl" if is_sample(json.loads(peek.first_line)) else None
+    except (ValueError, RecursionError):
+        return None
+
+
+def read(path: Path, kind: str, r: Reading) -> int:
+    with text_lines(path) as f:
+        try:
+            for sample in read_jsonl(r.lines(f), r.tally):
+                r.add_sample(sample)
+        except JsonlError as e:
+            raise UserError(f"{where(path, f'line {e.line}')}: {e.problem}: fix or remove that line") from None
+    return r.read
+
+
+# Before the JSON documents: a JSONL file is not one JSON value, and its first line alone tells it.
+FORMAT = Format(("jsonl",), detect, read, order=20)

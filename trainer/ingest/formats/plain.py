@@ -6,9 +6,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from trainer.ingest.formats.jsonstream import JsonStream
+from trainer.ingest.formats.base import Format, Peek, syntax_error
+from trainer.ingest.formats.jsonstream import JsonStream, JsonSyntaxError
 from trainer.ingest.messages import Sample, Tally
+from twin.errors import UserError
+
+if TYPE_CHECKING:
+    from trainer.ingest.reading import Reading
 
 KNOWN_FIELDS = frozenset({"user", "bot"})
 
@@ -49,3 +56,30 @@ class PlainExport:
                     continue
                 yield Sample([("user", user), ("assistant", bot)], self.position)
         s.end()
+
+
+def detect(peek: Peek) -> str | None:
+    """A "messages" list whose first entry is a user/bot pair; an empty list without a Telegram chat header."""
+    shape = peek.json()
+    if shape is None or shape.key != "messages":
+        return None
+    if not shape.has_first:
+        return None if {"type", "id"} & shape.header.keys() else "plain"
+    first = shape.first
+    return "plain" if isinstance(first, dict) and ("bot" in first or "user" in first) else None
+
+
+def read(path: Path, kind: str, r: Reading) -> int:
+    with open(path, "rb") as f:
+        plain = PlainExport(JsonStream(f, r.progress.advance), r.tally)
+        try:
+            for sample in plain.samples():
+                r.add_sample(sample)
+        except JsonSyntaxError as e:
+            raise syntax_error(path, e, plain.position) from None
+    if not plain.replies:
+        raise UserError(f'{path}: no replies of mine: every "bot" is empty or missing: fill in "bot" (that is you)')
+    return plain.replies
+
+
+FORMAT = Format(("plain",), detect, read, order=30)

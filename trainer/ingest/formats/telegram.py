@@ -9,9 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from trainer.ingest.formats.jsonstream import JsonStream
+from trainer.ingest.formats.base import TELEGRAM_FIX, Format, Peek, syntax_error
+from trainer.ingest.formats.jsonstream import JsonStream, JsonSyntaxError
 from trainer.ingest.messages import Chat, Message, Tally
+
+if TYPE_CHECKING:
+    from trainer.ingest.reading import Reading
+
+ACCOUNT_KEYS = frozenset({"personal_information", "chats", "left_chats"})
 
 # Chat types read by default; channels and bots only on request, anything else is counted and skipped.
 DIALOG_TYPES = frozenset(
@@ -282,3 +290,37 @@ def _iso_time(value: object) -> float:
         return datetime.fromisoformat(value).replace(tzinfo=timezone.utc).timestamp()
     except ValueError:
         raise _Malformed from None
+
+
+def detect(peek: Peek) -> str | None:
+    """A whole account by its top-level sections; one chat by its first message's Telegram fields."""
+    shape = peek.json()
+    if shape is None:
+        return None
+    if shape.key in ACCOUNT_KEYS:
+        return "telegram-account"
+    if shape.key != "messages":
+        return None
+    if not shape.has_first:
+        return "telegram-chat" if {"type", "id"} & shape.header.keys() else None
+    first = shape.first
+    if not isinstance(first, dict) or ("role" in first and "content" in first):
+        return None
+    return "telegram-chat" if "type" in first or "date" in first or "from" in first else None
+
+
+def read(path: Path, kind: str, r: Reading) -> int:
+    config = r.config
+    with open(path, "rb") as f:
+        export = TelegramExport(
+            JsonStream(f, r.progress.advance), r.tally, r.cleaner.entity, config.include_channels, config.include_bots
+        )
+        try:
+            r.feed(export.messages(), lambda: r.senders.set_owner(export.owner_id))
+        except JsonSyntaxError as e:
+            raise syntax_error(path, e, export.position) from None
+    return r.my_messages(TELEGRAM_FIX)
+
+
+# After plain: a first message with "user"/"bot" is a plain pair even when it also has Telegram fields.
+FORMAT = Format(("telegram-account", "telegram-chat"), detect, read, order=40, by_sender=True, json_keys=ACCOUNT_KEYS)

@@ -15,10 +15,15 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
+from trainer.ingest.formats.base import Format, Peek, text_lines, where
 from trainer.ingest.messages import Chat, Message, Tally
 from trainer.ingest.who import normalize_name
+from twin.errors import UserError
+
+if TYPE_CHECKING:
+    from trainer.ingest.reading import Reading
 
 _DATE = r"\d{1,4}[./-]\d{1,2}[./-]\d{1,4}"
 _TIME = r"\d{1,2}[:.]\d{2}(?:[:.]\d{2})?"
@@ -177,3 +182,25 @@ def _time(m: re.Match, order: str, number: int) -> float:
         return datetime(year, month, day, hour, minute, second, tzinfo=timezone.utc).timestamp()
     except ValueError as e:
         raise WhatsAppError(number, f"the date {date} {clock} is not valid ({e})") from None
+
+
+def detect(peek: Peek) -> str | None:
+    """A first line that is a message header (of the .txt, or of the chat inside an iPhone's zip)."""
+    return "whatsapp" if is_header(peek.first_line) else None
+
+
+def read(path: Path, kind: str, r: Reading) -> int:
+    with text_lines(path) as f:
+        layout = survey(f)
+    with text_lines(path) as f:
+        try:
+            r.feed(read_whatsapp(r.lines(f), layout, chat_name(path), r.tally))
+        except WhatsAppError as e:
+            raise UserError(
+                f"{where(path, f'line {e.line}')}: {e.problem}: fix that line or export the chat again"
+            ) from None
+    return r.my_messages("export the chat again from WhatsApp")
+
+
+# First: a header line is cheap to test, and UTF-16 text is only ever a WhatsApp chat.
+FORMAT = Format(("whatsapp",), detect, read, order=10, by_sender=True)
