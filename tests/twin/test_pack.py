@@ -202,3 +202,10 @@ def test_members_outside_the_twin_or_links_are_refused(run_cli, tmp_path, twin_h
 def test_pack_of_an_unknown_twin_is_one_line(run_cli):
     code, _, err = run_cli(["pack", "nobody"])
     assert code == 2 and len(err.strip().splitlines()) == 1 and "no twin named 'nobody'" in err
+
+
+def test_help_of_pack_and_unpack_names_their_options(run_cli):
+    code, out, _ = run_cli(["pack", "--help"])
+    assert code == 0 and "--with-data" in out and "--output" in out
+    code, out, _ = run_cli(["unpack", "--help"])
+    assert code == 0 and "--force" in out
