@@ -282,7 +282,8 @@ def export_ollama(name: str, folder: Path) -> OllamaExport:
         raise UserError(
             f"no twin named {name!r} in {paths.twins_dir()}: build one with `twin build EXPORT --name {name}`"
         )
-    specs = twin_specs(name)  # what the daemon serves for this twin: the same files, the same persona
+    # What the daemon serves for this twin (the same files, the same persona); GGUF files only.
+    specs = [s for s in twin_specs(name) if s.gguf.is_file()]
     if not specs:
         raise UserError(f"twin {name!r} has no model yet: build it with `twin build` or `twin convert --name {name}`")
     folder = folder.expanduser().resolve()
