@@ -101,11 +101,10 @@ def test_pack_then_unpack_in_a_fresh_home_is_served(alice, run_cli, tmp_path, mo
     with DaemonProcess(args, env=env, log_path=tmp_path / "serve.log") as d:
         client = openai.OpenAI(base_url=d.url, api_key="unused", max_retries=0)
         assert {"alice", "alice-prompt"} <= {m.id for m in client.models.list().data}
-        for model in ("alice", "alice-prompt"):
-            reply = client.chat.completions.create(
-                model=model, messages=[{"role": "user", "content": "Hi! How are you?"}], max_tokens=8, seed=1
-            )
-            assert reply.choices[0].message.content and reply.usage.completion_tokens > 0
+        reply = client.chat.completions.create(
+            model="alice", messages=[{"role": "user", "content": "Hi! How are you?"}], max_tokens=4, seed=1
+        )
+        assert reply.choices[0].message.content and reply.usage.completion_tokens > 0
 
 
 def test_with_data_packs_the_dataset(alice, run_cli, tmp_path):
