@@ -15,7 +15,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from daemon import schema
-from daemon.schema import AnyObj, APIError, Arr, Bool, Field, Int, Obj, OneOf, SamplingParams, Str, invalid, unsupported
+from daemon.schema import (
+    AnyObj,
+    APIError,
+    Arr,
+    Bool,
+    Field,
+    Int,
+    Obj,
+    OneOf,
+    SamplingParams,
+    Str,
+    TwinField,
+    invalid,
+    unsupported,
+)
+from twin import conditioning
 
 MAX_METADATA = 16  # keys, as OpenAI: up to 64 characters each, values up to 512
 ROLES = ("user", "assistant", "system", "developer")
@@ -108,6 +123,7 @@ RESPONSES_REQUEST = Obj(
         "safety_identifier": Str(),
         "prompt_cache_key": Str(),
         "service_tier": Str(),
+        "twin": TwinField(),  # who the twin talks to, as on the chat route
         # Known, published so a client sees them, and refused when asked for (see `_refuse`):
         "tools": Arr(AnyObj()),
         "tool_choice": OneOf((Str(), AnyObj()), "a string or an object"),
@@ -139,11 +155,14 @@ class ResponsesRequest:
     parallel_tool_calls: bool = True
     tool_choice: str = "auto"
     user: str | None = None
+    twin: dict[str, str] | None = None
 
     def messages(self, history: list[dict[str, str]]) -> list[dict[str, str]]:
-        """What the model reads: the instructions (never carried over from earlier responses), history, input."""
+        """What the model reads: the instructions and the `twin` line (both this request's only, never carried
+        over from earlier responses), the history, the input."""
         first = [{"role": "system", "content": self.instructions}] if self.instructions else []
-        return [*first, *history, *self.input]
+        messages = [*first, *history, *self.input]
+        return conditioning.with_line(messages, conditioning.system_line(**self.twin)) if self.twin else messages
 
 
 def _refuse(body: dict[str, Any]) -> None:
@@ -216,4 +235,5 @@ def parse(raw: Any) -> ResponsesRequest:
         parallel_tool_calls=body.get("parallel_tool_calls", True),
         tool_choice=body.get("tool_choice", "auto"),
         user=body.get("user"),
+        twin=body.get("twin"),
     )

@@ -119,6 +119,16 @@ def test_previous_response_id_chains_two_turns(client):
     assert third.usage.input_tokens > second.usage.total_tokens
 
 
+def test_the_twin_field_conditions_the_prompt_as_on_the_chat_route(client):
+    twin = {"extra_body": {"twin": {"talking_to": "Mum"}}}
+    hi = [{"role": "user", "content": "Hi!"}]
+    plain = client.responses.create(model=MODEL_ID, input="Hi!", max_output_tokens=1)
+    told = client.responses.create(model=MODEL_ID, input="Hi!", max_output_tokens=1, **twin)
+    chat = client.chat.completions.create(model=MODEL_ID, messages=hi, max_tokens=1, **twin)
+    # The line replaces the template's default system prompt, so only a difference is certain.
+    assert told.usage.input_tokens == chat.usage.prompt_tokens != plain.usage.input_tokens
+
+
 def test_an_unstored_response_cannot_be_continued(client):
     reply = client.responses.create(model=MODEL_ID, input="Hi.", max_output_tokens=4, store=False)
     with pytest.raises(openai.NotFoundError):
