@@ -34,7 +34,7 @@ from twin import lock, paths
 log = logging.getLogger("twin.daemon")
 
 PR_SET_PDEATHSIG = 1
-_TRAIN = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+_TRAIN: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(TrainConfig)}  # every field has a default
 BASE_LR = float(_TRAIN["lr"])  # twin build's learning rate: learning_rate_multiplier scales it
 DEFAULTS = {"n_epochs": _TRAIN["epochs"], "batch_size": _TRAIN["batch_size"], "learning_rate_multiplier": 1.0}
 STOP_SECONDS = 120.0  # a step and a checkpoint save; then SIGKILL
