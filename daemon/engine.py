@@ -489,14 +489,16 @@ class Engine:
         params: SamplingParams,
         n: int,
         gone: Callable[[], bool] | None = None,
+        param: str = "messages",
     ) -> Generation:
+        """A chat's generation; `param` is the request field an error about the conversation names."""
         spec = self.spec(model_id)
         if spec.system_prompt:
             messages = _with_system(spec.system_prompt, messages)
 
         def prepare(runner: Runner) -> list[list[int]]:
-            tokens = runner.model.chat_tokens(messages)
-            check_context(runner.n_ctx, len(tokens), params.max_tokens, "messages")
+            tokens = runner.model.chat_tokens(messages, param)
+            check_context(runner.n_ctx, len(tokens), params.max_tokens, param)
             _check_grammar(runner.model, params)
             return [tokens]
 

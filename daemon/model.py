@@ -39,13 +39,13 @@ class LoadedModel:
         # errors="replace": a lone surrogate from JSON's \ud800 must not become a 500 here.
         return self.weights.tokenize(text.encode("utf-8", errors="replace"), add_bos=add_bos, special=special)
 
-    def chat_tokens(self, messages: list[dict[str, str]]) -> list[int]:
+    def chat_tokens(self, messages: list[dict[str, str]], param: str = "messages") -> list[int]:
         """The chat rendered by the model's template; message contents tokenized as plain text."""
         try:
             # Templates carry their own special tokens (as in transformers' apply_chat_template): no extra BOS.
             return self.chat.tokens(messages)
         except Exception as e:  # a template's raise_exception(), e.g. roles out of order
-            raise APIError(400, f"the model's chat template rejected the messages: {e}", param="messages") from None
+            raise APIError(400, f"the model's chat template rejected the messages: {e}", param=param) from None
 
     def text_tokens(self, text: str) -> list[int]:
         return self.tokenize(text, special=False, add_bos=self.add_bos)

@@ -514,21 +514,28 @@ def _unsupported(body: dict[str, Any]) -> None:
 def _response_format(body: dict[str, Any]) -> str | None:
     """The grammar that response_format asks for (None for plain text); a schema it cannot express is a 400."""
     fmt = body.get("response_format")
-    if fmt is None or fmt["type"] == "text":
+    if fmt is None:
+        return None
+    return response_grammar(fmt["type"], fmt.get("json_schema", {}).get("schema"), "response_format")
+
+
+def response_grammar(kind: str, json_schema: dict[str, Any] | None, param: str) -> str | None:
+    """The llama.cpp grammar of an output format (`text`, `json_object`, `json_schema`); a schema it cannot express
+    is a 400 naming `param` (chat's response_format, the Responses API's text.format)."""
+    if kind == "text":
         return None
     from llama_cpp.llama_grammar import JSON_GBNF, json_schema_to_gbnf  # the daemon's dependency, loaded on use
 
-    schema = fmt.get("json_schema", {}).get("schema")
-    if fmt["type"] == "json_object" or schema is None:
+    if kind == "json_object" or json_schema is None:
         return JSON_GBNF
     try:
-        return json_schema_to_gbnf(json.dumps(schema))
+        return json_schema_to_gbnf(json.dumps(json_schema))
     except (Exception, RecursionError) as e:  # the converter raises whatever it trips on: assertions, KeyErrors, ...
         raise APIError(
             400,
-            f"response_format: this JSON schema is not supported ({type(e).__name__}: {e}); "
+            f"{param}: this JSON schema is not supported ({type(e).__name__}: {e}); "
             "use plain types, properties, required, enum, arrays and $ref",
-            param="response_format",
+            param=param,
             code="unsupported_schema",
         ) from None
 
@@ -545,7 +552,8 @@ def _logprobs(body: dict[str, Any], chat: bool) -> tuple[bool, int]:
     return on, top or 0
 
 
-def _params(body: dict[str, Any], max_tokens: int | None, chat: bool) -> SamplingParams:
+def sampling_params(body: dict[str, Any], max_tokens: int | None, chat: bool) -> SamplingParams:
+    """The engine's settings from a parsed body (chat's field names; `chat` picks how logprobs are asked for)."""
     _unsupported(body)
     logprobs, top_logprobs = _logprobs(body, chat)
     d = SamplingParams()
@@ -598,7 +606,7 @@ def parse_chat(raw: Any) -> ChatRequest:
     return ChatRequest(
         model=body["model"],
         messages=_twin(body, _messages(body["messages"])),
-        params=_params(body, body.get("max_completion_tokens", body.get("max_tokens")), chat=True),
+        params=sampling_params(body, body.get("max_completion_tokens", body.get("max_tokens")), chat=True),
         n=body.get("n", 1),
         stream=body.get("stream", False),
         include_usage=_include_usage(body),
@@ -611,7 +619,7 @@ def parse_completion(raw: Any) -> CompletionRequest:
     return CompletionRequest(
         model=body["model"],
         prompts=[prompt] if isinstance(prompt, str) else prompt,
-        params=_params(body, body.get("max_tokens"), chat=False),
+        params=sampling_params(body, body.get("max_tokens"), chat=False),
         n=body.get("n", 1),
         stream=body.get("stream", False),
         include_usage=_include_usage(body),

@@ -21,7 +21,7 @@ import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -181,7 +181,7 @@ async def cors_headers(request: web.Request, response: web.StreamResponse) -> No
     origin = _cors_origin(request)
     if origin is not None:
         response.headers["Access-Control-Allow-Origin"] = origin
-        response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+        response.headers["Access-Control-Allow-Methods"] = "GET, POST, DELETE, OPTIONS"
         response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
         response.headers["Vary"] = "Origin"
 
@@ -306,7 +306,7 @@ async def metrics(request: web.Request) -> web.Response:
     )
 
 
-class _Run:
+class Run:
     """What one request's generation produced, accumulated from the engine's events."""
 
     def __init__(self, request: web.Request, model: str, choices: int) -> None:
@@ -349,7 +349,8 @@ class _Run:
         return gone
 
 
-async def _collect(run: _Run, gen: Generation) -> None:
+async def collect(run: Run, gen: Generation) -> None:
+    """Run `gen` to its end (or until the client leaves), accumulating what it produced in `run`."""
     try:
         async with gen:
             async for event in gen.events():
@@ -360,16 +361,69 @@ async def _collect(run: _Run, gen: Generation) -> None:
         run.finish_with(gen)
 
 
-async def _stream(
-    run: _Run,
-    gen: Generation,
-    chunk: Any,
-    first: Callable[[], list[dict[str, Any]]],
-    include_usage: bool,
-) -> web.StreamResponse:
-    """Send `chunk(index, text, finish)` events as SSE; the chunks `first()` makes are sent before any text.
+def sse_data(obj: Any) -> bytes:
+    """One server-sent event of OpenAI's chat and completions streams: `data: <json>`."""
+    return b"data: " + _dumps(obj).encode() + b"\n\n"
 
-    Every chunk is made after the engine's Started event: it carries the answering model's system_fingerprint.
+
+def error_frame(e: APIError) -> bytes:
+    # ASCII JSON, as error_response: the message may quote what the client sent.
+    return b"data: " + json.dumps(e.body(), separators=(",", ":")).encode() + b"\n\n"
+
+
+class Frames(Protocol):
+    """What one stream sends, as SSE frames: before any text, for each engine event, at the end, on failure."""
+
+    def opening(self) -> list[bytes]: ...
+
+    def event(self, event: Any) -> list[bytes]: ...
+
+    def closing(self) -> list[bytes]: ...
+
+    def failure(self, e: APIError) -> list[bytes]: ...
+
+
+class ChunkFrames:
+    """Chat and completions streams: `chunk(index, text, finish, logprobs)` objects, a usage chunk, `[DONE]`."""
+
+    def __init__(self, run: Run, chunk: Any, first: Callable[[], list[dict[str, Any]]], include_usage: bool) -> None:
+        self.run = run
+        self.chunk = chunk
+        self.first = first
+        self.include_usage = include_usage
+
+    def _frame(self, obj: dict[str, Any]) -> bytes:
+        if self.include_usage and "usage" not in obj:
+            obj["usage"] = None
+        return sse_data(obj)
+
+    def opening(self) -> list[bytes]:
+        # made after the engine's Started event: every chunk carries the answering model's system_fingerprint
+        return [self._frame(obj) for obj in self.first()]
+
+    def event(self, event: Any) -> list[bytes]:
+        if isinstance(event, Delta) and (event.text or event.logprobs):
+            return [self._frame(self.chunk(event.index, event.text, None, event.logprobs))]
+        if isinstance(event, ChoiceDone):
+            return [self._frame(self.chunk(event.index, None, FINISH[event.finish_reason]))]
+        return []
+
+    def closing(self) -> list[bytes]:
+        out = []
+        if self.include_usage:
+            usage = schema.usage(self.run.prompt_tokens, self.run.completion_tokens)
+            out.append(self._frame(self.chunk(None, None, None) | {"choices": [], "usage": usage}))
+        return [*out, b"data: [DONE]\n\n"]
+
+    def failure(self, e: APIError) -> list[bytes]:
+        return [error_frame(e)]
+
+
+async def stream(run: Run, gen: Generation, frames: Frames) -> web.StreamResponse:
+    """Run `gen` and send what `frames` makes of it as server-sent events.
+
+    An error before the first event (a 404 model, a prompt too long) is still an
+    ordinary error response; after it, the stream ends with `frames.failure`.
     """
     request = run.request
     response = web.StreamResponse(
@@ -380,16 +434,15 @@ async def _stream(
         }
     )
 
-    async def send(obj: Any) -> None:
-        if include_usage and "usage" not in obj:
-            obj["usage"] = None
-        await response.write(b"data: " + _dumps(obj).encode() + b"\n\n")
+    async def write(chunks: list[bytes]) -> None:
+        for chunk in chunks:
+            await response.write(chunk)
 
     async def fail(e: APIError) -> None:
-        """After the first byte a status can no longer change: end the stream with OpenAI's error event."""
+        """After the first byte a status can no longer change: end the stream with the error event(s)."""
         request["stream_error"] = e.code or e.status
         try:
-            await response.write(b"data: " + json.dumps(e.body(), separators=(",", ":")).encode() + b"\n\n")
+            await write(frames.failure(e))
             await response.write_eof()
         except ConnectionError:
             request["disconnected"] = True
@@ -401,8 +454,7 @@ async def _stream(
             run.take(await anext(events))  # Started, or the APIError raised before any byte is sent
             try:
                 await response.prepare(request)  # the client may have left while its request waited
-                for obj in first():
-                    await send(obj)
+                await write(frames.opening())
                 async for event in events:
                     if state.cut_streams:
                         raise APIError(
@@ -412,16 +464,8 @@ async def _stream(
                             code="shutting_down",
                         )
                     run.take(event)
-                    if isinstance(event, Delta) and (event.text or event.logprobs):
-                        await send(chunk(event.index, event.text, None, event.logprobs))
-                    elif isinstance(event, ChoiceDone):
-                        await send(chunk(event.index, None, FINISH[event.finish_reason]))
-                if include_usage:
-                    await send(
-                        chunk(None, None, None)
-                        | {"choices": [], "usage": schema.usage(run.prompt_tokens, run.completion_tokens)}
-                    )
-                await response.write(b"data: [DONE]\n\n")
+                    await write(frames.event(event))
+                await write(frames.closing())
                 await response.write_eof()
             except ConnectionError:  # the client went away: leaving the block stops the generation
                 request["disconnected"] = True
@@ -462,7 +506,7 @@ def json_route(handler: Any) -> Any:
 async def chat_completions(request: web.Request, body: Any) -> web.StreamResponse:
     state = request.app[STATE]
     req = schema.parse_chat(body)
-    run = _Run(request, req.model, req.n)
+    run = Run(request, req.model, req.n)
     gen = state.engine.chat(req.model, req.messages, req.params, req.n, gone=run.client_gone)
     wants_logprobs = req.params.logprobs
 
@@ -500,9 +544,9 @@ async def chat_completions(request: web.Request, body: Any) -> web.StreamRespons
         def first() -> list[dict[str, Any]]:
             return [chunk(i, None, None, None, {"role": "assistant", "content": ""}) for i in range(req.n)]
 
-        return await _stream(run, gen, chunk, first, req.include_usage)
+        return await stream(run, gen, ChunkFrames(run, chunk, first, req.include_usage))
 
-    await _collect(run, gen)
+    await collect(run, gen)
     choices = [
         {
             "index": i,
@@ -528,7 +572,7 @@ async def completions(request: web.Request, body: Any) -> web.StreamResponse:
     state = request.app[STATE]
     req = schema.parse_completion(body)
     total = len(req.prompts) * req.n
-    run = _Run(request, req.model, total)
+    run = Run(request, req.model, total)
     gen = state.engine.complete(req.model, req.prompts, req.params, req.n, gone=run.client_gone)
     offsets = [len(echo) for echo in (req.prompts[i // req.n] if req.echo else "" for i in range(total))]
 
@@ -570,9 +614,9 @@ async def completions(request: web.Request, body: Any) -> web.StreamResponse:
         def first() -> list[dict[str, Any]]:
             return [chunk(i, echo(i), None) for i in range(total) if req.echo]
 
-        return await _stream(run, gen, chunk, first, req.include_usage)
+        return await stream(run, gen, ChunkFrames(run, chunk, first, req.include_usage))
 
-    await _collect(run, gen)
+    await collect(run, gen)
     choices = [
         {
             "index": i,
@@ -634,6 +678,9 @@ def build_app(state: State) -> web.Application:
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics)
     job_routes.register(app, state)
+    from daemon.responses import routes as response_routes  # it builds on this module's stream and collect
+
+    response_routes.register(app, state)
     app.router.add_get("/openapi.json", openapi_json)
     return app
 

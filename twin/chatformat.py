@@ -27,6 +27,14 @@ PLAIN_TEMPLATE = (
 )
 
 
+def render_chat(template: str, messages: list[dict[str, str]], *, bos_token: str, eos_token: str) -> str:
+    """A chat as text, rendered by `template` the way the daemon renders it (with the generation prompt)."""
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    formatter: Any = Jinja2ChatFormatter(template, eos_token=eos_token, bos_token=bos_token, add_generation_prompt=True)
+    return str(formatter(messages=messages).prompt)
+
+
 # llama.cpp's token attributes (llama.h, enum llama_token_attr): the kinds its tokenizer turns into special tokens.
 _ATTR_UNKNOWN = 1 << 0
 _ATTR_CONTROL = 1 << 3

@@ -30,9 +30,9 @@ app = typer.Typer(
 )
 
 
-from twin.commands import bot, clients, pipeline, serving  # noqa: E402
+from twin.commands import bot, clients, pipeline, serving, share  # noqa: E402
 
-# The order `twin --help` lists them: the first run, the pipeline, serving, clients, housekeeping.
+# The order `twin --help` lists them: the first run, the pipeline, serving, clients, moving a twin, housekeeping.
 for _name, _command in (
     ("demo", pipeline.demo_cmd),
     ("build", pipeline.build_cmd),
@@ -43,6 +43,9 @@ for _name, _command in (
     ("serve", serving.serve_cmd),
     ("chat", clients.chat_cmd),
     ("eval", clients.eval_cmd),
+    ("export", share.export_cmd),
+    ("pack", share.pack_cmd),
+    ("unpack", share.unpack_cmd),
 ):
     app.command(_name)(_command)
 

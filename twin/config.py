@@ -44,6 +44,8 @@ class ServeSettings:
     idle_timeout: float = 15.0  # seconds a connection may sit idle or take sending its headers
     body_timeout: float = 30.0  # seconds a request may take sending its body (408 beyond)
     max_connections: int = 256  # open connections at once; more are answered 503 and closed
+    responses_max_mb: int = 100  # stored /v1/responses (responses.db): the oldest go beyond this size
+    responses_max_age: str = "30d"  # and once they are this old (as OpenAI keeps them 30 days)
 
     def __post_init__(self) -> None:
         _check(0 <= self.port < 65536, "port", "must be between 0 (any free port) and 65535")
@@ -60,6 +62,8 @@ class ServeSettings:
         _check(self.idle_timeout > 0, "idle_timeout", "must be more than 0")
         _check(self.body_timeout > 0, "body_timeout", "must be more than 0")
         _check(self.max_connections >= 1, "max_connections", "must be at least 1")
+        _check(self.responses_max_mb >= 1, "responses_max_mb", "must be at least 1")
+        _check(_duration(self.responses_max_age, "responses_max_age") > 0, "responses_max_age", "must be more than 0")
         if self.host not in LOOPBACK_HOSTS and not self.api_key:
             raise UserError(
                 f"refusing to listen on non-loopback address {self.host!r} without an API key: "
@@ -73,6 +77,10 @@ class ServeSettings:
     @property
     def idle_unload_seconds(self) -> float:
         return _duration(self.idle_unload, "idle_unload")
+
+    @property
+    def responses_max_age_seconds(self) -> float:
+        return _duration(self.responses_max_age, "responses_max_age")
 
 
 @dataclass
@@ -137,11 +145,11 @@ class BotSettings:
         return f"{root}/file/bot" if root else self.api_url.rstrip("/") + "/file/bot"
 
 
-_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
+_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 def _duration(text: str, name: str) -> float:
-    """Seconds in "90", "90s", "10m" or "1.5h"."""
+    """Seconds in "90", "90s", "10m", "1.5h" or "30d"."""
     value = str(text).strip().lower()
     unit = value[-1:] if value[-1:] in _UNITS and value[-1:] else ""
     try:

@@ -10,6 +10,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 
 from daemon import openapi, schema
+from daemon.responses.request import RESPONSES_REQUEST
 from twin.embedded import MODEL_ID
 
 
@@ -17,6 +18,10 @@ def test_the_document_is_the_schema_the_server_validates_with(daemon):
     doc = httpx.get(daemon.root + "/openapi.json").json()
     assert doc["openapi"] == "3.1.0"
     assert {"/v1/chat/completions", "/v1/completions", "/v1/models", "/v1/models/{id}", "/health"} <= set(doc["paths"])
+    responses = doc["paths"]["/v1/responses"]["post"]
+    ref = responses["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    assert doc["components"]["schemas"][ref.rsplit("/", 1)[1]] == RESPONSES_REQUEST.json_schema()
+    assert {"get", "delete"} <= set(doc["paths"]["/v1/responses/{id}"])
     chat = doc["paths"]["/v1/chat/completions"]["post"]
     ref = chat["requestBody"]["content"]["application/json"]["schema"]["$ref"]
     assert doc["components"]["schemas"][ref.rsplit("/", 1)[1]] == schema.CHAT_REQUEST.json_schema()
@@ -82,23 +87,27 @@ api = schemathesis.pytest.from_fixture("api_schema")
 
 
 def _bounded(body: object, seed: str) -> None:
-    """Keep generation short (bounded time): at most 8 tokens, 2 choices, 3 prompts; half the cases name the model.
+    """Keep generation short (bounded time): at most 8 tokens, 2 choices, 3 prompts or input items; half the cases
+    name the model.
 
     Only valid values are changed: a field schemathesis made invalid on purpose stays invalid (it must be refused).
     """
     if not isinstance(body, dict):
         return
-    for key in ("max_tokens", "max_completion_tokens"):
+    for key in ("max_tokens", "max_completion_tokens", "max_output_tokens"):
         if isinstance(body.get(key), int) and not isinstance(body.get(key), bool) and body[key] >= 1:
             body[key] = min(body[key], 8)
-    if "max_tokens" not in body and "max_completion_tokens" not in body:
+    if "input" in body:  # /v1/responses
+        body.setdefault("max_output_tokens", 4)
+    elif "max_tokens" not in body and "max_completion_tokens" not in body:
         body["max_tokens"] = 4
     if isinstance(body.get("n"), int) and not isinstance(body.get("n"), bool) and 1 <= body["n"] <= schema.MAX_N:
         body["n"] = min(body["n"], 2)
     if isinstance(body.get("prompt"), list):
         body["prompt"] = body["prompt"][:3]
-    if isinstance(body.get("messages"), list):
-        body["messages"] = body["messages"][:4]
+    for key in ("messages", "input"):
+        if isinstance(body.get(key), list):
+            body[key] = body[key][:4]
     if isinstance(body.get("model"), str) and body["model"] and int(hashlib.sha1(seed.encode()).hexdigest(), 16) % 2:
         body["model"] = MODEL_ID
 

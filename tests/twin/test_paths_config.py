@@ -84,7 +84,7 @@ def test_bad_config_file_is_one_line_exit_2():
 
 def test_help_lists_the_commands():
     out = subprocess.run([sys.executable, "-m", "twin", "--help"], capture_output=True, text=True, check=True).stdout
-    for command in ("serve", "paths", "service", "demo"):
+    for command in ("serve", "paths", "service", "demo", "export", "pack", "unpack"):
         assert command in out
 
 
