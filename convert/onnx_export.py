@@ -125,7 +125,9 @@ def build(source: Path, out: Path, precision: str) -> None:
             raise OSError(28, "No space left on device", str(out))
         if any(line.startswith("ModuleNotFoundError") for line in lines):
             raise UserError(f"the ONNX exporter misses a module ({lines[-1]}): {INSTALL}")
-        raise UserError(f"the ONNX exporter failed on {source} ({lines[-1] if lines else 'no output'}): please report it")
+        raise UserError(
+            f"the ONNX exporter failed on {source} ({lines[-1] if lines else 'no output'}): please report it"
+        )
 
 
 def verify_onnx(folder: Path, source: Path, tokenizer: Any) -> Verification:
@@ -264,4 +266,3 @@ def read_table(name: str) -> dict[str, Any]:
     """The twin's `[onnx]` table ({} when it has no ONNX model)."""
     table = registry.read(name).get(FOLDER, {})
     return table if isinstance(table, dict) else {}
-

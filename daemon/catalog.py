@@ -50,14 +50,11 @@ def check_gguf(path: Path) -> Path:
 
 def check_onnx(folder: Path) -> Path:
     """An exported ONNX folder whose runtime is installed, or a UserError naming what is missing and the fix."""
-    import importlib.util
-
-    from twin.onnxgenai import INSTALL, is_onnx_dir
+    from twin.onnxgenai import genai, is_onnx_dir
 
     if not is_onnx_dir(folder):
         raise UserError(f"{folder} is not an exported ONNX model: export it again with `twin convert --format onnx`")
-    if importlib.util.find_spec("onnxruntime_genai") is None:
-        raise UserError(f"its ONNX model needs onnxruntime-genai: {INSTALL}")
+    genai()  # onnxruntime-genai is installed, or one line saying how
     return folder
 
 
@@ -120,7 +117,7 @@ def primary_spec(model: str, backend: str = "llama.cpp") -> ModelSpec:
 
     `backend` onnx: the twin's ONNX export (`<name>-onnx`) instead of its GGUF.
     """
-    if backend == "onnx":
+    if backend == "onnx" or (model.endswith("-onnx") and model.removesuffix("-onnx") in registry.names()):
         return _onnx_primary(model)
     if model in embedded.ALIASES:
         return base_spec()
@@ -143,7 +140,9 @@ def _onnx_primary(model: str) -> ModelSpec:
     if name not in registry.names():
         raise UserError(f"`--backend onnx` serves a built twin's ONNX export: no twin named {name!r}")
     if not registry.read(name).get("onnx", {}).get("dir"):
-        raise UserError(f"twin {name!r} has no ONNX model yet: export it with `twin convert --name {name} --format onnx`")
+        raise UserError(
+            f"twin {name!r} has no ONNX model yet: export it with `twin convert --name {name} --format onnx`"
+        )
     return next(s for s in twin_specs(name) if s.id == f"{name}-onnx")
 
 

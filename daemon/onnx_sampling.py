@@ -28,7 +28,10 @@ def check_onnx_params(p: SamplingParams, model_id: str) -> None:
         )
     if p.logprobs:
         raise APIError(
-            400, f"logprobs are not supported by the ONNX backend: {instead}", param="logprobs", code="unsupported_parameter"
+            400,
+            f"logprobs are not supported by the ONNX backend: {instead}",
+            param="logprobs",
+            code="unsupported_parameter",
         )
 
 
@@ -47,10 +50,7 @@ class LogitSampler:
             if p.repetition_penalty != 1.0:
                 x[token] = x[token] / p.repetition_penalty if x[token] > 0 else x[token] * p.repetition_penalty
             x[token] -= count * p.frequency_penalty + p.presence_penalty
-        if p.temperature == 0:
-            token = int(np.argmax(x))
-        else:
-            token = self._draw(x)
+        token = int(np.argmax(x)) if p.temperature == 0 else self._draw(x)
         self.recent.append(token)
         return token
 
