@@ -74,4 +74,6 @@ def onnx_reply_perplexity(
 ) -> Perplexity:
     """exp(mean NLL) of the reply tokens of `conversations` under the ONNX model in `folder`."""
     with open_onnx_scorer(folder, window) as scorer:
+        # onnxruntime-genai refuses positions beyond the model's context length (llama.cpp would run past it).
+        window = min(window, scorer.model.n_ctx_train or window)
         return measure(conversations, scorer.render, scorer.tokenize, scorer.reply_nll, window, advance)

@@ -87,7 +87,8 @@ class OnnxModel:
         return self._parsing.decode(ids, skip_special_tokens=True)
 
     def sequence(self, max_length: int) -> Sequence:
-        return Sequence(self, max_length)
+        """A new KV cache for up to `max_length` tokens (capped by the model's context length)."""
+        return Sequence(self, min(max_length, self.n_ctx_train or max_length))
 
     def close(self) -> None:
         del self.weights
