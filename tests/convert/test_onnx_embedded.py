@@ -50,7 +50,9 @@ def anna(embedded_hf: Path, twin_home: Path) -> str:
     (twin / "dataset").mkdir(parents=True)
     (twin / "merged").symlink_to(embedded_hf, target_is_directory=True)
     rows = [
-        json.dumps({"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]}, ensure_ascii=False)
+        json.dumps(
+            {"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]}, ensure_ascii=False
+        )
         for q, a in VAL
     ]
     (twin / "dataset" / "val.jsonl").write_text("\n".join(rows) + "\n", encoding="utf-8")
@@ -90,7 +92,9 @@ def test_embedded_model_exported_to_onnx_and_served(anna: str, twin_home: Path, 
         assert reply.system_fingerprint and reply.system_fingerprint.startswith("fp_")
 
         # Streaming with a stop string: the text ends right before it, usage comes last.
-        chunks = list(client.chat.completions.create(**args, stop=["Paris"], stream=True, stream_options={"include_usage": True}))
+        chunks = list(
+            client.chat.completions.create(**args, stop=["Paris"], stream=True, stream_options={"include_usage": True})
+        )
         streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
         assert streamed == text[: text.index("Paris")]
         assert chunks[-1].usage is not None and chunks[-1].usage.prompt_tokens == reply.usage.prompt_tokens

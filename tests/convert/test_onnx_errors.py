@@ -115,6 +115,8 @@ def test_serving_an_onnx_twin_without_onnxruntime_genai(twin_home: Path, tmp_pat
     (twin / "onnx" / "genai_config.json").write_text("{}")
     registry.update("anna", "onnx", {"dir": "onnx", "quant": "int4"})
     done = _twin_cli(
-        ["serve", "--backend", "onnx", "--model", "anna", "--port", "0"], twin_home, _without_onnxruntime_genai(tmp_path)
+        ["serve", "--backend", "onnx", "--model", "anna", "--port", "0"],
+        twin_home,
+        _without_onnxruntime_genai(tmp_path),
     )
     assert_one_error_line(done.returncode, done.stderr, "onnxruntime-genai is not installed", "twin[onnx]")
