@@ -59,7 +59,9 @@ def test_tiny_model_exports_and_generates(kind: str, quant: str, tiny_model, twi
             assert prompt == hf.encode(rendered, add_special_tokens=False)
         events: list[object] = []
         ticket = Ticket(events.append, len(prompt), 1)
-        runner.waiting.append(Job(ticket, 0, runner.model.chat_tokens(CHAT), SamplingParams(max_tokens=6, ignore_eos=True), seed=1))
+        runner.waiting.append(
+            Job(ticket, 0, runner.model.chat_tokens(CHAT), SamplingParams(max_tokens=6, ignore_eos=True), seed=1)
+        )
         while runner.busy():
             runner.step()
     finally:

@@ -242,7 +242,7 @@ def _measure_served(
             served.url, served.api_key, v.served_id, samples, None, decoding, lambda k: progress.advance(task, k)
         )
         if config.sampled_decoding is not None:
-            task = progress.add_task("GGUF: replies via the daemon, chat default (sampled)", total=len(samples))
+            task = progress.add_task(f"{label}: replies via the daemon, chat default (sampled)", total=len(samples))
             result.sampled = VariantResult(v)
             result.sampled.replies = daemon_generate(
                 served.url,
