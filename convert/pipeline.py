@@ -114,7 +114,7 @@ class ConvertResult:
         return "\n".join(lines)
 
 
-def _progress() -> Any:
+def progress_bars() -> Any:
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
@@ -154,7 +154,7 @@ def convert(cfg: ConvertConfig, progress: Any = None) -> ConvertResult:
         stack.enter_context(writing(where, "writing the GGUF", OUTPUT_ELSEWHERE))
         if progress is not None:
             return _convert(cfg, progress)
-        with _progress() as bars:
+        with progress_bars() as bars:
             return _convert(cfg, bars)
     raise AssertionError("unreachable")
 

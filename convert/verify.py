@@ -155,18 +155,24 @@ def verify(
                 ours.append(np.array(llm.scores[: len(ids)], dtype=np.float32))
         finally:
             llm.close()
-    tol = TOLERANCES[float_type]
+    return compare_logits(reference, ours, TOLERANCES[float_type], texts, notes, "llama.cpp")
+
+
+def compare_logits(
+    reference: list[np.ndarray], ours: list[np.ndarray], tol: Tolerance, texts: int, notes: list[str], runtime: str
+) -> Verification:
+    """Logits of the same tokens from transformers (`reference`) and a converted model; a UserError beyond `tol`."""
     ref = np.concatenate(reference)
     got = np.concatenate(ours)
     scale = float(np.abs(ref).max())
     max_diff = float(np.abs(ref - got).max())
     allowed = tol.rel_max_abs_diff * max(scale, 1.0)
-    # llama.cpp's pick agrees when transformers ranks it best up to the measured noise (random tiny models have near-ties).
+    # The runtime's pick agrees when transformers ranks it best up to the measured noise (random tiny models have near-ties).
     picked = got.argmax(axis=1)
     agree = ref[np.arange(len(ref)), picked] >= ref.max(axis=1) - min(max_diff, allowed)
     result = Verification(texts, len(ref), float(agree.mean()), max_diff, scale, allowed, tol.min_top1, notes)
     if not result.ok:
         raise UserError(
-            f"conversion check failed, llama.cpp disagrees with transformers ({result.summary()}): please report it"
+            f"conversion check failed, {runtime} disagrees with transformers ({result.summary()}): please report it"
         )
     return result

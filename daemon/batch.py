@@ -24,7 +24,7 @@ import llama_cpp
 from daemon.fingerprint import gguf_sha256, system_fingerprint
 from daemon.metrics import EngineMetrics
 from daemon.model import LoadedModel
-from daemon.sampling import Sampler, TextTracker, TokenLogprob, token_logprob
+from daemon.sampling import Sampler, TextTracker, TokenLogprob, check_grammar, token_logprob
 from daemon.schema import APIError, SamplingParams
 from twin import llamacpp
 
@@ -115,8 +115,11 @@ class Slot:
 REUSE_SHARE = 0.5
 
 
-def _choose(free: list[Slot], tokens: list[int]) -> Slot:
-    """The free slot with the longest cached prefix of `tokens` if it is long enough, else the least recently used."""
+def choose_slot(free: list[Any], tokens: list[int]) -> Any:
+    """The free slot with the longest cached prefix of `tokens` if it is long enough, else the least recently used.
+
+    Any slot with `cached` tokens and `last_used` (this module's Slot, daemon.onnx_runner's OnnxSlot).
+    """
     best = max(free, key=lambda s: (common_prefix(s.cached, tokens), -s.last_used))
     if common_prefix(best.cached, tokens) >= REUSE_SHARE * len(tokens):
         return best
@@ -165,6 +168,10 @@ class Runner:
         self.slots = [Slot(seq) for seq in range(parallel)]
         self.waiting: deque[Job] = deque()
         self.name = path.name
+
+    def check(self, params: SamplingParams, model_id: str) -> None:
+        """The 400 a request's parameters would cause (a grammar llama.cpp refuses), before it takes a slot."""
+        check_grammar(self.model.vocab, self.model.n_vocab, params)
 
     # --- called from the worker thread only ------------------------------------------------------
 
@@ -241,7 +248,7 @@ class Runner:
         free = [s for s in self.slots if s.job is None]
         while free and self.waiting:
             job = self.waiting.popleft()
-            slot = _choose(free, job.tokens)
+            slot = choose_slot(free, job.tokens)
             free.remove(slot)
             try:
                 self._start(slot, job)

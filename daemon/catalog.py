@@ -3,7 +3,8 @@
 - the `--model` it was started with: the embedded default (`smollm2-135m-instruct`),
   a GGUF path (id = file stem), or a built twin's name;
 - every built twin in the registry: `<name>` for its GGUF (twin.toml `[model] gguf`,
-  a file name inside the twin's directory) and `<name>-prompt` for its prompt-only
+  a file name inside the twin's directory), `<name>-onnx` for its ONNX export
+  (`[onnx] dir`, served by onnxruntime-genai) and `<name>-prompt` for its prompt-only
   persona variant (`[persona] file`, JSON with `system_prompt`, served on the GGUF
   of `[persona] base`: `default` for the embedded model, or a GGUF path).
 """
@@ -23,10 +24,10 @@ log = logging.getLogger("twin.daemon")
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A model id the API answers to: a GGUF file, and for prompt-only variants a system prompt put first."""
+    """A model id the API answers to: a GGUF file (or an exported ONNX folder), for prompt-only variants a system prompt."""
 
     id: str
-    gguf: Path
+    gguf: Path  # the GGUF file; for `<name>-onnx` the ONNX folder (daemon.engine.open_runner tells them apart)
     system_prompt: str | None = None
     owned_by: str = "twin"
 
@@ -45,6 +46,16 @@ def check_gguf(path: Path) -> Path:
     if magic != b"GGUF":
         raise UserError(f"{path} is not a GGUF file: convert the model first (`twin convert`) or pick a .gguf file")
     return path
+
+
+def check_onnx(folder: Path) -> Path:
+    """An exported ONNX folder whose runtime is installed, or a UserError naming what is missing and the fix."""
+    from twin.onnxgenai import genai, is_onnx_dir
+
+    if not is_onnx_dir(folder):
+        raise UserError(f"{folder} is not an exported ONNX model: export it again with `twin convert --format onnx`")
+    genai()  # onnxruntime-genai is installed, or one line saying how
+    return folder
 
 
 def base_spec() -> ModelSpec:
@@ -72,6 +83,9 @@ def twin_specs(name: str) -> list[ModelSpec]:
     gguf = data.get("model", {}).get("gguf")
     if gguf:
         specs.append(ModelSpec(name, check_gguf(folder / gguf), owned_by="twin"))
+    onnx = data.get("onnx", {}).get("dir")
+    if onnx:
+        specs.append(ModelSpec(f"{name}-onnx", check_onnx(folder / onnx), owned_by="twin (onnx)"))
     persona = data.get("persona", {})
     if persona.get("file"):
         try:
@@ -98,12 +112,17 @@ def registry_specs() -> dict[str, ModelSpec]:
     return out
 
 
-def primary_spec(model: str) -> ModelSpec:
-    """The spec for `--model`: `default` (the embedded SmolLM2), a built twin's name, or a GGUF path (id = stem)."""
+def primary_spec(model: str, backend: str = "llama.cpp") -> ModelSpec:
+    """The spec for `--model`: `default` (the embedded SmolLM2), a built twin's name, or a GGUF path (id = stem).
+
+    `backend` onnx: the twin's ONNX export (`<name>-onnx`) instead of its GGUF.
+    """
+    if backend == "onnx" or (model.endswith("-onnx") and model.removesuffix("-onnx") in registry.names()):
+        return _onnx_primary(model)
     if model in embedded.ALIASES:
         return base_spec()
     if model in registry.names():
-        specs = twin_specs(model)
+        specs = [s for s in twin_specs(model) if not s.id.endswith("-onnx")]
         if not specs:
             raise UserError(
                 f"twin {model!r} has no model yet: build it with `twin build` or `twin convert --name {model}`"
@@ -116,9 +135,20 @@ def primary_spec(model: str) -> ModelSpec:
     return ModelSpec(path.stem, path.resolve())
 
 
-def build_catalog(model: str) -> tuple[dict[str, ModelSpec], str]:
+def _onnx_primary(model: str) -> ModelSpec:
+    name = model.removesuffix("-onnx")
+    if name not in registry.names():
+        raise UserError(f"`--backend onnx` serves a built twin's ONNX export: no twin named {name!r}")
+    if not registry.read(name).get("onnx", {}).get("dir"):
+        raise UserError(
+            f"twin {name!r} has no ONNX model yet: export it with `twin convert --name {name} --format onnx`"
+        )
+    return next(s for s in twin_specs(name) if s.id == f"{name}-onnx")
+
+
+def build_catalog(model: str, backend: str = "llama.cpp") -> tuple[dict[str, ModelSpec], str]:
     """All models this daemon serves (the primary, the embedded base, every built twin) and the primary's id."""
-    primary = primary_spec(model)
+    primary = primary_spec(model, backend)
     catalog = {primary.id: primary}
     base = base_spec()
     catalog.setdefault(base.id, base)

@@ -29,8 +29,7 @@ from typing import Any
 from daemon.batch import END, ChoiceDone, Delta, Job, Runner, Started, Ticket
 from daemon.catalog import ModelSpec
 from daemon.metrics import EngineMetrics
-from daemon.model import LoadedModel, check_context
-from daemon.sampling import check_grammar
+from daemon.model import check_context
 from daemon.schema import APIError, SamplingParams
 from twin.errors import UserError
 from twin.threads import llama_threads, physical_cores
@@ -420,7 +419,7 @@ class Engine:
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
         runner = await loop.run_in_executor(
-            self._loader, lambda: Runner(path, self.n_ctx, self.threads, self.parallel, self.metrics)
+            self._loader, lambda: open_runner(path, self.n_ctx, self.threads, self.parallel, self.metrics)
         )
         log.info(
             "loaded %s in %.1fs (context %d, %d slots)",
@@ -499,7 +498,7 @@ class Engine:
         def prepare(runner: Runner) -> list[list[int]]:
             tokens = runner.model.chat_tokens(messages, param)
             check_context(runner.n_ctx, len(tokens), params.max_tokens, param)
-            _check_grammar(runner.model, params)
+            runner.check(params, spec.id)
             return [tokens]
 
         return Generation(self, spec, prepare, params, n, n, gone)
@@ -520,7 +519,7 @@ class Engine:
                 tokens = runner.model.text_tokens(text)
                 check_context(runner.n_ctx, len(tokens), params.max_tokens, "prompt")
                 out.append(tokens)
-            _check_grammar(runner.model, params)
+            runner.check(params, spec.id)
             return out
 
         return Generation(self, spec, prepare, params, n, n * len(prompts), gone)
@@ -540,8 +539,13 @@ class Engine:
         self._loader.shutdown(wait=True, cancel_futures=True)
 
 
-def _check_grammar(model: LoadedModel, params: SamplingParams) -> None:
-    check_grammar(model.vocab, model.n_vocab, params)
+def open_runner(path: Path, n_ctx: int, threads: int, parallel: int, metrics: EngineMetrics) -> Runner:
+    """llama.cpp's runner for a GGUF file, the ONNX backend's for an exported folder (both speak Runner's interface)."""
+    if path.is_dir():
+        from daemon.onnx_runner import OnnxRunner  # onnxruntime-genai is loaded only where an ONNX twin is served
+
+        return OnnxRunner(path, n_ctx, threads, parallel, metrics)  # type: ignore[return-value]
+    return Runner(path, n_ctx, threads, parallel, metrics)
 
 
 def _with_system(system: str, messages: list[dict[str, str]]) -> list[dict[str, str]]:

@@ -16,6 +16,7 @@ _lock = threading.Lock()
 
 
 def gguf_sha256(path: Path) -> str:
+    """The file's SHA-256; for an exported ONNX folder, of its files' names and contents in name order."""
     st = path.stat()
     key = (str(path), st.st_size, st.st_mtime_ns)
     with _lock:
@@ -23,9 +24,13 @@ def gguf_sha256(path: Path) -> str:
     if known is not None:
         return known
     h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        if path.is_dir():
+            h.update(file.relative_to(path).as_posix().encode() + b"\0")
+        with open(file, "rb") as f:
+            while chunk := f.read(1 << 20):
+                h.update(chunk)
     digest = h.hexdigest()
     with _lock:
         _cache[key] = digest

@@ -698,7 +698,7 @@ async def run_server(settings: ServeSettings, catalog: dict[str, ModelSpec], pri
         threads=settings.threads,
         parallel=settings.parallel,
         idle_unload=settings.idle_unload_seconds,
-        rescan=lambda: build_catalog(settings.model)[0],
+        rescan=lambda: build_catalog(settings.model, settings.backend)[0],
     )
     state = State(settings, engine)
     loop = asyncio.get_running_loop()

@@ -26,6 +26,7 @@ class ServeSettings:
     """`twin serve`: where it listens and how it treats requests."""
 
     model: str = "default"  # "default", a GGUF path, or a built twin's name
+    backend: str = "llama.cpp"  # what serves --model: llama.cpp (its GGUF) or onnx (its ONNX export, `<name>-onnx`)
     host: str = "127.0.0.1"
     port: int = 8642
     api_key: str = ""  # Bearer key; required when host is not loopback
@@ -49,6 +50,7 @@ class ServeSettings:
 
     def __post_init__(self) -> None:
         _check(0 <= self.port < 65536, "port", "must be between 0 (any free port) and 65535")
+        _check(self.backend in ("llama.cpp", "onnx"), "backend", "must be llama.cpp or onnx")
         _check(self.queue_size >= 1, "queue_size", "must be at least 1")
         _check(self.max_loaded >= 1, "max_loaded", "must be at least 1")
         _check(self.n_ctx >= 64, "n_ctx", "must be at least 64")

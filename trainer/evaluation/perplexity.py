@@ -1,7 +1,7 @@
 """Reply perplexity in `twin eval`: the shared measure (convert.perplexity) on evaluation samples.
 
-Transformers scores the merged and the base model, llama.cpp the served GGUF;
-both go through `convert.perplexity.measure`, so they follow the same rules
+Transformers scores the merged and the base model, llama.cpp the served GGUF,
+onnxruntime-genai the served ONNX export; all go through `convert.perplexity.measure`, so they follow the same rules
 (window, reply cap, what is left out) as `twin convert --quant auto`.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 from convert.perplexity import EVAL_WINDOW, Perplexity, measure, reply_perplexity, split_reply
 from trainer.evaluation.evalset import EvalSample, Messages, with_system
 
-__all__ = ["Perplexity", "conversation", "gguf_perplexity", "hf_perplexity", "split_reply"]
+__all__ = ["Perplexity", "conversation", "gguf_perplexity", "hf_perplexity", "onnx_perplexity", "split_reply"]
 
 
 def conversation(sample: EvalSample, system_prompt: str | None) -> Messages:
@@ -59,3 +59,15 @@ def gguf_perplexity(
     """Reply perplexity under a GGUF in llama.cpp, rendered with the GGUF's own chat template as the daemon does."""
     conversations = [conversation(s, system_prompt) for s in samples]
     return reply_perplexity(gguf, conversations, EVAL_WINDOW, threads or None, advance)
+
+
+def onnx_perplexity(
+    folder: Path,
+    samples: Sequence[EvalSample],
+    system_prompt: str | None = None,
+    advance: Callable[[], None] = lambda: None,
+) -> Perplexity:
+    """Reply perplexity under an exported ONNX folder in onnxruntime-genai, rendered with its template as served."""
+    from convert.onnx_perplexity import onnx_reply_perplexity
+
+    return onnx_reply_perplexity(folder, [conversation(s, system_prompt) for s in samples], EVAL_WINDOW, advance)

@@ -16,7 +16,7 @@ METRICS = (
     ("chrf", "chrF vs my reply", "higher is better"),
     ("style_distance", "Style distance from mine", "lower is better"),
 )
-COLORS = {"real": "#444444", "prompt": "#e0a030", "lora": "#3070c0", "gguf": "#30a070"}
+COLORS = {"real": "#444444", "prompt": "#e0a030", "lora": "#3070c0", "gguf": "#30a070", "onnx": "#a040a0"}
 
 
 def _figure_bytes(fig: Any) -> bytes:

@@ -13,7 +13,7 @@ from twin.files import atomic_dir, write_bytes, write_json, write_text
 
 EVAL_DIR = "eval"
 CONTEXT_SHOWN = 3  # messages of context in the examples table
-SHORT_NAMES = {"prompt": "prompt-only", "lora": "LoRA", "gguf": "GGUF"}
+SHORT_NAMES = {"prompt": "prompt-only", "lora": "LoRA", "gguf": "GGUF", "onnx": "ONNX"}
 
 
 def fmt(value: float | None, digits: int = 3) -> str:

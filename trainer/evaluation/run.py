@@ -27,7 +27,7 @@ from trainer.evaluation.collapse import measure, participants
 from trainer.evaluation.evalset import EvalSample, line_hashes, load_samples
 from trainer.evaluation.generation import CHAT_DEFAULT, Decoding, daemon_generate, hf_generate
 from trainer.evaluation.overlap import overlap
-from trainer.evaluation.perplexity import gguf_perplexity, hf_perplexity
+from trainer.evaluation.perplexity import gguf_perplexity, hf_perplexity, onnx_perplexity
 from trainer.evaluation.ratings import summarize
 from trainer.evaluation.results import EvalResult, VariantResult
 from trainer.evaluation.style import compare_style, style_means
@@ -38,7 +38,7 @@ from twin.dataset import VAL, val_path
 from twin.errors import UserError
 
 EXAMPLES = 10
-REBUILD = {"prompt": "twin persona", "lora": "twin train", "gguf": "twin convert"}
+REBUILD = {"prompt": "twin persona", "lora": "twin train", "gguf": "twin convert", "onnx": "twin convert --format onnx"}
 
 
 @dataclass
@@ -126,7 +126,7 @@ def evaluate(config: EvalConfig) -> EvalResult:
     real = [s.real for s in samples]
     names = participants([s.context for s in samples])
     results = [VariantResult(v) for v in variants]
-    daemon_note = "not used (no GGUF measured)"
+    daemon_notes: list[str] = []
 
     with _progress(config.progress) as progress:
         for result in results:
@@ -138,7 +138,7 @@ def evaluate(config: EvalConfig) -> EvalResult:
                 if v.key in ("prompt", "lora"):
                     _measure_hf(result, samples, decoding, config, progress)
                 else:
-                    daemon_note = _measure_gguf(result, samples, decoding, config, progress)
+                    daemon_notes.append(_measure_served(result, samples, decoding, config, progress))
             except (UserError, ValueError) as e:  # a model that will not load, a daemon that will not start
                 result.variant = dataclasses.replace(
                     v, missing=f"could not be measured ({e}): rebuild it with `{REBUILD[v.key]} --name {name}`"
@@ -166,7 +166,7 @@ def evaluate(config: EvalConfig) -> EvalResult:
         variants=results,
         real_style=style_means(real),
         ratings=summarize(name, line_hashes(val_path(name))),
-        daemon=daemon_note,
+        daemon="; ".join(daemon_notes) or "not used (no GGUF measured)",
         examples=examples,
         real_collapse=measure(real, real, names),
         sampled_decoding=config.sampled_decoding,
@@ -218,25 +218,31 @@ def _measure_hf(
     }
 
 
-def _measure_gguf(
+def _measure_served(
     result: VariantResult, samples: list[EvalSample], decoding: Decoding, config: EvalConfig, progress: Progress
 ) -> str:
+    """A variant the daemon serves (GGUF or ONNX): perplexity in its runtime, in process; replies over the API."""
     from trainer.evaluation.served import daemon_for
 
     v = result.variant
-    assert v.gguf is not None
-    task = progress.add_task("GGUF: perplexity (llama.cpp)", total=len(samples))
-    result.perplexity = gguf_perplexity(v.gguf, samples, None, config.threads, lambda: progress.advance(task))
+    label = report.SHORT_NAMES[v.key]
+    runtime = "onnxruntime-genai" if v.onnx is not None else "llama.cpp"
+    task = progress.add_task(f"{label}: perplexity ({runtime})", total=len(samples))
+    if v.onnx is not None:
+        result.perplexity = onnx_perplexity(v.onnx, samples, None, lambda: progress.advance(task))
+    else:
+        assert v.gguf is not None
+        result.perplexity = gguf_perplexity(v.gguf, samples, None, config.threads, lambda: progress.advance(task))
     with (
         tempfile.TemporaryDirectory(prefix="twin-eval-") as tmp,
         daemon_for(v.served_id, config.chat, Path(tmp) / "serve.log", config.threads) as served,
     ):
-        task = progress.add_task(f"GGUF: replies via the daemon ({v.served_id})", total=len(samples))
+        task = progress.add_task(f"{label}: replies via the daemon ({v.served_id})", total=len(samples))
         result.replies = daemon_generate(
             served.url, served.api_key, v.served_id, samples, None, decoding, lambda k: progress.advance(task, k)
         )
         if config.sampled_decoding is not None:
-            task = progress.add_task("GGUF: replies via the daemon, chat default (sampled)", total=len(samples))
+            task = progress.add_task(f"{label}: replies via the daemon, chat default (sampled)", total=len(samples))
             result.sampled = VariantResult(v)
             result.sampled.replies = daemon_generate(
                 served.url,
@@ -252,5 +258,5 @@ def _measure_gguf(
         if served.started
         else f"the running daemon at {served.url}"
     )
-    result.backends = {"perplexity": "llama.cpp (in process)", "generation": f"{how}, model `{v.served_id}`"}
+    result.backends = {"perplexity": f"{runtime} (in process)", "generation": f"{how}, model `{v.served_id}`"}
     return f"{how}, OpenAI API, model `{v.served_id}`"

@@ -64,8 +64,10 @@ def comparison_table(a: EvalResult, b: EvalResult) -> Table:
     table.add_column(a.name, justify="right")
     table.add_column(b.name, justify="right")
     for key in SHORT_NAMES:
-        va = next(v for v in a.variants if v.key == key)
-        vb = next(v for v in b.variants if v.key == key)
+        va = next((v for v in a.variants if v.key == key), None)
+        vb = next((v for v in b.variants if v.key == key), None)
+        if va is None or vb is None:  # a report written before this variant existed
+            continue
         if va.variant.missing and vb.variant.missing:
             continue
         sa, sb = va.summary(), vb.summary()

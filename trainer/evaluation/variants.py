@@ -4,7 +4,9 @@
   (`[persona]`: file, base), scored and run in transformers;
 - `lora`: the merged LoRA model (`[train] merged`), in transformers;
 - `gguf`: the quantized GGUF the daemon serves (`[model] gguf`), perplexity in
-  llama.cpp, replies through the daemon as model id `<name>`.
+  llama.cpp, replies through the daemon as model id `<name>`;
+- `onnx`: the ONNX export the daemon serves (`[onnx] dir`), perplexity in
+  onnxruntime-genai, replies through the daemon as model id `<name>-onnx`.
 
 A variant whose files are not there is `missing`, with the command that builds it.
 """
@@ -17,19 +19,20 @@ from pathlib import Path
 
 from twin import embedded, paths, registry
 
-ORDER = ("prompt", "lora", "gguf")
+ORDER = ("prompt", "lora", "gguf", "onnx")
 
 
 @dataclass(frozen=True)
 class Variant:
-    key: str  # prompt, lora, gguf
+    key: str  # prompt, lora, gguf, onnx
     label: str  # what a person reads in the report
     missing: str = ""  # why it cannot be measured and the command that builds it; "" when it can
     hf_base: str = ""  # prompt: `default` or a GGUF path (transformers loads both)
     hf_dir: Path | None = None  # lora: the merged checkpoint
     system_prompt: str | None = None  # prompt: the persona
     gguf: Path | None = None  # gguf: the served file
-    served_id: str = ""  # gguf: the daemon's model id
+    onnx: Path | None = None  # onnx: the served folder
+    served_id: str = ""  # gguf, onnx: the daemon's model id
 
     @property
     def available(self) -> bool:
@@ -37,13 +40,14 @@ class Variant:
 
 
 def find_variants(name: str) -> list[Variant]:
-    """The three variants of twin `name`, each available or missing with the command that builds it."""
+    """The variants of twin `name` (ORDER), each available or missing with the command that builds it."""
     data = registry.read(name)
     folder = paths.twin_dir(name)
     return [
         _prompt(name, folder, data.get("persona", {})),
         _lora(name, folder, data.get("train", {})),
         _gguf(name, folder, data.get("model", {})),
+        _onnx(name, folder, data.get("onnx", {})),
     ]
 
 
@@ -95,3 +99,22 @@ def _gguf(name: str, folder: Path, table: dict) -> Variant:
         return Variant("gguf", label, missing=f"{path} is not a GGUF file: {build}")
     quant = table.get("quant")
     return Variant("gguf", f"{label} ({quant})" if quant else f"{label} ({path.name})", gguf=path, served_id=name)
+
+
+def _onnx(name: str, folder: Path, table: dict) -> Variant:
+    from twin.errors import UserError
+    from twin.onnxgenai import genai, is_onnx_dir
+
+    label = "served ONNX"
+    build = f"export it with `twin convert --name {name} --format onnx`"
+    if not table.get("dir"):
+        return Variant("onnx", label, missing=f"no ONNX model yet: {build}")
+    path = folder / str(table["dir"])
+    if not is_onnx_dir(path):
+        return Variant("onnx", label, missing=f"{path} is not an exported ONNX model: {build}")
+    try:
+        genai()
+    except UserError as e:
+        return Variant("onnx", label, missing=str(e))
+    quant = table.get("quant")
+    return Variant("onnx", f"{label} ({quant})" if quant else label, onnx=path, served_id=f"{name}-onnx")

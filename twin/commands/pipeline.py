@@ -11,6 +11,7 @@ import typer
 from trainer.bases import BASE_HELP  # light: no torch
 from twin import paths
 from twin.build import DEFAULT_BUDGET_S
+from twin.errors import UserError
 from twin.logs import setup_logging
 from twin.threads import passive_for_torch
 
@@ -374,10 +375,31 @@ def convert_cmd(
     threads: Annotated[
         int, typer.Option(help="llama.cpp threads for checking and measuring (0 = half the logical CPUs).")
     ] = 0,
+    format: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="gguf (llama.cpp) or onnx (ONNX Runtime GenAI: twins/NAME/onnx/, served as NAME-onnx; "
+            "--quant auto, int4 or int8; needs twin[onnx]).",
+        ),
+    ] = "gguf",
 ) -> None:
-    """Convert a merged model to GGUF, verify it against transformers, quantize it (4-bit chosen by measurement)."""
+    """Convert a merged model to GGUF (or ONNX), verify it against transformers, quantize it (chosen by measurement)."""
     passive_for_torch()
+    if format.lower() == "onnx":
+        _convert_onnx(name, model_dir, quant, output, val)
+        return
+    if format.lower() != "gguf":
+        raise UserError(f"unknown --format {format!r}: pick gguf (llama.cpp) or onnx (ONNX Runtime)")
     from convert.pipeline import ConvertConfig, convert, report
 
     config = ConvertConfig(name=name, model_dir=model_dir, quant=quant, output=output, val=val, threads=threads)
     print(report(convert(config)), flush=True)
+
+
+def _convert_onnx(name: str | None, model_dir: Path | None, quant: str, output: Path | None, val: Path | None) -> None:
+    from convert.onnx_export import OnnxConfig, export_onnx, report
+
+    if name is None or model_dir is not None or output is not None:
+        raise UserError("`--format onnx` exports a built twin into its folder: pass --name NAME (no --model-dir or -o)")
+    print(report(export_onnx(OnnxConfig(name=name, quant=quant, val=val))), flush=True)

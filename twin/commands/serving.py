@@ -14,6 +14,10 @@ def serve_cmd(
         str | None,
         typer.Option(help="`default` (embedded SmolLM2-135M-Instruct), a built twin's name, or a .gguf path."),
     ] = None,
+    backend: Annotated[
+        str | None,
+        typer.Option(help="What serves --model: llama.cpp (its GGUF) or onnx (its ONNX export, needs twin[onnx])."),
+    ] = None,
     host: Annotated[str | None, typer.Option(help="Address to bind; non-loopback needs an API key.")] = None,
     port: Annotated[int | None, typer.Option(help="TCP port (0 picks a free one). Default: 8642.")] = None,
     api_key: Annotated[str | None, typer.Option(help="Require 'Authorization: Bearer KEY' (or TWIN_API_KEY).")] = None,
@@ -57,6 +61,7 @@ def serve_cmd(
         ServeSettings,
         {
             "model": model,
+            "backend": backend,
             "host": host,
             "port": port,
             "api_key": api_key,
@@ -75,7 +80,7 @@ def serve_cmd(
         },
     )
     setup_logging()
-    catalog, primary = build_catalog(settings.model)
+    catalog, primary = build_catalog(settings.model, settings.backend)
 
     def ready(url: str) -> None:
         print(f"twin serve: listening on {url} (models: {', '.join(sorted(catalog))})", flush=True)
