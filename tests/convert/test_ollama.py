@@ -11,7 +11,7 @@ import pytest
 
 from convert.ollama import Modelfile, read_chat, sampling_parameters, translate
 from tests.convert import gotemplate, modelfile
-from tests.convert.conftest import CHATML_TEMPLATE, PHI3_TEMPLATE, ZEPHYR_TEMPLATE
+from tests.helpers.tiny_models import CHATML_TEMPLATE, PHI3_TEMPLATE, ZEPHYR_TEMPLATE
 from twin import embedded, paths, registry
 from twin.chatformat import PLAIN_TEMPLATE, render_chat
 from twin.errors import UserError
