@@ -147,9 +147,6 @@ class Runner:
         params.n_seq_max = parallel
         # One KV stream per sequence: each attends over its own cells only (the sequences share no prefix).
         params.kv_unified = False
-        # Flash attention off: on the CPU its cost grew with the cached tokens (turn 10 of a chat took 1.8x
-        # turn 1 with it, 1.4x without; bench/concurrency.py ttft_ratio_t10 2.49 -> 1.72).
-        params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
         params.n_batch = PROMPT_CHUNK + parallel
         params.n_ubatch = params.n_batch
         params.n_threads = threads
