@@ -25,6 +25,7 @@ from daemon.jobs.objects import (
     JobError,
 )
 from daemon.schema import APIError
+from twin.sqlitedb import open_versioned
 
 T = TypeVar("T")
 
@@ -120,23 +121,8 @@ class Store:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fresh = not path.exists()
-        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        if fresh:
-            path.chmod(0o600)
+        self.db = open_versioned(path, MIGRATIONS)
         self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self._upgrade()
-
-    def _upgrade(self) -> None:
-        version = self.db.execute("PRAGMA user_version").fetchone()[0]
-        if version > len(MIGRATIONS):
-            raise RuntimeError(
-                f"{self.path} was written by a newer twin (schema {version}, this one knows {len(MIGRATIONS)})"
-            )
-        for number in range(version, len(MIGRATIONS)):
-            self.db.executescript(f"BEGIN; {MIGRATIONS[number]}; PRAGMA user_version = {number + 1}; COMMIT;")
 
     def close(self) -> None:
         self.db.close()

@@ -12,13 +12,11 @@ holds messages: it is created 0600.
 from __future__ import annotations
 
 import json
-import os
-import sqlite3
 import time
 from pathlib import Path
 from typing import Any
 
-from twin.paths import private_dir
+from twin.sqlitedb import open_versioned
 
 _V1 = """
         CREATE TABLE responses (
@@ -42,21 +40,7 @@ class ResponseStore:
         self.path = path
         self.max_bytes = max_bytes
         self.max_age = max_age
-        private_dir(path.parent)
-        if not path.exists():
-            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self._upgrade()
-
-    def _upgrade(self) -> None:
-        version = self.db.execute("PRAGMA user_version").fetchone()[0]
-        if version > len(MIGRATIONS):
-            raise RuntimeError(
-                f"{self.path} was written by a newer twin (schema {version}, this one knows {len(MIGRATIONS)})"
-            )
-        for number in range(version, len(MIGRATIONS)):
-            self.db.executescript(f"BEGIN; {MIGRATIONS[number]}; PRAGMA user_version = {number + 1}; COMMIT;")
+        self.db = open_versioned(path, MIGRATIONS)
 
     def close(self) -> None:
         self.db.close()
