@@ -162,14 +162,27 @@ class CappedSite(web.TCPSite):
         server = self._runner.server
         assert server is not None
         cap = self._max_connections
+        loop = asyncio.get_running_loop()
+        # A burst of connections accepted together (the kernel queued them while the loop was busy) creates all
+        # its protocols before any of them is connected and listed in server.connections: count those as open.
+        # The transport schedules connection_made right after the factory returns, so the callback below runs
+        # just before it, with nothing in between.
+        unlisted = 0
+
+        def listed() -> None:
+            nonlocal unlisted
+            unlisted -= 1
 
         def protocol() -> asyncio.Protocol:
-            if len(server.connections) >= cap:
+            nonlocal unlisted
+            if len(server.connections) + unlisted >= cap:
                 self.refused += 1
                 LIMITED.warning("cap", "refused a connection: %d open, the limit is %d", cap, cap)
                 return _Refuse()
+            unlisted += 1
+            loop.call_soon(listed)
             return server()
 
-        self._server = await asyncio.get_running_loop().create_server(
+        self._server = await loop.create_server(
             protocol, self._host, self._port, reuse_address=self._reuse_address, reuse_port=self._reuse_port
         )

@@ -258,6 +258,28 @@ def test_3_connections_beyond_the_cap_get_503_and_others_are_served_again(strict
         assert time.monotonic() < deadline, reply[:200]
 
 
+def test_3_connections_accepted_in_one_burst_are_capped_too(tmp_path):
+    """Clients that queue while the daemon is busy are accepted together: the cap holds within the burst."""
+    env = env_with_home(tmp_path / "home", TWIN_MAX_CONNECTIONS="6", TWIN_IDLE_TIMEOUT="600")
+    with DaemonProcess(["--threads", "1"], env=env, log_path=tmp_path / "serve.log") as d:
+        assert d.proc is not None
+        port = port_of(d)
+        d.proc.send_signal(signal.SIGSTOP)  # the kernel completes the handshakes and queues them
+        try:
+            held = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(10)]
+        finally:
+            d.proc.send_signal(signal.SIGCONT)
+        try:
+            # Accepted first, the first six are served; the last four are over the cap.
+            assert [s.recv(65536)[:12] for s in held[6:]] == [b"HTTP/1.1 503"] * 4
+            for s in held[:6]:
+                s.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                assert s.recv(65536).startswith(b"HTTP/1.1 200")
+        finally:
+            for s in held:
+                s.close()
+
+
 def test_3_descriptors_exhausted_the_log_stays_small_and_the_daemon_recovers(tmp_path, monkeypatch):
     """With 160 descriptors (a small LimitNOFILE), 300 idle clients: no accept() flood, and service after."""
 
