@@ -57,6 +57,8 @@ def first_reply_seconds(env: dict[str, str], home: Path) -> float:
 
 
 def print_figures(report: dict, build_s: float, serve_s: float, train: dict) -> None:
+    from twin import registry
+
     def line(name: str, value: object) -> None:
         if isinstance(value, float):
             value = round(value, 4)
@@ -70,6 +72,8 @@ def print_figures(report: dict, build_s: float, serve_s: float, train: dict) -> 
     line("train_tokens_per_s", train.get("tokens_per_s"))
     line("train_samples", train.get("train_samples"))
     line("eval_samples", report["samples"])
+    decoding = registry.read(NAME).get("decoding", {})
+    line("end_bias", decoding.get("end_bias", 0.0))  # `twin calibrate`'s, served by default
     real = report["real"]["collapse"]
     line("person_words", real["words"])
     line("person_distinct_2", real["distinct_2"])

@@ -258,6 +258,7 @@ def _register(name: str, result: ConvertResult) -> None:
         if m.perplexity is not None:
             values[f"ppl_{m.quant}"] = round(m.perplexity.value, 4)
     registry.update(name, "model", values)
+    registry.drop(name, "decoding")  # calibrated on the GGUF this one replaces: `twin calibrate` again
     if previous and previous != gguf_name and "/" not in previous:
         with contextlib.suppress(FileNotFoundError):
             (folder / previous).unlink()

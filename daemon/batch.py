@@ -24,7 +24,7 @@ import llama_cpp
 from daemon.fingerprint import gguf_sha256, system_fingerprint
 from daemon.metrics import EngineMetrics
 from daemon.model import LoadedModel
-from daemon.sampling import Sampler, TextTracker, TokenLogprob, check_grammar, token_logprob
+from daemon.sampling import Sampler, TextTracker, TokenLogprob, check_grammar, check_logit_bias, token_logprob
 from daemon.schema import APIError, SamplingParams
 from twin import llamacpp
 
@@ -168,6 +168,7 @@ class Runner:
 
     def check(self, params: SamplingParams, model_id: str) -> None:
         """The 400 a request's parameters would cause (a grammar llama.cpp refuses), before it takes a slot."""
+        check_logit_bias(self.model.n_vocab, params)
         check_grammar(self.model.vocab, self.model.n_vocab, params)
 
     # --- called from the worker thread only ------------------------------------------------------

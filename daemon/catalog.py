@@ -30,6 +30,7 @@ class ModelSpec:
     gguf: Path  # the GGUF file; for `<name>-onnx` the ONNX folder (daemon.engine.open_runner tells them apart)
     system_prompt: str | None = None
     owned_by: str = "twin"
+    end_bias: float = 0.0  # the default bias on its end-of-reply tokens (a twin's calibrated one, twin.toml [decoding])
 
 
 def check_gguf(path: Path) -> Path:
@@ -81,11 +82,12 @@ def twin_specs(name: str) -> list[ModelSpec]:
     data = registry.read(name)
     specs = []
     gguf = data.get("model", {}).get("gguf")
+    bias = registry.end_bias(name, data)
     if gguf:
-        specs.append(ModelSpec(name, check_gguf(folder / gguf), owned_by="twin"))
+        specs.append(ModelSpec(name, check_gguf(folder / gguf), owned_by="twin", end_bias=bias))
     onnx = data.get("onnx", {}).get("dir")
     if onnx:
-        specs.append(ModelSpec(f"{name}-onnx", check_onnx(folder / onnx), owned_by="twin (onnx)"))
+        specs.append(ModelSpec(f"{name}-onnx", check_onnx(folder / onnx), owned_by="twin (onnx)", end_bias=bias))
     persona = data.get("persona", {})
     if persona.get("file"):
         try:

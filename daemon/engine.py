@@ -30,7 +30,7 @@ from daemon.batch import END, ChoiceDone, Delta, Job, Runner, Started, Ticket
 from daemon.catalog import ModelSpec
 from daemon.metrics import EngineMetrics
 from daemon.model import check_context
-from daemon.schema import APIError, SamplingParams
+from daemon.schema import APIError, SamplingParams, with_end_bias
 from twin.errors import UserError
 from twin.threads import llama_threads, physical_cores
 
@@ -229,7 +229,7 @@ class Generation:
             except RuntimeError:  # the event loop is gone (shutdown): nobody is listening any more
                 pass
 
-        p = self._params
+        p = with_end_bias(self._params, self._spec.end_bias, runner.model.end_ids)
         self._ticket = Ticket(emit, sum(len(t) for t in prompts), len(prompts) * self._n, submitted=self._arrived)
         jobs = [
             Job(self._ticket, i * self._n + j, tokens, p, None if p.seed is None else p.seed + j)

@@ -31,6 +31,8 @@ class LoadedModel:
         self.n_ctx_train = self.weights.n_ctx_train()
         self.add_bos = self.weights.add_bos_token()
         self.chat = ChatTokenizer.from_model(self.weights)
+        # end-of-generation tokens (EOS, EOT, a template's end marker): what an end bias applies to
+        self.end_ids = [t for t in range(self.n_vocab) if llama_cpp.llama_vocab_is_eog(self.vocab, t)]
 
     def close(self) -> None:
         self.weights.close()

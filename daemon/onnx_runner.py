@@ -22,7 +22,7 @@ from daemon.batch import ChoiceDone, Delta, Job, Started, choose_slot, common_pr
 from daemon.fingerprint import gguf_sha256, system_fingerprint
 from daemon.metrics import EngineMetrics
 from daemon.onnx_sampling import LogitSampler, check_onnx_params
-from daemon.sampling import TextTracker
+from daemon.sampling import TextTracker, check_logit_bias
 from daemon.schema import APIError, SamplingParams
 from twin.onnxgenai import OnnxModel, Sequence
 
@@ -34,6 +34,7 @@ class OnnxPrompts:
 
     def __init__(self, model: OnnxModel) -> None:
         self.model = model
+        self.end_ids = sorted(model.eos_ids)
 
     def chat_tokens(self, messages: list[dict[str, str]], param: str = "messages") -> list[int]:
         try:
@@ -81,6 +82,7 @@ class OnnxRunner:
 
     def check(self, params: SamplingParams, model_id: str) -> None:
         check_onnx_params(params, model_id)
+        check_logit_bias(self.onnx.n_vocab, params)
 
     # --- called from the worker thread only ------------------------------------------------------
 

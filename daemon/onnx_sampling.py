@@ -46,6 +46,8 @@ class LogitSampler:
     def sample(self, logits: np.ndarray) -> int:
         p = self.p
         x = logits.astype(np.float64, copy=True)
+        if p.logit_bias:
+            x[list(p.logit_bias)] += list(p.logit_bias.values())
         for token, count in Counter(self.recent).items():
             if p.repetition_penalty != 1.0:
                 x[token] = x[token] / p.repetition_penalty if x[token] > 0 else x[token] * p.repetition_penalty

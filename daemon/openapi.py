@@ -59,6 +59,18 @@ class Route:
     request_type: str = "application/json"  # of the request body
 
 
+# One server-sent event, as clients (and schemathesis) parse the stream: `data:` carries a JSON chunk or [DONE].
+SSE_EVENT = {
+    "type": "object",
+    "properties": {
+        "event": {"type": "string"},
+        "data": {"type": "string"},
+        "id": {"type": "string"},
+        "retry": {"type": "integer"},
+    },
+    "required": ["data"],
+}
+
 _ROUTES: dict[tuple[str, str], Route] = {}
 
 
@@ -117,7 +129,7 @@ def document(version: str) -> dict[str, Any]:
         ok_schema = components.add(route.response)
         content: dict[str, Any] = {route.content_type: {"schema": ok_schema} if ok_schema else {}}
         if route.stream:
-            content["text/event-stream"] = {"schema": {"type": "string"}}
+            content["text/event-stream"] = {"schema": SSE_EVENT}
         responses: dict[str, Any] = {"200": {"description": "success", "content": content}}
         codes = sorted(set(route.errors) | set(COMMON_ERRORS) | ({400, 413} if route.request is not None else set()))
         for code in codes:

@@ -27,6 +27,11 @@ class Sampler:
     def __init__(self, vocab: llama_cpp.llama_vocab_p, n_vocab: int, p: SamplingParams, seed: int | None) -> None:
         self.chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
         add = lambda s: llama_cpp.llama_sampler_chain_add(self.chain, s)  # noqa: E731  the chain owns each stage
+        if p.logit_bias:  # first, as in llama.cpp's own server: a banned token stays banned whatever follows
+            biases = (llama_cpp.llama_logit_bias * len(p.logit_bias))(
+                *(llama_cpp.llama_logit_bias(token, bias) for token, bias in p.logit_bias.items())
+            )
+            add(llama_cpp.llama_sampler_init_logit_bias(n_vocab, len(biases), biases))  # copies the array
         add(
             llama_cpp.llama_sampler_init_penalties(
                 n_vocab, PENALTY_LAST_N, p.repetition_penalty, p.frequency_penalty, p.presence_penalty
@@ -59,6 +64,18 @@ class Sampler:
         if self.chain:
             llama_cpp.llama_sampler_free(self.chain)
             self.chain = None
+
+
+def check_logit_bias(n_vocab: int, p: SamplingParams) -> None:
+    """Raise the 400 for a biased token id the model does not have."""
+    beyond = [token for token in p.logit_bias if token >= n_vocab]
+    if beyond:
+        raise APIError(
+            400,
+            f"logit_bias: token id {beyond[0]} is not in this model's vocabulary (ids 0-{n_vocab - 1})",
+            param="logit_bias",
+            code="invalid_value",
+        )
 
 
 def check_grammar(vocab: llama_cpp.llama_vocab_p, n_vocab: int, p: SamplingParams) -> None:

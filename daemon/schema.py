@@ -9,9 +9,11 @@ tree writes (`Field.json_schema`). Every bad field raises `APIError` naming it
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -347,9 +349,12 @@ def _sampling_fields(max_tokens: tuple[str, ...]) -> dict[str, Field]:
         "seed": Int(-(2**63), 2**64 - 1),
         "presence_penalty": Num(-2.0, 2.0),
         "frequency_penalty": Num(-2.0, 2.0),
+        "logit_bias": Map(Num(-100.0, 100.0)),
         # Not OpenAI's, but accepted by vLLM and llama.cpp's server under these names:
         "repetition_penalty": Num(0.0, 10.0),
         "ignore_eos": Bool(),
+        # twin's own: added to the end-of-reply tokens' logits (below 0: longer replies); default: the twin's calibrated
+        "end_bias": Num(-100.0, 100.0),
         "n": Int(1, MAX_N),
         "stream": Bool(),
         "stream_options": Obj({"include_usage": Bool()}),
@@ -433,6 +438,7 @@ TWIN_OPTIONS = Obj(
         "time_budget_s": Num(0.0, 1e9),  # the build's wall clock, as `twin build` (0: n_epochs decide)
         "strip_emoji": Bool(),
         "device": Str(),
+        "calibration_samples": Int(0, 100_000),  # as `twin build --calibration-samples` (0: no length fitting)
     },
     closed=True,
 )
@@ -474,9 +480,11 @@ class SamplingParams:
     seed: int | None = None
     presence_penalty: float = 0.0
     frequency_penalty: float = 0.0
+    logit_bias: dict[int, float] = field(default_factory=dict)  # token id -> added to its logit (-100 bans it)
     # Not OpenAI's, but accepted by vLLM and llama.cpp's server under these names:
     repetition_penalty: float = 1.1
     ignore_eos: bool = False
+    end_bias: float | None = None  # on the end-of-reply tokens; None: the model's default (a twin's calibrated bias)
     logprobs: bool = False
     top_logprobs: int = 0  # alternatives listed with each token's logprob
     grammar: str | None = None  # GBNF the output must follow (response_format json_object / json_schema)
@@ -568,12 +576,38 @@ def sampling_params(body: dict[str, Any], max_tokens: int | None, chat: bool) ->
         seed=body.get("seed"),
         presence_penalty=body.get("presence_penalty", 0.0),
         frequency_penalty=body.get("frequency_penalty", 0.0),
+        logit_bias=_logit_bias(body),
         repetition_penalty=body.get("repetition_penalty", d.repetition_penalty),
         ignore_eos=body.get("ignore_eos", False),
+        end_bias=body.get("end_bias"),
         logprobs=logprobs,
         top_logprobs=top_logprobs,
         grammar=_response_format(body),
     )
+
+
+MAX_LOGIT_BIAS = 1024  # tokens one request may bias
+
+
+def _logit_bias(body: dict[str, Any]) -> dict[int, float]:
+    """OpenAI's logit_bias: token ids (as JSON object keys) to a bias; ids beyond the vocabulary are the engine's 400."""
+    raw = body.get("logit_bias") or {}
+    if len(raw) > MAX_LOGIT_BIAS:
+        raise invalid("logit_bias", f"at most {MAX_LOGIT_BIAS} tokens may be biased, got {len(raw)}")
+    out = {}
+    for key, bias in raw.items():
+        if not (key.isascii() and key.isdigit()):
+            raise invalid("logit_bias", f"keys are token ids (integers as strings), got {key[:40]!r}")
+        out[int(key)] = bias
+    return out
+
+
+def with_end_bias(p: SamplingParams, default: float, end_ids: Iterable[int]) -> SamplingParams:
+    """`p` with its end bias (the request's, else the model's `default`) on each end token logit_bias leaves alone."""
+    bias = default if p.end_bias is None else p.end_bias
+    if bias == 0:
+        return p
+    return dataclasses.replace(p, logit_bias={**dict.fromkeys(end_ids, bias), **p.logit_bias})
 
 
 def _include_usage(body: dict[str, Any]) -> bool:

@@ -17,14 +17,16 @@ from typing import Any
 from twin import embedded, paths
 from twin.errors import UserError
 
-STAGES = ("ingest", "train", "convert", "persona")
+STAGES = ("ingest", "train", "convert", "persona", "calibrate")
 # What a time budget keeps back for the stages after training, measured for the embedded model on 2 cores
 # (conversion with --quant auto: f16, its check, three 4-bit types and four perplexities took 225 s on the
-# development corpus on a busy machine; the persona 1 s), and the least it gives training.
-AFTER_TRAINING_S = 180.0
+# development corpus on a busy machine; the persona 1 s; the length calibration's two rounds of 64 replies
+# about 90 s), and the least it gives training.
+AFTER_TRAINING_S = 270.0
 DEFAULT_BUDGET_S = 900.0  # `twin build` by default: a served twin within 15 minutes (fewer on a small export)
 MIN_TRAIN_S = 60.0
 MIN_BUDGET_S = 180
+MIN_CALIBRATION_SAMPLES = 8  # the mean length of fewer replies is noise (trainer.evaluation.calibration)
 
 
 @dataclass
@@ -46,6 +48,7 @@ class BuildConfig:
     device: str = "auto"
     ingest_options: dict[str, Any] = field(default_factory=dict)  # the rest of IngestConfig, by field name
     resume: bool = False  # continue training from the twin's checkpoint when there is one
+    calibration_samples: int = 64  # validation contexts per round of `twin calibrate` (0: skip it)
 
     def __post_init__(self) -> None:
         """Check every stage's settings before the first one runs: no bad option found after training."""
@@ -56,6 +59,10 @@ class BuildConfig:
             raise UserError("name at least one chat export: twin build EXPORT... [--me WHO]")
         paths.check_name(self.name)
         self.quant = check_quant(self.quant)
+        if 0 < self.calibration_samples < MIN_CALIBRATION_SAMPLES or self.calibration_samples < 0:
+            raise UserError(
+                f"--calibration-samples must be 0 (skip) or at least {MIN_CALIBRATION_SAMPLES}, got {self.calibration_samples}"
+            )
         if self.time_budget_s < 0:
             raise UserError(f"--time-budget must be 0 (off) or a duration such as 15m, got {self.time_budget_s}s")
         if self.time_budget_s and self.time_budget_s < MIN_BUDGET_S:
@@ -124,7 +131,8 @@ def build(
 def _build(config: BuildConfig, out: Callable[[str], None], events: Callable[[dict[str, Any]], None]) -> BuildResult:
     import dataclasses
 
-    from convert.pipeline import ConvertConfig, convert
+    from convert.pipeline import ConvertConfig, convert, progress_bars
+    from trainer.evaluation.calibration import bars_advance, calibrate, describe
     from trainer.ingest.run import IngestConfig, ingest
     from trainer.persona.run import build_persona
     from trainer.train import checkpoint
@@ -148,7 +156,7 @@ def _build(config: BuildConfig, out: Callable[[str], None], events: Callable[[di
     if config.time_budget_s:
         budget = max(MIN_TRAIN_S, config.time_budget_s - (started - build_started) - AFTER_TRAINING_S)
         out(
-            f"      time budget: {budget:.0f}s of {config.time_budget_s:.0f}s for training ({AFTER_TRAINING_S:.0f}s kept for conversion and persona)"
+            f"      time budget: {budget:.0f}s of {config.time_budget_s:.0f}s for training ({AFTER_TRAINING_S:.0f}s kept for conversion, persona and calibration)"
         )
     train_config = config.train_config(budget)
     if config.resume and checkpoint.exists(paths.twin_dir(config.name) / checkpoint.CHECKPOINT_DIR):
@@ -172,6 +180,16 @@ def _build(config: BuildConfig, out: Callable[[str], None], events: Callable[[di
     persona_base = _persona_base(config.base, converted.quant, out)
     build_persona(config.name, base=persona_base)
     seconds["persona"] = time.perf_counter() - started
+
+    started = stage(5, "fitting the reply length to mine")
+    if config.calibration_samples:
+        with progress_bars() as bars:
+            calibrated = calibrate(config.name, config.calibration_samples, advance=bars_advance(bars))
+        seconds["calibrate"] = time.perf_counter() - started
+        out(f"      {describe(calibrated)}")
+        events({"event": "calibrated", "end_bias": calibrated.end_bias, "words": calibrated.measured})
+    else:
+        out("      skipped (--calibration-samples 0): served without an end bias")
 
     val_ppl = math.exp(trained.best_val_loss) if trained.best_val_loss is not None else None
     events(

@@ -40,6 +40,7 @@ for _name, _command in (
     ("train", pipeline.train_cmd),
     ("persona", pipeline.persona_cmd),
     ("convert", pipeline.convert_cmd),
+    ("calibrate", pipeline.calibrate_cmd),
     ("serve", serving.serve_cmd),
     ("chat", clients.chat_cmd),
     ("eval", clients.eval_cmd),

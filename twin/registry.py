@@ -52,6 +52,28 @@ def update(name: str, table: str, values: dict[str, Any]) -> None:
     write_text(toml_path(name), tomli_w.dumps(data))
 
 
+def drop(name: str, table: str) -> None:
+    """Remove one table of the twin's twin.toml (atomically), if it has it."""
+    data = read(name)
+    if data.pop(table, None) is not None:
+        write_text(toml_path(name), tomli_w.dumps(data))
+
+
+def end_bias(name: str, data: dict[str, Any] | None = None) -> float:
+    """The end-of-reply bias `twin calibrate` chose for the twin's current GGUF (0 when none, or for another GGUF)."""
+    data = read(name) if data is None else data
+    decoding = data.get("decoding", {})
+    bias = decoding.get("end_bias", 0.0)
+    if isinstance(bias, bool) or not isinstance(bias, (int, float)) or not -100 <= bias <= 100:
+        raise UserError(
+            f"twin {name!r}: [decoding] end_bias must be a number from -100 to 100, got {bias!r}: "
+            f"rerun `twin calibrate --name {name}`"
+        )
+    if decoding.get("gguf") != data.get("model", {}).get("gguf"):
+        return 0.0  # calibrated on a GGUF since replaced
+    return float(bias)
+
+
 class Unit:
     """New entries of a twin's folder (`unit.dir / "adapter"`, …) and the registry tables that go with them."""
 

@@ -31,7 +31,7 @@ from daemon.jobs.store import Store
 from daemon.schema import APIError
 from trainer.train.config import TrainConfig  # a plain dataclass: its defaults, not the trainer
 from twin import embedded, paths
-from twin.build import DEFAULT_BUDGET_S
+from twin.build import DEFAULT_BUDGET_S, MIN_CALIBRATION_SAMPLES, BuildConfig
 from twin.errors import UserError
 from twin.threads import training_threads
 
@@ -49,6 +49,7 @@ TWIN_DEFAULTS: dict[str, Any] = {
     "time_budget_s": DEFAULT_BUDGET_S,
     "strip_emoji": False,
     "device": "auto",
+    "calibration_samples": BuildConfig.calibration_samples,
 }
 
 
@@ -172,6 +173,8 @@ async def create_job(request: web.Request, body: Any) -> web.Response:
     if float(used.learning_rate_multiplier) <= 0:  # type: ignore[arg-type]  # a number after the defaults
         raise APIError(400, "Invalid value for 'hyperparameters.learning_rate_multiplier': must be more than 0")
     options = TWIN_DEFAULTS | req.get("twin", {})
+    if 0 < options["calibration_samples"] < MIN_CALIBRATION_SAMPLES:
+        raise schema.invalid("twin.calibration_samples", f"must be 0 (skip) or at least {MIN_CALIBRATION_SAMPLES}")
     if isinstance(options["me"], str):
         options["me"] = [options["me"]]
     twin = options | {"base": _base(req["model"], options["base"])}

@@ -29,6 +29,7 @@ from daemon.jobs.objects import CheckpointMetrics, FineTuningJob, JobError
 from daemon.jobs.store import FINAL, Store
 from trainer.train.config import TrainConfig  # a plain dataclass: its defaults, not the trainer
 from twin import lock, paths
+from twin.build import BuildConfig
 
 log = logging.getLogger("twin.daemon")
 
@@ -261,6 +262,7 @@ class Runner:
         argv += ["--time-budget", f"{twin.get('time_budget_s', 0):g}s" if twin.get("time_budget_s") else "0"]
         for who in twin.get("me", []):
             argv += ["--me", who]
+        argv += ["--calibration-samples", str(twin.get("calibration_samples", BuildConfig.calibration_samples))]
         if twin.get("strip_emoji"):
             argv.append("--strip-emoji")
         if resume:
@@ -347,6 +349,16 @@ class _Reader:
                 self.job_id,
                 f"Converted to a {e['quant']} GGUF ({e['bytes'] / 2**20:.1f} MB)",
                 data={"quant": e["quant"], "bytes": e["bytes"]},
+                created=at,
+            )
+        elif kind == "calibrated":
+            bias = float(e["end_bias"])
+            add(
+                self.job_id,
+                f"Reply length fitted to the person's: end bias {bias:+.2f}"
+                if bias
+                else "Reply length already the person's",
+                data={"end_bias": bias},
                 created=at,
             )
         elif kind == "done":

@@ -12,7 +12,7 @@ import pytest
 from daemon.process import DaemonProcess
 from tests.bot.people import FRIEND, OWNER, claim
 
-QUICK = "max_steps=2 max_length=64 quant=q4_1"  # the pipeline, not the model's quality
+QUICK = "max_steps=2 max_length=64 quant=q4_1 calibration_samples=0"  # the pipeline, not the model's quality
 
 
 @pytest.fixture

@@ -160,3 +160,70 @@ def test_cyrillic_streams_without_broken_characters(client):
     )
     text = "".join(c.choices[0].delta.content or "" for c in chunks)
     assert text and "\ufffd" not in text
+
+
+def _first_token(client, **extra) -> str:
+    reply = client.chat.completions.create(
+        model=MODEL_ID, messages=QUESTION, max_tokens=1, temperature=0, logprobs=True, **extra
+    )
+    return reply.choices[0].logprobs.content[0].token
+
+
+def test_logit_bias_forces_and_bans_tokens(client):
+    forced = client.chat.completions.create(
+        model=MODEL_ID,
+        messages=QUESTION,
+        max_tokens=4,
+        temperature=0.9,
+        seed=5,
+        logprobs=True,
+        logit_bias={"1000": 100},
+    )
+    tokens = [t.token for t in forced.choices[0].logprobs.content]
+    assert len(tokens) == 4 and len(set(tokens)) == 1  # token 1000, four times, even when sampling
+    assert _first_token(client, logit_bias={"2000": 100}) not in ("", tokens[0])
+    assert _first_token(client, logit_bias={"1000": 100, "2000": -5}) == tokens[0]
+    first = _first_token(client)
+    assert first != tokens[0]
+    # -100 bans: the greedy first token is never chosen again.
+    ids = {t: i for i, t in enumerate(_vocabulary())}
+    assert _first_token(client, logit_bias={str(ids[first]): -100}) != first
+
+
+def _vocabulary() -> list[str]:
+    import gguf
+
+    from twin import embedded
+
+    reader = gguf.GGUFReader(embedded.embedded_gguf())
+    tokens = reader.fields["tokenizer.ggml.tokens"]
+    return [bytes(tokens.parts[i]).decode("utf-8", "replace") for i in tokens.data]
+
+
+def _end_ids() -> list[int]:
+    vocab = _vocabulary()
+    return [i for i, t in enumerate(vocab) if t in ("<|im_end|>", "<|endoftext|>")]
+
+
+def test_logit_bias_against_the_end_tokens_lengthens_the_reply(client):
+    args = dict(model=MODEL_ID, messages=QUESTION, max_tokens=60, temperature=0)
+    assert client.chat.completions.create(**args).choices[0].finish_reason == "stop"
+    banned = client.chat.completions.create(**args, logit_bias={str(i): -100 for i in _end_ids()})
+    assert banned.choices[0].finish_reason == "length"
+
+
+@pytest.mark.parametrize(
+    ("bias", "says"),
+    [
+        ({"abc": 1}, "token ids"),
+        ({"-3": 1}, "token ids"),
+        ({"5": 101}, "between"),
+        ({"5": "x"}, "number"),
+        ({"999999999": 1}, "vocabulary"),
+    ],
+)
+def test_a_bad_logit_bias_is_a_400_naming_it(client, bias, says):
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(model=MODEL_ID, messages=QUESTION, max_tokens=1, logit_bias=bias)
+    assert info.value.body["param"].startswith("logit_bias")
+    assert says in info.value.body["message"]

@@ -16,7 +16,7 @@ from tests.helpers.twins import env_with_home
 
 FINAL = ("succeeded", "failed", "cancelled")
 # A few short steps on the embedded model: the tests exercise the pipeline, not the model's quality.
-QUICK = {"quant": "q4_1", "max_length": 64}
+QUICK = {"quant": "q4_1", "max_length": 64, "calibration_samples": 0}
 
 
 def start_daemon(home: Path, *args: str, **extra: str) -> DaemonProcess:

@@ -74,6 +74,7 @@ def test_unknown_ids_are_404s_in_openai_shape(api):
         ({"extra_body": {"twin": {"bogus": 1}}}, "twin.bogus", "Unknown parameter"),
         ({"extra_body": {"twin": {"max_steps": -1}}}, "twin.max_steps", "at least 0"),
         ({"extra_body": {"twin": {"time_budget_s": -1}}}, "twin.time_budget_s", "between 0"),
+        ({"extra_body": {"twin": {"calibration_samples": 3}}}, "twin.calibration_samples", "at least 8"),
         ({"hyperparameters": {"n_epochs": 0}}, "n_epochs", "at least 1"),
         ({"hyperparameters": {"n_epochs": "many"}}, "hyperparameters.n_epochs", "Invalid value"),
     ],

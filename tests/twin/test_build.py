@@ -27,17 +27,22 @@ def twin_cli(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
 
 def test_build_from_the_sample_export_to_a_served_twin(twin_home, base_in_cache):
     # A short budget; `twin convert`'s own tests cover `--quant auto` on this model.
-    result = twin_cli("build", str(SAMPLE), "--name", "sam", "--max-steps", "3", "--batch-size", "4", "--quant", "q4_1")
+    result = twin_cli(
+        "build", str(SAMPLE), "--name", "sam", "--max-steps", "3", "--batch-size", "4", "--quant", "q4_1",
+        "--calibration-samples", "8",
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    for stage in ("[1/4]", "[2/4]", "[3/4]", "[4/4]"):
+    for stage in ("[1/5]", "[2/5]", "[3/5]", "[4/5]", "[5/5]"):
         assert stage in result.stderr
+    assert "end bias" in result.stderr  # the length calibration said what it chose
     assert "twin 'sam' is built in" in result.stdout
     assert "127 train, 32 validation" in result.stdout  # the English sample
     assert "model-q4_1.gguf (q4_1" in result.stdout
 
     folder = twin_home / "twins" / "sam"
     data = registry.read("sam")
-    assert set(data) >= {"twin", "dataset", "train", "model", "persona"}
+    assert set(data) >= {"twin", "dataset", "train", "model", "persona", "decoding"}
+    assert data["decoding"]["gguf"] == data["model"]["gguf"] and data["decoding"]["samples"] == 8
     assert (folder / data["model"]["gguf"]).is_file()
     assert data["train"]["steps"] == 3
     persona = json.loads((folder / "persona.json").read_text())
@@ -68,6 +73,7 @@ def test_build_from_the_sample_export_to_a_served_twin(twin_home, base_in_cache)
         (["build", str(SAMPLE), "--name", "../x"], "invalid twin name"),
         (["build", str(SAMPLE), "--quant", "q3"], "q3"),
         (["build", str(SAMPLE), "--base", "no/such-model"], "no/such-model"),
+        (["build", str(SAMPLE), "--calibration-samples", "3"], "--calibration-samples must be 0 (skip) or at least 8"),
     ],
 )
 def test_bad_build_input_is_one_line_exit_2_nothing_left(args, needle, twin_home):

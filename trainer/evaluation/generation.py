@@ -33,6 +33,9 @@ class Decoding:
     top_k: int = 40
     top_p: float = 0.95
     min_p: float = 0.05
+    # added to the end-of-reply tokens' logits; None: the served model's default (a twin's calibrated bias, which
+    # the evaluation passes to the transformers variant too)
+    end_bias: float | None = None
 
     def describe(self) -> str:
         how = (
@@ -42,9 +45,10 @@ class Decoding:
                 f"sampling at temperature {self.temperature} (top_k {self.top_k}, top_p {self.top_p}, min_p {self.min_p}, seed {self.seed})"
             )
         )
+        ending = f", end-of-reply bias {self.end_bias:+g}" if self.end_bias else ""
         return (
-            f"{how}, repetition penalty {self.repetition_penalty} over the last {PENALTY_LAST_N} generated tokens, "
-            f"at most {self.max_new_tokens} new tokens"
+            f"{how}, repetition penalty {self.repetition_penalty} over the last {PENALTY_LAST_N} generated tokens"
+            f"{ending}, at most {self.max_new_tokens} new tokens"
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -89,6 +93,18 @@ class _LastNRepetitionPenalty:
         return torch.where(seen, torch.where(scores < 0, scores * self.penalty, scores / self.penalty), scores)
 
 
+class _EndBias:
+    """A logits processor adding `bias` to the end-of-reply tokens, as the daemon's end_bias does."""
+
+    def __init__(self, ids: list[int], bias: float) -> None:
+        self.ids = ids
+        self.bias = bias
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        scores[:, self.ids] += self.bias
+        return scores
+
+
 def hf_generate(
     model: Any,
     tokenizer: Any,
@@ -122,6 +138,8 @@ def hf_generate(
                 temperature=decoding.temperature, top_k=decoding.top_k, top_p=decoding.top_p, min_p=decoding.min_p
             )
         processors = LogitsProcessorList()
+        if decoding.end_bias:
+            processors.append(_EndBias(eos, decoding.end_bias))  # first, as the daemon's logit_bias
         if decoding.repetition_penalty != 1.0:
             processors.append(_LastNRepetitionPenalty(decoding.repetition_penalty, PENALTY_LAST_N, longest))
         with torch.inference_mode():
@@ -197,6 +215,7 @@ def daemon_generate(
                         "repetition_penalty": decoding.repetition_penalty,
                         "top_k": decoding.top_k,
                         "min_p": decoding.min_p,
+                        **({} if decoding.end_bias is None else {"end_bias": decoding.end_bias}),
                     },
                 )
             except openai.BadRequestError as e:

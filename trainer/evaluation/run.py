@@ -136,7 +136,7 @@ def evaluate(config: EvalConfig) -> EvalResult:
             started = time.perf_counter()
             try:
                 if v.key in ("prompt", "lora"):
-                    _measure_hf(result, samples, decoding, config, progress)
+                    _measure_hf(name, result, samples, decoding, config, progress)
                 else:
                     daemon_notes.append(_measure_served(result, samples, decoding, config, progress))
             except (UserError, ValueError) as e:  # a model that will not load, a daemon that will not start
@@ -181,7 +181,12 @@ def _conditioned(name: str) -> bool:
 
 
 def _measure_hf(
-    result: VariantResult, samples: list[EvalSample], decoding: Decoding, config: EvalConfig, progress: Progress
+    name: str,
+    result: VariantResult,
+    samples: list[EvalSample],
+    decoding: Decoding,
+    config: EvalConfig,
+    progress: Progress,
 ) -> None:
     from trainer.evaluation import models
 
@@ -194,8 +199,16 @@ def _measure_hf(
         task = progress.add_task(f"{label}: perplexity", total=len(samples))
         result.perplexity = hf_perplexity(model, tokenizer, samples, v.system_prompt, lambda: progress.advance(task))
         task = progress.add_task(f"{label}: replies", total=len(samples))
+        # The trained twin writes with its calibrated end bias, as the daemon serves it; the persona with none.
+        bias = registry.end_bias(name) if v.key == "lora" else None
         result.replies = hf_generate(
-            model, tokenizer, samples, v.system_prompt, decoding, config.batch_size, lambda k: progress.advance(task, k)
+            model,
+            tokenizer,
+            samples,
+            v.system_prompt,
+            dataclasses.replace(decoding, end_bias=bias),
+            config.batch_size,
+            lambda k: progress.advance(task, k),
         )
         if config.sampled_decoding is not None:
             task = progress.add_task(f"{label}: replies, chat default (sampled)", total=len(samples))
@@ -205,7 +218,7 @@ def _measure_hf(
                 tokenizer,
                 samples,
                 v.system_prompt,
-                config.sampled_decoding,
+                dataclasses.replace(config.sampled_decoding, end_bias=bias),
                 config.batch_size,
                 lambda k: progress.advance(task, k),
             )

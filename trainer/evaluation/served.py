@@ -39,9 +39,14 @@ def serves(settings: ChatSettings, model_id: str) -> bool:
 
 
 @contextlib.contextmanager
-def daemon_for(model_id: str, settings: ChatSettings, log_path: Path, threads: int = 0) -> Iterator[Served]:
-    """A daemon serving `model_id` for the duration of the block (`threads` for one started here; 0 = its default)."""
-    if serves(settings, model_id):
+def daemon_for(
+    model_id: str, settings: ChatSettings, log_path: Path, threads: int = 0, reuse: bool = True
+) -> Iterator[Served]:
+    """A daemon serving `model_id` for the duration of the block (`threads` for one started here; 0 = its default).
+
+    `reuse`: the one at `settings.url` when it serves `model_id`; else always one started here.
+    """
+    if reuse and serves(settings, model_id):
         yield Served(settings.url, settings.api_key, started=False)
         return
     import os

@@ -76,11 +76,16 @@ def build_cmd(
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue training from the twin's checkpoint when there is one.")
     ] = False,
+    calibration_samples: Annotated[
+        int,
+        typer.Option(help="Validation contexts per round of fitting the reply length to yours (0 = skip it)."),
+    ] = 64,
     events: Annotated[
         Path | None, typer.Option(help="Append the progress as JSON lines to this file (for programs following it).")
     ] = None,
 ) -> None:
-    """From chat exports to a served twin in one go: ingest, train (LoRA + merge), convert to 4-bit GGUF, persona."""
+    """From chat exports to a served twin in one go: ingest, train (LoRA + merge), convert to 4-bit GGUF, persona,
+    and the reply length fitted to yours."""
     passive_for_torch()
     from trainer.ingest.run import parse_duration
     from twin.build import BuildConfig, build, summary
@@ -106,6 +111,7 @@ def build_cmd(
             device=device,
             ingest_options={"strip_emoji": strip_emoji, "seed": seed, "split": split},
             resume=resume,
+            calibration_samples=calibration_samples,
         )
         result = build(config, out=lambda line: print(line, file=sys.stderr), events=stream)
     except UserError as e:  # the same line the CLI prints, for the program following the events
@@ -395,6 +401,23 @@ def convert_cmd(
 
     config = ConvertConfig(name=name, model_dir=model_dir, quant=quant, output=output, val=val, threads=threads)
     print(report(convert(config)), flush=True)
+
+
+def calibrate_cmd(
+    name: Annotated[str | None, typer.Option(help="The twin (default: the only one with a dataset).")] = None,
+    samples: Annotated[int, typer.Option(help="Validation contexts replied to per round (two rounds at most).")] = 64,
+    threads: Annotated[int, typer.Option(help="llama.cpp threads of the daemon started for it (0 = its default).")] = 0,
+) -> None:
+    """Fit the twin's reply length to yours: a bias on its end-of-reply tokens, measured on validation replies."""
+    from convert.pipeline import progress_bars
+    from trainer.evaluation.calibration import bars_advance, calibrate, describe
+    from twin.registry import resolve_name
+
+    name = resolve_name(name)
+    with progress_bars() as bars:
+        result = calibrate(name, samples, threads, bars_advance(bars))
+    print(describe(result))
+    print(f"saved in {paths.twin_dir(name) / 'twin.toml'} [decoding]; `twin serve` applies it to model {name}")
 
 
 def _convert_onnx(name: str | None, model_dir: Path | None, quant: str, output: Path | None, val: Path | None) -> None:
