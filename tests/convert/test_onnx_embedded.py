@@ -106,6 +106,14 @@ def test_embedded_model_exported_to_onnx_and_served(anna: str, twin_home: Path, 
             == client.chat.completions.create(**sampled).choices[0].message.content
         )
 
+        # Biases work as on the GGUF: against the end tokens the reply runs to max_tokens; a foreign id is a 400.
+        assert (
+            client.chat.completions.create(**args, extra_body={"end_bias": -100}).choices[0].finish_reason == "length"
+        )
+        with pytest.raises(openai.BadRequestError) as refused:
+            client.chat.completions.create(**args, logit_bias={"999999999": 5})
+        assert refused.value.body["param"] == "logit_bias" and "vocabulary" in refused.value.body["message"]
+
         # What the backend cannot honour is a 400 naming it.
         with pytest.raises(openai.BadRequestError) as refused:
             client.chat.completions.create(**args, response_format={"type": "json_object"})
