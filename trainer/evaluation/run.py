@@ -225,9 +225,10 @@ def _measure_hf(
     finally:
         del model
         gc.collect()
+    ending = f", the twin's end bias {bias:+g} (twin calibrate; the daemon serves it so)" if bias else ""
     result.backends = {
         "perplexity": "transformers (fp32, CPU)",
-        "generation": f"transformers generate (batches of {config.batch_size})",
+        "generation": f"transformers generate (batches of {config.batch_size}){ending}",
     }
 
 
@@ -271,5 +272,7 @@ def _measure_served(
         if served.started
         else f"the running daemon at {served.url}"
     )
-    result.backends = {"perplexity": f"{runtime} (in process)", "generation": f"{how}, model `{v.served_id}`"}
+    bias = registry.end_bias(v.served_id.removesuffix("-onnx"))
+    ending = f", its default end bias {bias:+g} (twin calibrate)" if bias else ""
+    result.backends = {"perplexity": f"{runtime} (in process)", "generation": f"{how}, model `{v.served_id}`{ending}"}
     return f"{how}, OpenAI API, model `{v.served_id}`"
