@@ -56,6 +56,19 @@ def first_reply_seconds(env: dict[str, str], home: Path) -> float:
         return time.perf_counter() - started
 
 
+def print_build_figures(build_s: float, serve_s: float) -> None:
+    from twin import registry
+
+    data = registry.read(NAME)
+    print(f"time_to_twin_s={build_s + serve_s:.1f}")
+    print(f"build_s={build_s:.1f}")
+    print(f"serve_first_reply_s={serve_s:.1f}")
+    print(f"train_steps={data['train'].get('steps')}")
+    print(f"train_tokens_per_s={data['train'].get('tokens_per_s')}")
+    print(f"end_bias={data.get('decoding', {}).get('end_bias', 0.0)}")
+    print(f"goal_time_to_twin_900s={int(build_s + serve_s <= 900)}")
+
+
 def print_figures(report: dict, build_s: float, serve_s: float, train: dict) -> None:
     from twin import registry
 
@@ -123,6 +136,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=150, help="validation samples evaluated")
     parser.add_argument("--home", type=Path, help="TWIN_HOME to use and keep (default: a temporary one)")
     parser.add_argument("--skip-build", action="store_true", help="reuse the twin built in --home")
+    parser.add_argument("--build-only", action="store_true", help="time the build and first reply; no evaluation")
     parser.add_argument(
         "--warm-base",
         type=Path,
@@ -151,6 +165,10 @@ def main() -> None:
             build_s = twin([*build, "--time-budget", args.budget], env)
             serve_s = first_reply_seconds(env, home)
             times.write_text(json.dumps([build_s, serve_s]))
+        if args.build_only:
+            os.environ["TWIN_HOME"] = str(home)
+            print_build_figures(build_s, serve_s)
+            return
         twin(["eval", "--name", NAME, "--limit", str(args.limit)], env)
         from twin import registry
 

@@ -121,3 +121,13 @@ def test_mean_words_counts_as_the_evaluation_does():
 
     replies = ["да ничего, сижу)", "yep, after 8 🔥", "ok"]
     assert calibration.mean_words(replies) == pytest.approx(measure(replies, replies).words)
+
+
+def test_the_slope_comes_from_each_context_s_own_pair_of_replies():
+    # Every reply twice as long: a factor of 2, whatever the mix of short and long ones.
+    assert calibration.paired_ratio([1, 3, 40], [2, 6, 80]) == pytest.approx(2.0)
+    # One long reply cut short moves the means' ratio far below the typical factor; the pairs hardly notice.
+    before, after = [2, 3, 4, 5, 60] * 4, [4, 6, 8, 10, 20] * 4
+    assert sum(after) / sum(before) < 0.7
+    assert calibration.paired_ratio(before, after) > 1.2
+    assert calibration.paired_ratio([0, 2], [0, 2]) == pytest.approx(1.0)  # an empty reply counts as one word

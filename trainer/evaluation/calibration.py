@@ -12,7 +12,10 @@ measured rounds place the bias that gives my mean length:
 2. if they are more than 10% off my replies' mean length, again at the bias
    the measured slope predicts (the probe lands near the answer, so the
    line's error there is small);
-3. the bias read off the line through both, within ±4.
+3. the bias read off the line through both, within ±4. The slope comes from
+   each context's two replies (their length ratio, averaged in log space): a
+   first version took it from the two means, and on one twin a few long
+   replies made it 0.11 where the true slope was 0.45, and the bias −3.5.
 
 "My length" is the mean of my validation replies: with `--split time` the
 newest sessions, the way I write now (on the development corpus 9.6 words,
@@ -60,6 +63,12 @@ def mean_words(replies: Sequence[str]) -> float:
 def within(target: float, words: float) -> bool:
     """Whether `words` a reply is within TOLERANCE of `target` (or there is nothing to compare)."""
     return target <= 0 or words <= 0 or abs(math.log(target / words)) <= math.log1p(TOLERANCE)
+
+
+def paired_ratio(before: Sequence[int], after: Sequence[int]) -> float:
+    """The typical factor by which each reply's length changed (geometric mean; an empty reply counts as 1 word)."""
+    pairs = list(zip(before, after, strict=True))
+    return math.exp(sum(math.log(max(a, 1) / max(b, 1)) for b, a in pairs) / len(pairs)) if pairs else 1.0
 
 
 def solve(target: float, at_zero: float, probe: float, at_probe: float) -> float:
@@ -123,6 +132,7 @@ def _calibrate(name: str, samples: int, threads: int, advance: Callable[[str, in
         tempfile.TemporaryDirectory(prefix="twin-calibrate-") as tmp,
         daemon_for(name, ChatSettings(), Path(tmp) / "serve.log", threads, reuse=False) as served,
     ):
+        lengths: dict[float, list[int]] = {}
 
         def round_at(bias: float) -> float:
             label = f"replies at end bias {bias:+g}"
@@ -137,13 +147,17 @@ def _calibrate(name: str, samples: int, threads: int, advance: Callable[[str, in
             decoding: Decoding = replace(CHAT_DEFAULT, end_bias=bias)
             replies = daemon_generate(served.url, served.api_key, name, contexts, None, decoding, step)
             measured[bias] = round(mean_words(replies), 3)
+            lengths[bias] = [len(words(r)) for r in replies]
             return measured[bias]
 
         at_zero = round_at(0.0)
         bias = 0.0
         if not within(target, at_zero):
             probe = round(max(-LIMIT, min(LIMIT, -math.log(target / at_zero) / PRIOR_SLOPE)), 2)
-            bias = solve(target, at_zero, probe, round_at(probe))
+            round_at(probe)
+            # The slope from each context's own two replies (the same seed at both biases): a few long replies
+            # move a mean of 64 by more than the bias does, their ratios far less.
+            bias = solve(target, at_zero, probe, at_zero * paired_ratio(lengths[0.0], lengths[probe]))
     result = Calibration(bias, round(target, 3), measured, len(contexts), gguf)
     registry.update(
         name,
