@@ -10,15 +10,15 @@ measured rounds place the bias that gives my mean length:
 
 1. replies to validation contexts at bias 0 (the chat default, seeded);
 2. if they are more than 10% off my replies' mean length, again at the bias
-   the measured slope predicts (the probe lands near the answer, so the
-   line's error there is small);
+   the corpus's slope (PRIOR_SLOPE) predicts, so the probe lands near the
+   answer and the line's error there is small;
 3. the bias read off the line through both, within ±4. The slope comes from
    each context's two replies (their length ratio, averaged in log space): a
    first version took it from the two means, and on one twin a few long
    replies made it 0.11 where the true slope was 0.45, and the bias −3.5.
 
 "My length" is the mean of my validation replies: with `--split time` the
-newest sessions, the way I write now (on the development corpus 9.6 words,
+newest sessions, the way I write now (on the development corpus 10.1 words,
 where the older training replies average 10.6).
 
 The replies come from the daemon, as a user gets them; the result goes to
