@@ -50,7 +50,7 @@ MIN_SLOPE = 0.05  # log words per unit bias below which the bias does not move t
 @dataclass(frozen=True)
 class Calibration:
     end_bias: float
-    target_words: float  # my training replies' mean
+    target_words: float  # my validation replies' mean
     measured: dict[float, float]  # bias -> the mean words of the replies at that bias
     samples: int
     gguf: str
