@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from trainer.evaluation.generation import CHAT_DEFAULT, Decoding, daemon_generate
-from trainer.evaluation.words import words
+from trainer.evaluation.words import mean_words, words
 from twin import dataset, registry
 from twin.errors import UserError
 
@@ -54,10 +54,6 @@ class Calibration:
     measured: dict[float, float]  # bias -> the mean words of the replies at that bias
     samples: int
     gguf: str
-
-
-def mean_words(replies: Sequence[str]) -> float:
-    return sum(len(words(r)) for r in replies) / len(replies) if replies else 0.0
 
 
 def within(target: float, words: float) -> bool:
@@ -107,6 +103,7 @@ def calibrate(
 
 def _calibrate(name: str, samples: int, threads: int, advance: Callable[[str, int, int], None]) -> Calibration:
     from trainer.evaluation.evalset import load_samples
+    from trainer.evaluation.run import EvalConfig, conditioned
     from trainer.evaluation.served import daemon_for
     from twin import paths
     from twin.config import ChatSettings
@@ -124,8 +121,7 @@ def _calibrate(name: str, samples: int, threads: int, advance: Callable[[str, in
             f"--samples must be at least {MIN_CALIBRATION_SAMPLES} (the mean length of fewer replies is noise), got {samples}"
         )
     target = my_mean_words(name)
-    condition = bool(data.get("train", {}).get("settings", {}).get("condition", True))
-    contexts = load_samples(name, samples, 2000, condition)
+    contexts = load_samples(name, samples, EvalConfig.max_context_chars, conditioned(name))
     measured: dict[float, float] = {}
     # A daemon of its own: one already running may still serve the GGUF this conversion replaced.
     with (
@@ -146,8 +142,8 @@ def _calibrate(name: str, samples: int, threads: int, advance: Callable[[str, in
 
             decoding: Decoding = replace(CHAT_DEFAULT, end_bias=bias)
             replies = daemon_generate(served.url, served.api_key, name, contexts, None, decoding, step)
-            measured[bias] = round(mean_words(replies), 3)
             lengths[bias] = [len(words(r)) for r in replies]
+            measured[bias] = round(sum(lengths[bias]) / len(lengths[bias]), 3)
             return measured[bias]
 
         at_zero = round_at(0.0)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import regex
 
-from trainer.evaluation.words import words
+from trainer.evaluation.words import mean_words, words
 
 TOP = 5
 # "Name:" or "Name Surname:" at the start of a reply (or of its first line)
@@ -82,14 +82,13 @@ def measure(replies: Sequence[str], real: Sequence[str], names: frozenset[str] =
     """The collapse, length and speaker figures of `replies` against my `real` ones."""
     n = len(replies)
     counts = Counter(normalized(r) for r in replies)
-    mean_words = sum(len(words(r)) for r in replies) / n if n else 0.0
-    real_words = sum(len(words(r)) for r in real) / len(real) if real else 0.0
+    mine, real_words = mean_words(replies), mean_words(real)
     return Collapse(
         distinct_1=distinct(replies, 1),
         distinct_2=distinct(replies, 2),
         top_share=counts.most_common(1)[0][1] / n if n else 0.0,
         top=counts.most_common(TOP),
-        words=mean_words,
-        length_ratio=mean_words / real_words if real_words else 0.0,
+        words=mine,
+        length_ratio=mine / real_words if real_words else 0.0,
         speaker_share=sum(names_speaker(r, names) for r in replies) / n if n else 0.0,
     )

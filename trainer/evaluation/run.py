@@ -110,7 +110,7 @@ def check_twin(name: str | None, config: EvalConfig) -> tuple[str, list[EvalSamp
     if not paths.twin_dir(name).is_dir():
         known = ", ".join(n.parent.name for n in sorted(paths.twins_dir().glob("*/twin.toml"))) or "none yet"
         raise UserError(f"no twin named {name!r} (twins: {known}): build it with `twin ingest EXPORT --name {name}`")
-    samples = load_samples(name, config.limit, config.max_context_chars, _conditioned(name))
+    samples = load_samples(name, config.limit, config.max_context_chars, conditioned(name))
     variants = find_variants(name)
     if not any(v.available for v in variants):
         fixes = "; ".join(v.missing for v in variants)
@@ -175,7 +175,7 @@ def evaluate(config: EvalConfig) -> EvalResult:
     return evaluated
 
 
-def _conditioned(name: str) -> bool:
+def conditioned(name: str) -> bool:
     """Whether the twin was trained with the system line naming chat and addressee (the default)."""
     return bool(registry.read(name).get("train", {}).get("settings", {}).get("condition", True))
 

@@ -7,6 +7,8 @@ treats each emoji as a word, because emoji are part of how a person writes.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import regex
 
 # A word: letters/digits with inner apostrophes (don't, п'ять); or one pictographic emoji.
@@ -17,6 +19,11 @@ EMOJI_RE = regex.compile(r"\p{Extended_Pictographic}")
 def words(text: str) -> list[str]:
     """The lowercased words and emoji of `text`, in order."""
     return [w.casefold() for w in WORD_RE.findall(text)]
+
+
+def mean_words(texts: Sequence[str]) -> float:
+    """The mean number of words in `texts` (0 for none): the length every report and the calibration compare."""
+    return sum(len(words(t)) for t in texts) / len(texts) if texts else 0.0
 
 
 class UnicodeTokenizer:
