@@ -32,12 +32,16 @@ def check_quant(name: str) -> str:
     return key
 
 
-def quantize(src: Path, dst: Path, quant: str, threads: int = 0) -> None:
-    """Quantize the f16/f32 GGUF `src` into `dst` with llama.cpp; a UserError for a full disk, RuntimeError otherwise."""
+def quantize(src: Path, dst: Path, quant: str, threads: int = 0, requantize: bool = False) -> None:
+    """Quantize the f16/f32 GGUF `src` into `dst` with llama.cpp; a UserError for a full disk, RuntimeError otherwise.
+
+    `requantize`: `src` may itself be quantized (llama.cpp's allow_requantize; the daemon's q8_0 copies).
+    """
     import llama_cpp
 
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = QUANTS[quant]
+    params.allow_requantize = requantize
     params.nthread = threads or os.cpu_count() or 1
     with llama_log() as log:
         code = llama_cpp.llama_model_quantize(str(src).encode(), str(dst).encode(), ctypes.byref(params))

@@ -306,6 +306,7 @@ class Engine:
         n_ctx: int,
         threads: int,
         parallel: int = 4,
+        requantize: str = "auto",
         idle_unload: float = 0.0,
         rescan: Callable[[], dict[str, ModelSpec]] | None = None,
     ) -> None:
@@ -315,6 +316,7 @@ class Engine:
         self.max_loaded = max_loaded
         self.n_ctx = n_ctx
         self.parallel = parallel
+        self.requantize = requantize  # "auto": q4_1/q5_1 files are decoded from a q8_0 copy (daemon.weights)
         self.idle_unload = idle_unload
         self.requested_threads = threads  # 0: follow the load (twin.threads.llama_threads) at every step
         self.threads = threads or physical_cores()  # what a context is created with, before its first step
@@ -419,7 +421,8 @@ class Engine:
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
         runner = await loop.run_in_executor(
-            self._loader, lambda: open_runner(path, self.n_ctx, self.threads, self.parallel, self.metrics)
+            self._loader,
+            lambda: open_runner(path, self.n_ctx, self.threads, self.parallel, self.metrics, self.requantize),
         )
         log.info(
             "loaded %s in %.1fs (context %d, %d slots)",
@@ -539,13 +542,15 @@ class Engine:
         self._loader.shutdown(wait=True, cancel_futures=True)
 
 
-def open_runner(path: Path, n_ctx: int, threads: int, parallel: int, metrics: EngineMetrics) -> Runner:
+def open_runner(
+    path: Path, n_ctx: int, threads: int, parallel: int, metrics: EngineMetrics, requantize: str = "auto"
+) -> Runner:
     """llama.cpp's runner for a GGUF file, the ONNX backend's for an exported folder (both speak Runner's interface)."""
     if path.is_dir():
         from daemon.onnx_runner import OnnxRunner  # onnxruntime-genai is loaded only where an ONNX twin is served
 
         return OnnxRunner(path, n_ctx, threads, parallel, metrics)  # type: ignore[return-value]
-    return Runner(path, n_ctx, threads, parallel, metrics)
+    return Runner(path, n_ctx, threads, parallel, metrics, requantize)
 
 
 def _with_system(system: str, messages: list[dict[str, str]]) -> list[dict[str, str]]:

@@ -113,6 +113,7 @@ class EngineMetrics:
 
     prompt_evaluated: Counter[str] = field(default_factory=Counter)  # by model file
     prompt_reused: Counter[str] = field(default_factory=Counter)
+    moves: Counter[str] = field(default_factory=Counter)  # sequences moved to keep the busy ones adjacent
     generated: Counter[str] = field(default_factory=Counter)
     busy_seconds: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
     queue_counts: list[int] = field(default_factory=lambda: [0] * (len(QUEUE_BUCKETS) + 1))
@@ -123,6 +124,9 @@ class EngineMetrics:
     def record_prompt(self, model: str, evaluated: int = 0, reused: int = 0) -> None:
         self.prompt_evaluated[model] += evaluated
         self.prompt_reused[model] += reused
+
+    def record_move(self, model: str) -> None:
+        self.moves[model] += 1
 
     def record_step(self, model: str, generated: int, seconds: float) -> None:
         now = time.monotonic()
@@ -189,6 +193,12 @@ class EngineMetrics:
             "counter",
             "Prompt tokens found in a slot's cache, not evaluated.",
             self.prompt_reused,
+        )
+        out.by_model(
+            "twin_sequence_moves_total",
+            "counter",
+            "KV caches copied to another sequence so that the busy sequences stay adjacent (one decode pass).",
+            self.moves,
         )
         out.by_model(
             "twin_model_generated_tokens_total",

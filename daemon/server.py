@@ -697,6 +697,7 @@ async def run_server(settings: ServeSettings, catalog: dict[str, ModelSpec], pri
         n_ctx=settings.n_ctx,
         threads=settings.threads,
         parallel=settings.parallel,
+        requantize=settings.requantize,
         idle_unload=settings.idle_unload_seconds,
         rescan=lambda: build_catalog(settings.model, settings.backend)[0],
     )

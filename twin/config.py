@@ -34,6 +34,7 @@ class ServeSettings:
     max_loaded: int = 2  # models kept in memory at once; others load on demand
     n_ctx: int = 2048  # context window of each request (capped by the model's own)
     parallel: int = 4  # requests of one model decoded together, each in its own sequence (and KV cache)
+    requantize: str = "auto"  # auto: with parallel > 1, serve q4_1/q5_1 files from a q8_0 copy (daemon.weights); off
     idle_unload: str = "0"  # free a model unused this long ("90s", "10m", "1h"); 0 = never
     threads: int = 0  # llama.cpp threads; 0 = all cores
     max_body_bytes: int = 1_048_576
@@ -55,6 +56,7 @@ class ServeSettings:
         _check(self.max_loaded >= 1, "max_loaded", "must be at least 1")
         _check(self.n_ctx >= 64, "n_ctx", "must be at least 64")
         _check(1 <= self.parallel <= 64, "parallel", "must be between 1 and 64")
+        _check(self.requantize in ("auto", "off"), "requantize", "must be auto or off")
         _duration(self.idle_unload, "idle_unload")
         _check(self.threads >= 0, "threads", "must be 0 (all cores) or more")
         _check(self.max_body_bytes >= 1024, "max_body_bytes", "must be at least 1024")

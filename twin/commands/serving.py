@@ -29,6 +29,13 @@ def serve_cmd(
     parallel: Annotated[
         int | None, typer.Option(help="Requests of one model decoded together in one batch. Default: 4.")
     ] = None,
+    requantize: Annotated[
+        str | None,
+        typer.Option(
+            help="auto: with --parallel above 1, decode q4_1/q5_1 files from a q8_0 copy made once in the cache "
+            "(llama.cpp batches those on the CPU; 1.5x the memory); off: the file as it is. Default: auto."
+        ),
+    ] = None,
     idle_unload: Annotated[
         str | None, typer.Option(help="Free a model nobody used for this long (90s, 10m, 1h; 0 = never).")
     ] = None,
@@ -69,6 +76,7 @@ def serve_cmd(
             "max_loaded": max_loaded,
             "n_ctx": n_ctx,
             "parallel": parallel,
+            "requantize": requantize,
             "idle_unload": idle_unload,
             "threads": threads,
             "max_body_bytes": max_body_bytes,
