@@ -1,7 +1,8 @@
 """Serving overhead: tokens/s streamed through the daemon (OpenAI SDK) vs llama-cpp-python in-process.
 
-Same model (the embedded SmolLM2), prompt, greedy decoding, max_tokens and thread
-count on both sides; runs alternate so that machine noise hits both alike.
+Same model (the embedded SmolLM2: the file the daemon decodes, its q8_0 copy with the
+default --parallel, see daemon/weights.py), prompt, greedy decoding, max_tokens and
+thread count on both sides; runs alternate so that machine noise hits both alike.
 Prints name=value lines.
 """
 
@@ -70,9 +71,15 @@ def main() -> None:
     import llama_cpp
     import openai
 
+    from daemon.fingerprint import gguf_sha256
+    from daemon.weights import batch_weights
+    from twin.config import ServeSettings
+
     threads = args.threads
+    defaults = ServeSettings()
+    decoded = batch_weights(embedded_gguf(), gguf_sha256(embedded_gguf()), defaults.parallel, defaults.requantize)
     llm = llama_cpp.Llama(
-        model_path=str(embedded_gguf()), n_ctx=2048, n_threads=threads, n_threads_batch=threads, verbose=False
+        model_path=str(decoded), n_ctx=2048, n_threads=threads, n_threads_batch=threads, verbose=False
     )
     with (
         tempfile.TemporaryDirectory() as tmp,
@@ -99,6 +106,7 @@ def main() -> None:
     print(f"serve_overhead_ratio={serve_tps / raw_tps:.3f}")
     print(f"ttft_ms_p50={statistics.median(ttft):.1f}")
     print(f"max_tokens={args.max_tokens}")
+    print(f"weights={'q8_0 copy' if decoded != embedded_gguf() else 'the file'}")
     print(f"tokens_per_run_serve_raw={'/'.join(map(str, sorted(counts)[0]))}")
 
 
