@@ -95,12 +95,13 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--requantize", default="auto", help="the daemon's --requantize (off: decode the Q4_1 file)")
     args = parser.parse_args()
 
     import openai
 
     with tempfile.TemporaryDirectory() as tmp:
-        daemon_args = ["--model", "default", "--threads", str(args.threads)]
+        daemon_args = ["--model", "default", "--threads", str(args.threads), "--requantize", args.requantize]
         with DaemonProcess([*daemon_args, "--parallel", "8"], log_path=Path(tmp) / "serve.log") as d:
             client = openai.OpenAI(base_url=d.url, api_key="-", max_retries=0)
             together(client, 8, 4)  # warm up every slot
@@ -129,6 +130,7 @@ def main() -> None:
     print(f"ttft_ratio_t10={ttfts[-1] / ttfts[0]:.2f}")
     print(f"threads={args.threads}")
     print(f"max_tokens={args.max_tokens}")
+    print(f"requantize={args.requantize}")
 
 
 if __name__ == "__main__":
