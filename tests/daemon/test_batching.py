@@ -359,3 +359,19 @@ def test_the_daemon_serves_the_copy_under_the_files_fingerprint(daemon):
     )
     assert reply.system_fingerprint == system_fingerprint(gguf_sha256(embedded_gguf()))
     assert reply.choices[0].message.content
+
+
+def test_a_full_disk_while_copying_serves_the_file_as_it_is(tmp_path):
+    from tests.helpers.disk import run_on_full_disk
+    from twin.embedded import embedded_gguf
+
+    code = (
+        "import sys; from daemon.fingerprint import gguf_sha256; from daemon.weights import batch_weights; "
+        "from twin.embedded import embedded_gguf; p = embedded_gguf(); "
+        "print('decoding', batch_weights(p, gguf_sha256(p), 4, 'auto'), file=sys.stderr)"
+    )
+    run = run_on_full_disk(tmp_path, "-c", code, size="64m", listed="cache", twin_cli=False)
+    assert run.code == 0, run.stderr
+    assert f"decoding {embedded_gguf()}" in run.stderr
+    assert "as it is, so batched decoding is slower" in run.stderr and "no space left" in run.stderr
+    assert run.left == ["./batch-weights"]  # nothing half-written

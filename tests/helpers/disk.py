@@ -1,6 +1,6 @@
 """A full disk, for real: a small tmpfs mounted in a private mount namespace (`unshare`), so nothing on the host changes.
 
-The command runs as `python -m twin ARGS` inside the namespace; what it left on
+The command runs as `python -m twin ARGS` (or `python ARGS` with `twin_cli=False`) inside the namespace; what it left on
 the disk is listed before the namespace (and the tmpfs) goes away.
 """
 
@@ -23,7 +23,7 @@ if [ -n "$ROOM" ]; then
     dd if=/dev/zero of="$DISK/.fill" bs=4096 2>/dev/null
     truncate -s "-$ROOM" "$DISK/.fill"
 fi
-"$PY" -m twin "$@"
+"$PY" "$@"
 code=$?
 rm -f "$DISK/.fill"
 (cd "$DISK/$LISTED" 2>/dev/null && find . -mindepth 1 | sort) > "$LISTING"
@@ -54,6 +54,7 @@ def run_on_full_disk(
     listed: str = ".",
     as_home: bool = True,
     timeout: float = 600,
+    twin_cli: bool = True,
 ) -> DiskRun:
     """`twin ARGS` on a `size` tmpfs: `prepared` copied in, then filled but `room` bytes (None: left empty).
 
@@ -78,7 +79,17 @@ def run_on_full_disk(
     if as_home:
         env["TWIN_HOME"] = str(disk)
     proc = subprocess.run(
-        ["unshare", "--map-root-user", "--mount", "sh", "-c", _SCRIPT, "sh", *args],
+        [
+            "unshare",
+            "--map-root-user",
+            "--mount",
+            "sh",
+            "-c",
+            _SCRIPT,
+            "sh",
+            *(("-m", "twin") if twin_cli else ()),
+            *args,
+        ],
         env=env,
         capture_output=True,
         text=True,
