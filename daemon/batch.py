@@ -267,7 +267,7 @@ class Runner:
         every gap (measured here: four streams on sequences 0, 2, 5, 7 took 43 ms a step, as
         many as eight, against 24 ms on 0-3). So the busy ones outside the best window of
         adjacent sequences are copied into its free ones (the whole stream is copied, exactly:
-        about 8 ms for the embedded model's 2048 cells, once), and the free slot takes the moved
+        30 ms for the embedded model's 8192 cells on a quiet machine, once), and the free slot takes the moved
         sequence's old stream, which still holds the same tokens for a later prefix match.
         """
         busy = [s for s in self.slots if s.job is not None]
