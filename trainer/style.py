@@ -1,413 +1,108 @@
-"""How a person writes, measured on their replies: length, emoji, punctuation, capitalisation, words, language."""
+"""How I write, measured one way: words, emoji, endings, first letters and the per-reply style features.
+
+Every report of style counts with these: ingest's summary (stats.json), the
+persona's description and the evaluation (its style features, length, overlap
+tokens, the length calibration). A word is a run of letters, marks and digits
+in any script, with inner apostrophes (don't, п'ять); an emoji is one cluster as
+a person sees it (👍🏽, 👨‍👩‍👧 and 🇷🇺 count once) and is never a word.
+"""
 
 from __future__ import annotations
 
 import re
-import statistics
-from collections import Counter
-from typing import Any
+from collections.abc import Callable, Sequence
 
-import emoji
+import regex
 
-_WORD_RE = re.compile(r"[^\W\d_]+(?:[-'’][^\W\d_]+)*", re.UNICODE)
-_CYRILLIC_RE = re.compile(r"[\u0400-\u04FF]")
-_LATIN_RE = re.compile(r"[A-Za-z]")
-# A closing bracket not opened before it: the Russian-chat smile ")" / ")))".
-_PAREN_SMILE_RE = re.compile(r"(?<![(\w])\)+|(?<=\w)\)+(?=\s|$)")
+WORD = r"[\p{L}\p{M}\p{N}]+(?:['’][\p{L}\p{M}]+)*"
+# One emoji as a person sees it: a pictograph with its modifiers and joined parts, or a flag.
+EMOJI_CLUSTER = (
+    r"\p{Regional_Indicator}{2}"
+    r"|\p{Extended_Pictographic}[\uFE0F\p{Emoji_Modifier}]*(?:\u200D\p{Extended_Pictographic}[\uFE0F\p{Emoji_Modifier}]*)*"
+)
+_WORD_RE = regex.compile(WORD)
+_EMOJI_RE = regex.compile(EMOJI_CLUSTER)
+_TOKEN_RE = regex.compile(f"{WORD}|{EMOJI_CLUSTER}")
+# Everything an emoji is made of, for removing them (with keycaps' U+20E3).
+EMOJI_PARTS = regex.compile(r"[\p{Extended_Pictographic}\p{Emoji_Modifier}\p{Regional_Indicator}\uFE0F\u200D\u20E3]+")
+# Every pictograph lies at or above U+203C; ordinary text (Latin, Cyrillic) lies below and skips the emoji scan.
+_HIGH = re.compile("[\u203c-\U0010ffff]")
+_LETTER_RE = regex.compile(r"\p{L}")
+_UPPER_RE = regex.compile(r"\p{Lu}")
+_PUNCT_RE = regex.compile(r"\p{P}")
 
-STOPWORDS = {
-    "ru": set(
-        [
-            "и",
-            "в",
-            "во",
-            "не",
-            "что",
-            "он",
-            "на",
-            "я",
-            "с",
-            "со",
-            "как",
-            "а",
-            "то",
-            "все",
-            "она",
-            "так",
-            "его",
-            "но",
-            "да",
-            "ты",
-            "к",
-            "у",
-            "же",
-            "вы",
-            "за",
-            "бы",
-            "по",
-            "только",
-            "ее",
-            "мне",
-            "было",
-            "вот",
-            "от",
-            "меня",
-            "еще",
-            "нет",
-            "о",
-            "из",
-            "ему",
-            "теперь",
-            "когда",
-            "даже",
-            "ну",
-            "вдруг",
-            "ли",
-            "если",
-            "уже",
-            "или",
-            "ни",
-            "быть",
-            "был",
-            "него",
-            "до",
-            "вас",
-            "нибудь",
-            "опять",
-            "уж",
-            "вам",
-            "ведь",
-            "там",
-            "потом",
-            "себя",
-            "ничего",
-            "ей",
-            "может",
-            "они",
-            "тут",
-            "где",
-            "есть",
-            "надо",
-            "ней",
-            "для",
-            "мы",
-            "тебя",
-            "их",
-            "чем",
-            "была",
-            "сам",
-            "чтоб",
-            "без",
-            "будто",
-            "чего",
-            "раз",
-            "тоже",
-            "себе",
-            "под",
-            "будет",
-            "ж",
-            "тогда",
-            "кто",
-            "этот",
-            "того",
-            "потому",
-            "этого",
-            "какой",
-            "совсем",
-            "ним",
-            "здесь",
-            "этом",
-            "один",
-            "почти",
-            "мой",
-            "тем",
-            "чтобы",
-            "нее",
-            "сейчас",
-            "были",
-            "куда",
-            "зачем",
-            "всех",
-            "никогда",
-            "можно",
-            "при",
-            "наконец",
-            "два",
-            "об",
-            "другой",
-            "хоть",
-            "после",
-            "над",
-            "больше",
-            "тот",
-            "через",
-            "эти",
-            "нас",
-            "про",
-            "всего",
-            "них",
-            "какая",
-            "много",
-            "разве",
-            "три",
-            "эту",
-            "моя",
-            "впрочем",
-            "хорошо",
-            "свою",
-            "этой",
-            "перед",
-            "иногда",
-            "лучше",
-            "чуть",
-            "том",
-            "нельзя",
-            "такой",
-            "им",
-            "более",
-            "всегда",
-            "конечно",
-            "всю",
-            "между",
-            "это",
-        ]
+# How a reply ends: the label of its last mark (checked in this order), "emoji" or "no mark".
+ENDINGS = (("…", "..."), ("..", "..."), (")", ")"), ("(", "("), (".", "."), ("!", "!"), ("?", "?"))
+ENDS_WITH_EMOJI, NO_MARK = "emoji", "no mark"
+
+
+def words(text: str) -> list[str]:
+    """The lowercased words of `text`, in order (emoji are not words)."""
+    return [w.casefold() for w in _WORD_RE.findall(text)]
+
+
+def emoji(text: str) -> list[str]:
+    """The emoji of `text`, each as one cluster, in order."""
+    if _HIGH.search(text) is None:
+        return []
+    return _EMOJI_RE.findall(text)
+
+
+def tokens(text: str) -> list[str]:
+    """The lowercased words and emoji of `text`, in order: what the overlap metrics compare."""
+    return [t.casefold() for t in _TOKEN_RE.findall(text)]
+
+
+def strip_emoji(text: str) -> str:
+    """`text` without its emoji (spaces around them left as they were)."""
+    return EMOJI_PARTS.sub("", text) if _HIGH.search(text) else text
+
+
+def mean_words(texts: Sequence[str]) -> float:
+    """The mean number of words in `texts` (0 for none): the length every report and the calibration compare."""
+    return sum(len(words(t)) for t in texts) / len(texts) if texts else 0.0
+
+
+def chars(text: str) -> int:
+    return len(text.strip())
+
+
+def first_letter(text: str) -> str:
+    """The first letter of `text` ('' when it has none): what "starts with a capital" looks at."""
+    m = _LETTER_RE.search(text)
+    return m.group() if m else ""
+
+
+def ending(text: str) -> str:
+    """How `text` ends: one of ENDINGS' labels, "emoji" or "no mark"."""
+    text = text.rstrip()
+    found = emoji(text)
+    if found and text.endswith(found[-1]):
+        return ENDS_WITH_EMOJI
+    for suffix, name in ENDINGS:
+        if text.endswith(suffix):
+            return name
+    return NO_MARK
+
+
+def _ratio(part: int, whole: int) -> float:
+    return part / whole if whole else 0.0
+
+
+# The evaluation's features, each measured per reply: name -> (what it measures, function of one reply).
+FEATURES: dict[str, tuple[str, Callable[[str], float]]] = {
+    "words": ("words per reply", lambda t: float(len(words(t)))),
+    "chars": ("characters per reply", lambda t: float(chars(t))),
+    "emoji": ("emoji per reply", lambda t: float(len(emoji(t)))),
+    "punctuation": ("punctuation marks per character", lambda t: _ratio(len(_PUNCT_RE.findall(t)), chars(t))),
+    "capitals": (
+        "share of letters in upper case",
+        lambda t: _ratio(len(_UPPER_RE.findall(t)), len(_LETTER_RE.findall(t))),
     ),
-    "en": set(
-        [
-            "a",
-            "an",
-            "the",
-            "and",
-            "or",
-            "but",
-            "if",
-            "then",
-            "so",
-            "to",
-            "of",
-            "in",
-            "on",
-            "at",
-            "by",
-            "for",
-            "with",
-            "from",
-            "up",
-            "about",
-            "into",
-            "over",
-            "after",
-            "is",
-            "are",
-            "was",
-            "were",
-            "be",
-            "been",
-            "being",
-            "i",
-            "me",
-            "my",
-            "we",
-            "our",
-            "you",
-            "your",
-            "he",
-            "him",
-            "his",
-            "she",
-            "her",
-            "it",
-            "its",
-            "they",
-            "them",
-            "their",
-            "this",
-            "that",
-            "these",
-            "those",
-            "am",
-            "do",
-            "does",
-            "did",
-            "have",
-            "has",
-            "had",
-            "not",
-            "no",
-            "yes",
-            "can",
-            "will",
-            "would",
-            "should",
-            "could",
-            "just",
-            "than",
-            "too",
-            "very",
-            "what",
-            "which",
-            "who",
-            "whom",
-            "how",
-            "when",
-            "where",
-            "why",
-            "all",
-            "any",
-            "both",
-            "each",
-            "few",
-            "more",
-            "most",
-            "other",
-            "some",
-            "such",
-            "only",
-            "own",
-            "same",
-            "there",
-            "here",
-            "as",
-            "also",
-            "i'm",
-            "it's",
-            "don't",
-            "im",
-            "dont",
-        ]
-    ),
+    "starts_upper": ("replies starting with a capital", lambda t: float(first_letter(t).isupper())),
+    "full_stop": ("replies ending with '.'", lambda t: float(ending(t) == ".")),
 }
 
 
-def language(texts: list[str]) -> str:
-    """'ru', 'en' or 'mixed', by the share of Cyrillic among the letters."""
-    joined = " ".join(texts)
-    cyr, lat = len(_CYRILLIC_RE.findall(joined)), len(_LATIN_RE.findall(joined))
-    if cyr + lat == 0:
-        return "mixed"
-    share = cyr / (cyr + lat)
-    return "ru" if share >= 0.7 else "en" if share <= 0.3 else "mixed"
-
-
-def _share(flags: list[bool]) -> float:
-    return round(sum(flags) / len(flags), 3) if flags else 0.0
-
-
-def describe(replies: list[str]) -> dict[str, Any]:
-    """Figures of the style of `replies` (my messages); `describe(...)["description"]` says it in words."""
-    replies = [r.strip() for r in replies if r.strip()]
-    if not replies:
-        raise ValueError("no replies to describe")
-    lang = language(replies)
-    words_per = [len(_WORD_RE.findall(r)) for r in replies]
-    emojis = [[e["emoji"] for e in emoji.emoji_list(r)] for r in replies]
-    plain = [emoji.replace_emoji(r, "").strip() for r in replies]
-    ends = Counter(_ending(p) for p in plain)
-    letters = [next((c for c in p if c.isalpha()), "") for p in plain]
-    starts_upper = [c.isupper() for c in letters if c]
-
-    stop = STOPWORDS["ru"] | STOPWORDS["en"]
-    tokens = [[w.lower() for w in _WORD_RE.findall(p)] for p in plain]
-    words = Counter(w for ts in tokens for w in ts if w not in stop and len(w) > 1)
-    phrases = Counter(
-        " ".join(ts[i : i + n])
-        for ts in tokens
-        for n in (2, 3)
-        for i in range(len(ts) - n + 1)
-        if ts[i] not in stop and ts[i + n - 1] not in stop  # "норм а" is no phrase of mine
-    )
-    style: dict[str, Any] = {
-        "replies": len(replies),
-        "language": lang,
-        "words_median": statistics.median(words_per),
-        "chars_median": statistics.median(len(r) for r in replies),
-        "emoji_share": _share([bool(e) for e in emojis]),
-        "top_emoji": [e for e, _ in Counter(e for es in emojis for e in es).most_common(3)],
-        "paren_smile_share": _share([bool(_PAREN_SMILE_RE.search(p)) for p in plain]),
-        "ends_with": {k: round(v / len(plain), 3) for k, v in ends.most_common()},
-        "exclamation_share": _share(["!" in p for p in plain]),
-        "question_share": _share(["?" in p for p in plain]),
-        "capital_start_share": _share(starts_upper),
-        "frequent_words": [w for w, c in words.most_common(6) if c >= 2],
-        "frequent_phrases": [p for p, c in phrases.most_common(4) if c >= 2],
-    }
-    style["description"] = _words(style)
-    return style
-
-
-def _ending(text: str) -> str:
-    if not text:
-        return "emoji"
-    if text.endswith(("...", "…")):
-        return "ellipsis"
-    if text.endswith(")"):
-        return "paren"
-    return {".": "period", "!": "exclamation", "?": "question"}.get(text[-1], "none")
-
-
-_PHRASES = {
-    "ru": {
-        "short": "короткие фразы (обычно {w} {words})",
-        "long": "развёрнутые сообщения (обычно {w} {words})",
-        "emoji": "смайлики {e}",
-        "no_emoji": "без эмодзи",
-        "paren": "скобочки-смайлики «)»",
-        "lower": "пишу с маленькой буквы",
-        "upper": "начинаю с заглавной",
-        "no_period": "без точки в конце",
-        "period": "ставлю точку в конце",
-        "excl": "часто «!»",
-        "words": "мои словечки: {v}",
-        "lang": "язык: русский",
-    },
-    "en": {
-        "short": "short messages (usually {w} {words})",
-        "long": "longer messages (usually {w} {words})",
-        "emoji": "emoji {e}",
-        "no_emoji": "no emoji",
-        "paren": "')' as a smile",
-        "lower": "mostly lowercase",
-        "upper": "capitalised",
-        "no_period": "no full stop at the end",
-        "period": "full stops at the end",
-        "excl": "often '!'",
-        "words": "words I use: {v}",
-        "lang": "language: {l}",
-    },
-}
-_LANG_NAMES = {"ru": "Russian", "en": "English", "mixed": "Russian and English mixed"}
-
-
-def _word_forms(n: int, lang: str) -> str:
-    if lang != "ru":
-        return "word" if n == 1 else "words"
-    if n % 10 == 1 and n % 100 != 11:
-        return "слово"
-    return "слова" if 2 <= n % 10 <= 4 and not 12 <= n % 100 <= 14 else "слов"
-
-
-def _words(s: dict[str, Any]) -> str:
-    p = _PHRASES["ru" if s["language"] == "ru" else "en"]
-    w = round(s["words_median"])
-    parts = [p["short" if w <= 8 else "long"].format(w=w, words=_word_forms(w, s["language"]))]
-    parts.append(
-        p["emoji"].format(e="".join(s["top_emoji"])) if s["emoji_share"] >= 0.15 and s["top_emoji"] else p["no_emoji"]
-    )
-    if s["paren_smile_share"] >= 0.15:
-        parts.append(p["paren"])
-    parts.append(p["lower"] if s["capital_start_share"] < 0.4 else p["upper"] if s["capital_start_share"] > 0.7 else "")
-    parts.append(
-        p["period"]
-        if s["ends_with"].get("period", 0) >= 0.4
-        else p["no_period"]
-        if s["ends_with"].get("period", 0) < 0.1
-        else ""
-    )
-    if s["exclamation_share"] >= 0.25:
-        parts.append(p["excl"])
-    phrases = s["frequent_phrases"][:2]
-    vocab = (phrases + [w for w in s["frequent_words"] if not any(w in p.split() for p in phrases)])[:5]
-    if vocab:
-        parts.append(p["words"].format(v=", ".join(vocab)))
-    parts.append(p["lang"].format(l=_LANG_NAMES[s["language"]]))
-    return ", ".join(x for x in parts if x)
+def feature_values(replies: Sequence[str]) -> dict[str, list[float]]:
+    return {name: [fn(r) for r in replies] for name, (_, fn) in FEATURES.items()}

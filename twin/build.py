@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trainer.train.config import TrainConfig  # a plain dataclass: its defaults, not the trainer
 from twin import embedded, paths
 from twin.errors import UserError
 
@@ -36,16 +37,17 @@ class BuildConfig:
     exports: list[Path]
     me: tuple[str, ...] = ()
     name: str = "me"
-    base: str = "default"
+    # the training settings a build takes, with `twin train`'s defaults (TrainConfig's fields say what each is)
+    base: str = TrainConfig.base
     quant: str = "auto"
-    epochs: int = 3
-    max_steps: int = 0  # 0: as many as the epochs make
-    batch_size: int = 2
-    max_length: int = 512  # as `twin train`
+    epochs: int = TrainConfig.epochs
+    max_steps: int = TrainConfig.max_steps
+    batch_size: int = TrainConfig.batch_size
+    max_length: int = TrainConfig.max_length
     time_budget_s: float = DEFAULT_BUDGET_S  # the whole build's wall clock; training gets what the rest leaves (0: off)
-    lr: float = 3e-4
-    seed: int = 0
-    device: str = "auto"
+    lr: float = TrainConfig.lr
+    seed: int = TrainConfig.seed  # the split's and training's
+    device: str = TrainConfig.device
     ingest_options: dict[str, Any] = field(default_factory=dict)  # the rest of IngestConfig, by field name
     resume: bool = False  # continue training from the twin's checkpoint when there is one
     calibration_samples: int = 64  # validation contexts per round of `twin calibrate` (0: skip it)
@@ -75,10 +77,8 @@ class BuildConfig:
         else:
             resolve_base(self.base)  # a local directory or a downloaded hub model; offline errors say how to get it
 
-    def train_config(self, time_budget_s: float = 0.0) -> Any:
+    def train_config(self, time_budget_s: float = 0.0) -> TrainConfig:
         """The TrainConfig of the training stage (validated when built), with `time_budget_s` for training alone."""
-        from trainer.train.config import TrainConfig
-
         return TrainConfig(
             name=self.name,
             base=self.base,

@@ -44,11 +44,11 @@ TWIN_DEFAULTS: dict[str, Any] = {
     "me": [],
     "base": None,
     "quant": "auto",
-    "max_steps": 0,
+    "max_steps": TrainConfig.max_steps,
     "max_length": TrainConfig.max_length,
     "time_budget_s": DEFAULT_BUDGET_S,
     "strip_emoji": False,
-    "device": "auto",
+    "device": TrainConfig.device,
     "calibration_samples": BuildConfig.calibration_samples,
 }
 

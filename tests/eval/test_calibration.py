@@ -116,13 +116,14 @@ def test_a_broken_end_bias_in_twin_toml_names_the_fix(short_twin):
         registry.end_bias(short_twin)
 
 
-def test_mean_words_counts_as_the_evaluation_does():
+def test_mean_words_counts_as_the_style_features_do():
     from trainer.evaluation.collapse import measure
-    from trainer.evaluation.words import mean_words
+    from trainer.style import feature_values, mean_words
 
-    replies = ["да ничего, сижу)", "yep, after 8 🔥", "ok"]  # 3, 4 (the emoji is a word) and 1
-    assert mean_words(replies) == pytest.approx(8 / 3)
-    assert measure(replies, replies).words == pytest.approx(8 / 3)
+    replies = ["да ничего, сижу)", "yep, after 8 🔥", "ok"]  # 3, 3 (the emoji is no word; the digit is) and 1
+    assert mean_words(replies) == pytest.approx(7 / 3)
+    assert measure(replies, replies).words == pytest.approx(7 / 3)
+    assert [feature_values(replies)["words"]] == [[3.0, 3.0, 1.0]]
 
 
 def test_the_slope_comes_from_each_context_s_own_pair_of_replies():

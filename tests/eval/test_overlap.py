@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trainer.evaluation.overlap import overlap, rouge_l_scores
-from trainer.evaluation.words import words
+from trainer.style import tokens, words
 
 
 def test_rouge_score_default_tokenizer_drops_cyrillic() -> None:
@@ -39,8 +39,10 @@ def test_unrelated_replies_score_zero() -> None:
     assert result.chrf_each == [0.0]
 
 
-def test_words_keep_every_script_and_emoji_lowercased() -> None:
-    assert words("Ну ДА, don’t 🔥👌 Ελλάδα 東京 v2") == ["ну", "да", "don’t", "🔥", "👌", "ελλάδα", "東京", "v2"]
+def test_tokens_keep_every_script_and_emoji_lowercased() -> None:
+    assert tokens("Ну ДА, don’t 🔥👌 Ελλάδα 東京 v2") == ["ну", "да", "don’t", "🔥", "👌", "ελλάδα", "東京", "v2"]
+    assert words("Ну ДА, don’t 🔥👌 Ελλάδα 東京 v2") == ["ну", "да", "don’t", "ελλάδα", "東京", "v2"]
+    assert tokens("ok 👍🏽 🇷🇺 👨\u200d👩\u200d👧") == ["ok", "👍🏽", "🇷🇺", "👨\u200d👩\u200d👧"]  # one emoji each
     assert rouge_l_scores(["🔥"], ["👌"]) == [0.0]
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from trainer.evaluation.style import compare_style, feature_values, smd, style_means, vocabulary_overlap
+from trainer.evaluation.style import compare_style, smd, style_means, vocabulary_overlap
+from trainer.style import feature_values
 
 
 def test_features_of_known_replies() -> None:
@@ -38,3 +39,13 @@ def test_standardized_mean_difference() -> None:
     assert smd([0.0, 2.0], [0.0, 2.0]) == 0
     # means 3 and 1; pooled sample std of [2, 4, 0, 2] is sqrt(8/3)
     assert smd([2.0, 4.0], [0.0, 2.0]) == pytest.approx(2 / (8 / 3) ** 0.5)
+
+
+def test_one_ending_rule_for_every_report() -> None:
+    """trainer.style.ending is what stats.json, the persona and the full_stop feature all read."""
+    from trainer.style import ending, first_letter
+
+    cases = {"Да.": ".", "Ну...": "...", "ну..": "...", "ок…": "...", "норм)))": ")", "эх(": "(", "Ок. 👍": "emoji"}
+    cases |= {"го!": "!", "где?": "?", "щас буду": "no mark", "": "no mark"}
+    assert {text: ending(text) for text in cases} == cases
+    assert [first_letter(t) for t in ("👍 ok", "12 Ок", "!!!")] == ["o", "О", ""]

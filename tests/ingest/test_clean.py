@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from trainer.ingest.clean import Cleaner, emoji_in
+from trainer.ingest.clean import Cleaner
+from trainer.style import emoji
 
 
 @pytest.mark.parametrize(
@@ -95,8 +96,8 @@ def test_strip_emoji_keeps_the_words():
 
 
 def test_emoji_are_counted_as_people_see_them():
-    assert emoji_in("ok 👍🏽🔥 🇷🇺 👨‍👩‍👧 ❤️ )))") == ["👍🏽", "🔥", "🇷🇺", "👨\u200d👩\u200d👧", "❤️"]
-    assert emoji_in("просто текст") == []
+    assert emoji("ok 👍🏽🔥 🇷🇺 👨‍👩‍👧 ❤️ )))") == ["👍🏽", "🔥", "🇷🇺", "👨\u200d👩\u200d👧", "❤️"]
+    assert emoji("просто текст") == []
 
 
 def chat(tg, write, rows):

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from trainer.train.budget import CALIBRATION_STEPS, REPLAN_EVERY, SAVE_SECONDS, Schedule, plan_steps
+from trainer.train.budget import CALIBRATION_STEPS, REPLAN_EVERY, SAVE_SECONDS, Replanner, Schedule, plan_steps
 from trainer.train.config import TrainConfig
 from trainer.train.run import train
 
@@ -18,6 +18,23 @@ def test_plan_steps_buys_what_the_time_left_allows() -> None:
     assert plan_steps(100, 10, 50.0, 100.0, 5, done=4, cap=1000) == 4 + math.floor(left * 50 / 100)
     assert plan_steps(100, 10, 50.0, 100.0, 5, done=4, cap=20) == 20  # never past the epochs' count
     assert plan_steps(30, 40, 50.0, 100.0, 5, done=4, cap=1000) == 4  # over budget already: stop now
+
+
+def test_the_replanner_plans_after_the_first_steps_then_every_replan_every() -> None:
+    import time
+
+    planner = Replanner(budget_s=600, started_at=time.perf_counter(), tokens_per_step=100, val_tokens=300, cap=10_000)
+    plans = {}
+    for done in range(1, 40):
+        plan = planner.observe(done, 100, time.perf_counter() - 0.01)  # each step about 10 ms, 100 tokens
+        if plan is not None:
+            plans[done] = plan
+    assert list(plans) == list(range(CALIBRATION_STEPS + 1, 40, REPLAN_EVERY))  # step 1 (warming caches) is not timed
+    first = plans[CALIBRATION_STEPS + 1]
+    assert first["tokens_per_s"] == pytest.approx(100 / 0.01, rel=0.5)
+    keys = ("budget_s", "elapsed_s", "tokens_per_s", "tokens_per_step", "eval_s", "done", "cap")
+    for plan in plans.values():
+        assert plan["steps"] == plan_steps(**{k: plan[k] for k in keys}) and plan["cap"] == 10_000
 
 
 def test_the_schedule_stretches_to_the_chosen_count() -> None:

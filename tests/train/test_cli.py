@@ -130,3 +130,23 @@ def test_persona_bad_options(
     assert e.value.code == 2
     assert message in _one_error_line(capsys.readouterr().err)
     assert _files(twin_home) == before
+
+
+def test_build_and_train_say_the_same_of_their_shared_options() -> None:
+    """Each training flag's help and default is written once, on TrainConfig's field, and both commands show it."""
+    import typer.main
+
+    from trainer.train.config import TrainConfig
+    from twin.cli import app
+
+    commands = typer.main.get_command(app).commands  # type: ignore[attr-defined]
+    helps = {
+        name: {p.name: p.help for p in commands[name].params if p.param_type_name == "option"}
+        for name in ("build", "train")
+    }
+    shared = ("base", "epochs", "max_steps", "batch_size", "max_length", "lr", "device")
+    for option in shared:
+        assert helps["build"][option] == helps["train"][option], option
+    assert helps["train"]["epochs"] == f"Passes over the training split. Default: {TrainConfig.epochs}."
+    assert helps["build"]["lr"].endswith(f"Default: {TrainConfig.lr:g}.")
+    assert "about 30% slower" in helps["train"]["gradient_checkpointing"]

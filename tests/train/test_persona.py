@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.twins import env_with_home
-from trainer import style
+from trainer.persona import style
 from trainer.persona.run import build_persona
 from twin.cli import main
 
@@ -37,7 +37,8 @@ def test_style_figures() -> None:
     assert s["top_emoji"][0] == "👍"
     assert s["paren_smile_share"] == pytest.approx(2 / 8, abs=1e-3)
     assert s["capital_start_share"] == pytest.approx(1 / 8, abs=1e-3)
-    assert s["ends_with"]["period"] == pytest.approx(1 / 8, abs=1e-3)
+    assert s["ends_with"]["."] == pytest.approx(1 / 8, abs=1e-3)
+    assert s["ends_with"]["emoji"] == pytest.approx(4 / 8, abs=1e-3)
     assert "буду" in s["frequent_words"] and "щас буду" in s["frequent_phrases"]
     for words in ("короткие фразы", "👍", "скобочки", "с маленькой буквы", "щас буду", "русский"):
         assert words in s["description"]

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from trainer.evaluation.generation import CHAT_DEFAULT, Decoding, daemon_generate
-from trainer.evaluation.words import mean_words, words
+from trainer.style import mean_words, words
 from twin import dataset, registry
 from twin.errors import UserError
 

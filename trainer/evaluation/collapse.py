@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import regex
 
-from trainer.evaluation.words import mean_words, words
+from trainer.style import mean_words, tokens
 
 TOP = 5
 # "Name:" or "Name Surname:" at the start of a reply (or of its first line)
@@ -49,14 +49,14 @@ class Collapse:
 
 def normalized(reply: str) -> str:
     """A reply as the collapse counts see it: its lowercased words, space-separated ('' for none)."""
-    return " ".join(words(reply))
+    return " ".join(tokens(reply))
 
 
 def distinct(replies: Sequence[str], n: int) -> float:
     """Distinct word n-grams over all word n-grams of the set (0 when there are none)."""
     grams: list[tuple[str, ...]] = []
     for r in replies:
-        w = words(r)
+        w = tokens(r)
         grams.extend(tuple(w[i : i + n]) for i in range(len(w) - n + 1))
     return len(set(grams)) / len(grams) if grams else 0.0
 

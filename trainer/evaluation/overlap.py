@@ -5,7 +5,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from trainer.evaluation.words import UnicodeTokenizer
+from trainer import style
+
+
+class UnicodeTokenizer:
+    """The tokenizer `rouge_score.RougeScorer(tokenizer=…)` expects, on trainer.style's words and emoji.
+
+    `rouge_score`'s default tokenizer keeps only [a-z0-9], so two Russian replies always scored 0 whatever
+    they said; this one keeps every script and treats each emoji as a token: emoji are part of how a person writes.
+    """
+
+    def tokenize(self, text: str) -> list[str]:
+        return style.tokens(text)
 
 
 @dataclass(frozen=True)

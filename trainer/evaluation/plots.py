@@ -7,7 +7,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from trainer.evaluation.style import FEATURES
+from trainer.style import FEATURES
 
 # (summary key, title, which way is better)
 METRICS = (

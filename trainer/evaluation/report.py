@@ -8,7 +8,7 @@ from pathlib import Path
 
 from trainer.evaluation import plots
 from trainer.evaluation.results import RATING_VARIANT, EvalResult
-from trainer.evaluation.style import FEATURES, feature_values
+from trainer.style import FEATURES, feature_values
 from twin.files import atomic_dir, write_bytes, write_json, write_text
 
 EVAL_DIR = "eval"

@@ -13,8 +13,9 @@ from trainer.evaluation.generation import Decoding
 from trainer.evaluation.overlap import Overlap
 from trainer.evaluation.perplexity import Perplexity
 from trainer.evaluation.ratings import RatingSummary
-from trainer.evaluation.style import FEATURES, StyleComparison
+from trainer.evaluation.style import StyleComparison
 from trainer.evaluation.variants import Variant
+from trainer.style import FEATURES
 
 # The rating mode calls the served GGUF `twin` and the persona variant `prompt`.
 RATING_VARIANT = {"gguf": "twin", "prompt": "prompt"}

@@ -1,6 +1,6 @@
 """Style of a set of replies (length, emoji, punctuation, capitals, full stops) and how far a variant's is from mine.
 
-Each feature is measured per reply; a variant's distance on a feature is the
+Each feature (trainer.style.FEATURES) is measured per reply; a variant's distance on a feature is the
 standardized mean difference |mean(gen) − mean(real)| / pooled std (0 = same on
 average; around 1 = as far apart as the replies typically differ). The style
 distance is the mean of those over the features. Vocabulary overlap is the
@@ -10,47 +10,10 @@ Jaccard index of the two sets of words used.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-import regex
-
-from trainer.evaluation.words import EMOJI_RE, words
-
-_PUNCT_RE = regex.compile(r"\p{P}")
-_LETTER_RE = regex.compile(r"\p{L}")
-_UPPER_RE = regex.compile(r"\p{Lu}")
-
-
-def _ratio(part: int, whole: int) -> float:
-    return part / whole if whole else 0.0
-
-
-def _first_letter_upper(text: str) -> float:
-    m = _LETTER_RE.search(text)
-    return float(bool(m and m.group().isupper()))
-
-
-# name -> (what it measures, function of one reply)
-FEATURES: dict[str, tuple[str, Callable[[str], float]]] = {
-    "words": ("words per reply", lambda t: float(len([w for w in words(t) if not EMOJI_RE.fullmatch(w)]))),
-    "chars": ("characters per reply", lambda t: float(len(t.strip()))),
-    "emoji": ("emoji per reply", lambda t: float(len(EMOJI_RE.findall(t)))),
-    "punctuation": ("punctuation marks per character", lambda t: _ratio(len(_PUNCT_RE.findall(t)), len(t.strip()))),
-    "capitals": (
-        "share of letters in upper case",
-        lambda t: _ratio(len(_UPPER_RE.findall(t)), len(_LETTER_RE.findall(t))),
-    ),
-    "starts_upper": ("replies starting with a capital", _first_letter_upper),
-    "full_stop": (
-        "replies ending with '.'",
-        lambda t: float(t.rstrip().endswith(".") and not t.rstrip().endswith("..")),
-    ),
-}
-
-
-def feature_values(replies: Sequence[str]) -> dict[str, list[float]]:
-    return {name: [fn(r) for r in replies] for name, (_, fn) in FEATURES.items()}
+from trainer.style import FEATURES, feature_values, tokens
 
 
 def _mean(xs: Sequence[float]) -> float:
@@ -72,8 +35,8 @@ def smd(generated: Sequence[float], real: Sequence[float]) -> float:
 
 def vocabulary_overlap(generated: Sequence[str], real: Sequence[str]) -> float:
     """Jaccard index of the sets of words (and emoji) used in the two sets of replies."""
-    a = {w for t in generated for w in words(t)}
-    b = {w for t in real for w in words(t)}
+    a = {w for t in generated for w in tokens(t)}
+    b = {w for t in real for w in tokens(t)}
     return len(a & b) / len(a | b) if a | b else 1.0
 
 

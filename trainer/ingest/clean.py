@@ -14,7 +14,7 @@ from __future__ import annotations
 import ipaddress
 import re
 
-import regex
+from trainer import style
 
 KINDS = ("url", "email", "phone", "card", "iban", "ip", "username", "account", "passport", "id", "address", "birthdate")
 PLACEHOLDERS = {
@@ -79,15 +79,7 @@ _GROUPS = re.compile(r"\d+")
 _THOUSANDS = re.compile(r"^\d{1,3}(?:[ .,]\d{3})+$")
 _URL_TAIL = ".,;:!?)]}»\"'…"
 
-EMOJI = regex.compile(r"[\p{Extended_Pictographic}\p{Emoji_Modifier}\p{Regional_Indicator}\uFE0F\u200D\u20E3]+")
-# One emoji as a person sees it: a pictograph with its modifiers and joined parts, or a flag.
-EMOJI_CLUSTER = regex.compile(
-    r"\p{Regional_Indicator}{2}"
-    r"|\p{Extended_Pictographic}[\uFE0F\p{Emoji_Modifier}]*(?:\u200D\p{Extended_Pictographic}[\uFE0F\p{Emoji_Modifier}]*)*"
-)
 _SPACES = re.compile(r"[ \t]{2,}")
-# Every pictograph lies at or above U+203C; ordinary text (Latin, Cyrillic) lies below and skips the emoji scan.
-_HIGH = re.compile("[\u203c-\U0010ffff]")
 
 
 class Cleaner:
@@ -107,8 +99,8 @@ class Cleaner:
             text = _WORDED.sub(self._worded, text)
         if self.replace and _worth_scanning(text):
             text = _PATTERN.sub(self._sub, text)
-        if self.strip_emoji and _HIGH.search(text):
-            stripped = EMOJI.sub("", text)
+        if self.strip_emoji:
+            stripped = style.strip_emoji(text)
             if stripped != text:
                 text = "\n".join(_SPACES.sub(" ", line).strip() for line in stripped.split("\n")).strip()
         return text
@@ -292,10 +284,3 @@ def _ipv6_ok(found: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def emoji_in(text: str) -> list[str]:
-    """The emoji of a text, each as one cluster (👍🏽, 👨‍👩‍👧, 🇷🇺 count once)."""
-    if _HIGH.search(text) is None:
-        return []
-    return EMOJI_CLUSTER.findall(text)

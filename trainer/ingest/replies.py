@@ -1,12 +1,10 @@
-"""How I write, measured over the replies that made it into the dataset: length, emoji, punctuation."""
+"""How I write, measured over the replies that made it into the dataset: length, emoji, punctuation (trainer.style)."""
 
 from __future__ import annotations
 
 from collections import Counter
 
-from trainer.ingest.clean import emoji_in
-
-_ENDINGS = (("…", "..."), ("...", "..."), (")", ")"), ("(", "("), (".", "."), ("!", "!"), ("?", "?"))
+from trainer import style
 
 
 class ReplyHabits:
@@ -23,16 +21,15 @@ class ReplyHabits:
 
     def add(self, text: str) -> None:
         self.count += 1
-        self.chars += len(text)
-        self.words += len(text.split())
-        first = text.lstrip()[:1]
-        if first.isalpha() and first.islower():
+        self.chars += style.chars(text)
+        self.words += len(style.words(text))
+        if style.first_letter(text).islower():
             self.lowercase += 1
-        found = emoji_in(text)
+        found = style.emoji(text)
         if found:
             self.with_emoji += 1
             self.emoji.update(found)
-        self.endings[_ending(text.rstrip(), found)] += 1
+        self.endings[style.ending(text)] += 1
 
     def summary(self) -> dict:
         n = self.count or 1
@@ -45,12 +42,3 @@ class ReplyHabits:
             "ends_with": {k: round(v / n, 3) for k, v in self.endings.most_common()},
             "top_emoji": [[e, c] for e, c in self.emoji.most_common(10)],
         }
-
-
-def _ending(text: str, emoji: list[str]) -> str:
-    if emoji and text.endswith(emoji[-1]):
-        return "emoji"
-    for suffix, name in _ENDINGS:
-        if text.endswith(suffix):
-            return name
-    return "no mark"

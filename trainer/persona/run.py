@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from trainer import style
+from trainer.persona import style
 from trainer.train.samples import read_jsonl
 from twin import embedded, paths, registry
 from twin.dataset import DATASET_DIR, TRAIN

@@ -12,6 +12,7 @@ schedule is stretched to the chosen count (`Schedule` is resized, not rebuilt).
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 
 CALIBRATION_STEPS = 3  # steps measured before the count is chosen (the first one, warming caches, is left out)
@@ -54,3 +55,47 @@ def plan_steps(
     left = budget_s - elapsed_s - eval_s - SAVE_SECONDS
     more = math.floor(left * tokens_per_s / tokens_per_step) if left > 0 and tokens_per_step > 0 else 0
     return max(done, min(cap, done + more))
+
+
+@dataclass
+class Replanner:
+    """The step count of a run on a budget, chosen from the speed of the steps seen: `observe` each step.
+
+    The first plan comes after CALIBRATION_STEPS steps (the first step, warming
+    caches, is not timed), then one every REPLAN_EVERY steps from the speed of
+    the steps since the last plan: a machine that gets busier mid-run would
+    otherwise overrun the budget.
+    """
+
+    budget_s: float
+    started_at: float  # time.perf_counter() when the run began: loading the model counts
+    tokens_per_step: float  # trained tokens an optimizer step takes on average
+    val_tokens: int  # the tokens of the one validation at the end
+    cap: int  # the epochs' step count: a plan never goes past it
+    planned: bool = False
+    _tokens: int = 0  # tokens, seconds and steps since the last plan
+    _seconds: float = 0.0
+    _steps: int = 0
+
+    def observe(self, done: int, tokens: int, step_started: float) -> dict[str, float] | None:
+        """After step `done` (`tokens` trained, begun at `step_started`): a new plan (plan_steps' arguments and the
+        chosen "steps") when it is time for one, else None."""
+        plan: dict[str, float] | None = None
+        if done > 1:
+            self._tokens += tokens
+            self._seconds += time.perf_counter() - step_started
+            if done > CALIBRATION_STEPS and (not self.planned or self._steps >= REPLAN_EVERY):
+                plan = {
+                    "budget_s": self.budget_s,
+                    "elapsed_s": time.perf_counter() - self.started_at,
+                    "tokens_per_s": self._tokens / max(self._seconds, 1e-9),
+                    "tokens_per_step": self.tokens_per_step,
+                    "eval_s": self.val_tokens / (EVAL_SPEEDUP * self._tokens) * self._seconds,
+                    "done": done,
+                    "cap": self.cap,
+                }
+                plan["steps"] = plan_steps(**plan)  # type: ignore[arg-type]
+                self.planned = True
+                self._tokens, self._seconds, self._steps = 0, 0.0, 0  # the next plan reads the steps from here
+            self._steps += 1
+        return plan

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trainer.bases import BASE_HELP  # light: no torch
 from twin import paths
 from twin.dataset import DATASET_DIR
 from twin.errors import UserError
@@ -17,39 +18,66 @@ from twin.errors import UserError
 _RESUME_FREE = ("resume", "device", "dataset_dir", "log_every", "time_budget_s")
 
 
+def _field(default: Any, help: str, flag: str = "", default_in_help: bool = False) -> Any:
+    """A setting with its default and its flag's help (and the flag, where it is not --the-field-name)."""
+    return field(default=default, metadata={"help": help, "flag": flag, "default_in_help": default_in_help})
+
+
 @dataclass
 class TrainConfig:
     """`twin train`: what to train on, the LoRA shape, the optimizer and the schedule."""
 
     name: str  # the twin: reads twins/<name>/dataset/, writes adapter/, merged/, train_log.jsonl
-    base: str = "default"  # default (embedded SmolLM2), a short name, a hub id or a local directory
-    epochs: int = 3
-    max_steps: int = 0  # optimizer steps to run; 0 = as many as `epochs` make
-    batch_size: int = 2  # samples (whole-conversation pieces, or replies with --per-reply) per micro-batch
-    grad_accum: int = 1  # micro-batches per optimizer step
-    lr: float = 3e-4
-    warmup_ratio: float = 0.05  # share of the steps with a linearly rising learning rate, then cosine decay
-    weight_decay: float = 0.0
+    # Each field's `help` is its flag's help in `twin train` and `twin build` (twin.commands.options).
+    base: str = _field(
+        "default", BASE_HELP, default_in_help=True
+    )  # default (embedded SmolLM2), a short name, a hub id or a local directory
+    epochs: int = _field(3, "Passes over the training split.")
+    max_steps: int = _field(0, "Optimizer steps to run instead (0 = epochs decide).")
+    # samples (whole-conversation pieces, or replies with --per-reply) per micro-batch
+    batch_size: int = _field(2, "Samples (conversation pieces) per micro-batch.")
+    grad_accum: int = _field(1, "Micro-batches per optimizer step.")
+    lr: float = _field(3e-4, "Peak learning rate.")
+    # share of the steps with a linearly rising learning rate, then cosine decay
+    warmup_ratio: float = _field(0.05, "Share of steps warming up before the cosine decay.")
+    weight_decay: float = _field(0.0, "AdamW weight decay.")
     # tokens per sample: a conversation is cut into pieces this long; a reply's older context is cut first
     # (memory grows with it: ~2 MB a token on the embedded model)
-    max_length: int = 512
-    whole_conversations: bool = True  # every one of my turns labelled in one sequence; False: one sample per reply
-    condition: bool = True  # a system line naming the chat and who I talk to (twin.conditioning)
-    time_budget_s: float = 0.0  # fit the step count to this many seconds of wall clock (0: epochs/max_steps decide)
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
-    lora_targets: list[str] = field(default_factory=list)  # module names; empty = the architecture's map
-    eval_every: int = 100  # validate every N steps (and after each epoch); 0 = after each epoch only
-    max_val_samples: int = 256  # validation samples used (the first N of val.jsonl)
-    patience: int = 3  # stop after N validations without improvement; 0 = never stop early
-    min_delta: float = 0.0  # the smallest fall in validation loss that counts as an improvement
-    log_every: int = 10  # steps between train lines in train_log.jsonl
-    gradient_checkpointing: bool = False  # recompute activations: less memory, about 30% slower (README, measured)
-    device: str = "auto"  # auto (CUDA when present), cpu, cuda, cuda:N, mps
-    seed: int = 0
-    resume: bool = False  # continue from twins/<name>/checkpoint/
-    dataset_dir: str = ""  # default: twins/<name>/dataset
+    max_length: int = _field(512, "Tokens per conversation piece (or sample); older context is cut first.")
+    # every one of my turns labelled in one sequence; False (--per-reply): one sample per reply
+    whole_conversations: bool = _field(
+        True,
+        "One sample per reply with its context, instead of whole conversations (all my turns).",
+        flag="--per-reply",
+    )
+    # a system line naming the chat and who I talk to (twin.conditioning)
+    condition: bool = _field(
+        True, "Leave out the system line naming the chat and who I talk to.", flag="--no-condition"
+    )
+    # fit the step count to this many seconds of wall clock (0: epochs/max_steps decide)
+    time_budget_s: float = _field(
+        0.0, "Fit the step count to this wall clock (15m, 1h), from the speed of the first steps.", flag="--time-budget"
+    )
+    lora_r: int = _field(16, "LoRA rank.")
+    lora_alpha: int = _field(32, "LoRA alpha.")
+    lora_dropout: float = _field(0.05, "LoRA dropout.")
+    # module names; empty = the architecture's map
+    lora_targets: list[str] = field(
+        default_factory=list,
+        metadata={"help": "Module to adapt (repeatable; default: every linear projection).", "flag": "--lora-target"},
+    )
+    # 0 = after each epoch only
+    eval_every: int = _field(100, "Validate every N steps, and after each epoch.")
+    max_val_samples: int = _field(256, "Validation samples used.")  # the first N of val.jsonl
+    patience: int = _field(3, "Stop after N validations without improvement (0 = never).")
+    min_delta: float = _field(0.0, "Smallest validation-loss fall that counts as improvement.")
+    log_every: int = _field(10, "Steps between lines in train_log.jsonl.")
+    # the cost as measured on the embedded model (README, "Memory on a CPU")
+    gradient_checkpointing: bool = _field(False, "Recompute activations: less memory, about 30% slower.")
+    device: str = _field("auto", "auto (CUDA when present), cpu, cuda, cuda:N, mps.")
+    seed: int = _field(0, "Random seed.")
+    resume: bool = _field(False, "Continue an interrupted run from its checkpoint.")  # from twins/<name>/checkpoint/
+    dataset_dir: str = _field("", "Dataset folder (default: the twin's dataset/).", flag="--dataset")
 
     def __post_init__(self) -> None:
         paths.check_name(self.name)

@@ -1,8 +1,10 @@
 """LoRA fine-tuning of a base model on a twin's dataset: `train(TrainConfig(name=...))`.
 
-The recipe reads top to bottom: read the dataset, load the base, add LoRA,
-train (evaluating, checkpointing, stopping early or on a signal), then save the
-best adapter and the base with it merged in. A plain PyTorch loop: batches
+The recipe reads top to bottom in `_train`: read the dataset, open the
+checkpoint, prepare (tokenize, load the base, add LoRA, the optimizer), restore
+a resumed run, plan a time budget, fit (steps, validations, checkpoints,
+stopping early or on a signal), then finish: save the best adapter and the base
+with it merged in. The steps share one `_Run`. A plain PyTorch loop: batches
 grouped by length and padded to their longest sample, logits only where there
 are labels, autocast on CUDA.
 """
@@ -15,10 +17,11 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trainer.train.budget import Replanner
 from trainer.train.config import TrainConfig, check_resumable, resume_config
 from trainer.train.interrupt import SetupInterrupted, StopFlag
 from twin import registry
@@ -97,19 +100,114 @@ def _setup_interrupted(config: TrainConfig, stop: StopFlag) -> TrainResult:
     )
 
 
+@dataclass
+class _Data:
+    """The dataset as read before the heavy imports: its mistakes are reported at once."""
+
+    train_file: Path
+    val_file: Path
+    train_convs: list[Any]
+    val_convs: list[Any]
+    base_dir: Path
+
+
+@dataclass
+class _Run:
+    """What the recipe's steps share: the settings, the model and its optimizer, and where training stands."""
+
+    config: TrainConfig
+    stop: StopFlag
+    on_step: Callable[[int], None] | None
+    on_event: Callable[[dict[str, Any]], None] | None
+    started_at: float  # time.perf_counter() at the start, before the data is read
+    data: _Data
+    data_hash: str = ""
+    resumed: tuple[Any, Any, Any] | None = None  # the checkpoint's state, adapter and best adapter
+    device: Any = None
+    amp_dtype: Any = None  # CUDA's mixed precision (bf16, or fp16 with a grad scaler); None: fp32
+    tokenizer: Any = None
+    plain_format: bool = False
+    pad_id: int = 0
+    train_samples: list[Any] = field(default_factory=list)
+    val_samples: list[Any] = field(default_factory=list)
+    lengths: list[int] = field(default_factory=list)
+    n_train: int = 0  # samples (replies); train_samples may be whole-conversation pieces
+    model: Any = None
+    saved_dtype: Any = None
+    backbone: Any = None
+    head: Any = None
+    params: list[Any] = field(default_factory=list)
+    optimizer: Any = None
+    schedule: Any = None
+    scheduler: Any = None
+    scaler: Any = None
+    groups_per_epoch: int = 0
+    total_steps: int = 0
+    progress: Any = None  # checkpoint.Progress
+    best: dict[str, Any] | None = None  # the adapter weights of the best validation so far
+    budget: Replanner | None = None  # the step count's planner on a time budget, while it still plans
+    display: Any = None  # the TrainDisplay while the loop runs
+    fresh_log: bool = True  # the first line written replaces an earlier run's log
+    last_loss: float | None = None
+    stopped_early: bool = False
+    run_steps: int = 0  # this run's own pace (a resumed run's first steps are no guide)
+    run_seconds: float = 0.0
+    window_loss: float = 0.0  # since the last train line of the log
+    window_tokens: int = 0
+    window_labels: int = 0
+
+    @property
+    def budgeted(self) -> bool:
+        return self.config.time_budget_s > 0
+
+    @property
+    def ckpt_dir(self) -> Path:
+        from trainer.train import checkpoint
+
+        return self.config.twin_dir / checkpoint.CHECKPOINT_DIR
+
+    @property
+    def log_path(self) -> Path:
+        return self.config.twin_dir / LOG_FILE
+
+
 def _train(
     config: TrainConfig,
     on_step: Callable[[int], None] | None,
     on_event: Callable[[dict[str, Any]], None] | None,
     stop: StopFlag,
 ) -> TrainResult:
+    """The recipe: read, open the checkpoint, prepare, restore, fit, then save what stays."""
+    started_at = time.perf_counter()  # a time budget counts from here: loading the model is part of it
+    run = _Run(config, stop, on_step, on_event, started_at, _read_data(config, stop))
+    import torch  # heavy imports only now: the mistakes in the data are reported at once
+
+    _open_checkpoint(run)
+    _prepare(run)
+    if run.resumed is not None:
+        _restore(run)
+    _plan_budget(run)
+    try:
+        _fit(run)
+    except (torch.OutOfMemoryError, RuntimeError) as e:
+        if isinstance(e, torch.OutOfMemoryError) or "out of memory" in str(e) or "can't allocate memory" in str(e):
+            raise UserError(
+                f"out of memory on {run.device} (batch size {config.batch_size}, max length {config.max_length}): "
+                "retry with a smaller --batch-size (and a larger --grad-accum), a shorter --max-length, or --gradient-checkpointing"
+            ) from None
+        raise
+    result = _result(run)
+    if stop.requested:
+        return result
+    return _finish(run, result)
+
+
+def _read_data(config: TrainConfig, stop: StopFlag) -> _Data:
+    """The dataset's conversations and the base's folder; every mistake found here costs no model loading."""
     from trainer.bases import resolve_base
     from trainer.train.lora import target_modules
-    from trainer.train.samples import CHARS_PER_TOKEN, encode_all, ensure_chat_template, read_jsonl
+    from trainer.train.samples import CHARS_PER_TOKEN, read_jsonl
 
-    started_at = time.perf_counter()  # a time budget counts from here: loading the model is part of it
-
-    # --- the data
     train_file, val_file = config.data_dir / "train.jsonl", config.data_dir / "val.jsonl"
     registry.finish_pending(config.name)
     registry.read(config.name)  # a broken twin.toml fails now, not after training
@@ -124,64 +222,71 @@ def _train(
     base_dir = resolve_base(config.base)
     target_modules(_model_type(base_dir), config.lora_targets)  # an unknown architecture fails before any work
     stop.check()
+    return _Data(train_file, val_file, train_convs, val_convs, base_dir)
 
-    # Heavy imports only now: the mistakes above are reported at once.
+
+def _open_checkpoint(run: _Run) -> None:
+    """The checkpoint to resume (refused if it was made with other settings or data), or a warning it is replaced."""
+    from trainer.train import checkpoint
+
+    run.data_hash = checkpoint.fingerprint(run.data.train_file, run.data.val_file)
+    if run.config.resume:
+        run.resumed = checkpoint.load(run.ckpt_dir)
+        check_resumable(run.config, run.resumed[0], run.data_hash)
+    elif checkpoint.exists(run.ckpt_dir):
+        log.warning(
+            "starting over: the checkpoint of the interrupted run in %s will be replaced (--resume continues it)",
+            run.ckpt_dir,
+        )
+
+
+def _prepare(run: _Run) -> None:
+    """The device, the tokenized samples, the base with LoRA, the optimizer and its schedule."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from trainer.train import checkpoint
-    from trainer.train.batches import collate, epoch_batches
-    from trainer.train.display import TrainDisplay
+    from trainer.train.budget import Schedule
     from trainer.train.lora import add_lora
+    from trainer.train.loss import backbone_and_head
+    from trainer.train.samples import encode_all, ensure_chat_template
 
-    data_hash = checkpoint.fingerprint(train_file, val_file)
-    folder = config.twin_dir
-    ckpt_dir = folder / checkpoint.CHECKPOINT_DIR
-    log_path = folder / LOG_FILE
-    resumed = None
-    if config.resume:
-        resumed = checkpoint.load(ckpt_dir)
-        check_resumable(config, resumed[0], data_hash)
-    elif checkpoint.exists(ckpt_dir):
-        log.warning(
-            "starting over: the checkpoint of the interrupted run in %s will be replaced (--resume continues it)",
-            ckpt_dir,
-        )
-
-    device = _pick_device(config.device)
-    amp_dtype = None
-    if device.type == "cuda":
-        amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    tokenizer = AutoTokenizer.from_pretrained(base_dir)
-    plain_format = ensure_chat_template(tokenizer)
+    config, data = run.config, run.data
+    run.device = _pick_device(config.device)
+    if run.device.type == "cuda":
+        run.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    tokenizer = run.tokenizer = AutoTokenizer.from_pretrained(data.base_dir)
+    run.plain_format = ensure_chat_template(tokenizer)
     if tokenizer.eos_token_id is None:
         raise UserError(f"the tokenizer of base {config.base!r} has no end-of-sequence token: pick another --base")
     if tokenizer.pad_token is None:  # GPT-2: batches (and later users of merged/) pad with EOS
         tokenizer.pad_token = tokenizer.eos_token
-    pad_id = tokenizer.pad_token_id
+    run.pad_id = tokenizer.pad_token_id
+    train_convs, val_convs = data.train_convs, data.val_convs
     if config.condition:
         from trainer.train.conditioning import conditioned
 
-        train_convs = conditioned(train_file, train_convs)
-        val_convs = conditioned(val_file, val_convs)
+        train_convs = conditioned(data.train_file, train_convs)
+        val_convs = conditioned(data.val_file, val_convs)
     if config.whole_conversations:
         from trainer.train.conversations import encode_conversations
 
-        train_samples = encode_conversations(tokenizer, train_convs, config.max_length, train_file)
+        run.train_samples = encode_conversations(tokenizer, train_convs, config.max_length, data.train_file)
     else:
-        train_samples = encode_all(tokenizer, train_convs, config.max_length, train_file)
+        run.train_samples = encode_all(tokenizer, train_convs, config.max_length, data.train_file)
     # Validation stays one sample per reply: its perplexity is the one `twin eval` measures on every variant.
     # Its context is cut shorter than training's pieces: validating often must stay cheap.
-    val_samples = encode_all(tokenizer, val_convs, min(config.max_length, VAL_MAX_LENGTH), val_file)
-    n_train = len(train_convs)  # samples (replies); train_samples may be whole-conversation pieces
-    if not train_samples:  # every reply blank after cleaning: nothing to learn, and an epoch of no steps never ends
-        raise UserError(f"dataset file {train_file} has no reply with text to learn from: ingest more chat history")
-    del train_convs, val_convs
-    stop.check()
+    run.val_samples = encode_all(tokenizer, val_convs, min(config.max_length, VAL_MAX_LENGTH), data.val_file)
+    run.n_train = len(train_convs)
+    if not run.train_samples:  # every reply blank after cleaning: nothing to learn, and an epoch of no steps never ends
+        raise UserError(
+            f"dataset file {data.train_file} has no reply with text to learn from: ingest more chat history"
+        )
+    data.train_convs, data.val_convs = [], []
+    run.stop.check()
 
     torch.manual_seed(config.seed)
-    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
-    saved_dtype = _checkpoint_dtype(base_dir)
+    model = AutoModelForCausalLM.from_pretrained(data.base_dir, dtype=torch.float32)
+    run.saved_dtype = _checkpoint_dtype(data.base_dir)
     model.config.use_cache = False
     if config.gradient_checkpointing:
         # Non-reentrant: works with frozen inputs (LoRA) and replays dropout masks. Newer transformers renamed the call.
@@ -189,311 +294,337 @@ def _train(
             model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
         else:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    model = add_lora(model, config.lora_r, config.lora_alpha, config.lora_dropout, config.lora_targets or None)
-    model.to(device)
-    stop.check()
-
-    from peft import get_peft_model_state_dict, set_peft_model_state_dict
-
-    from trainer.train.loss import backbone_and_head, label_loss
-
-    backbone, head = backbone_and_head(model)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    lengths = [len(s) for s in train_samples]
-    groups_per_epoch = math.ceil(math.ceil(len(train_samples) / config.batch_size) / config.grad_accum)
-    total_steps = config.max_steps or groups_per_epoch * config.epochs
-    from trainer.train.budget import (
-        BUDGET_VAL_SAMPLES,
-        CALIBRATION_STEPS,
-        EVAL_SPEEDUP,
-        REPLAN_EVERY,
-        Schedule,
-        plan_steps,
+    model = run.model = add_lora(
+        model, config.lora_r, config.lora_alpha, config.lora_dropout, config.lora_targets or None
     )
+    model.to(run.device)
+    run.stop.check()
 
-    schedule = Schedule(round(config.warmup_ratio * total_steps), total_steps)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-    scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
+    run.backbone, run.head = backbone_and_head(model)
+    run.params = [p for p in model.parameters() if p.requires_grad]
+    run.optimizer = torch.optim.AdamW(run.params, lr=config.lr, weight_decay=config.weight_decay)
+    run.lengths = [len(s) for s in run.train_samples]
+    run.groups_per_epoch = math.ceil(math.ceil(len(run.train_samples) / config.batch_size) / config.grad_accum)
+    run.total_steps = config.max_steps or run.groups_per_epoch * config.epochs
+    run.schedule = Schedule(round(config.warmup_ratio * run.total_steps), run.total_steps)
+    run.scheduler = torch.optim.lr_scheduler.LambdaLR(run.optimizer, run.schedule)
+    run.scaler = torch.amp.GradScaler("cuda") if run.amp_dtype == torch.float16 else None
+    from trainer.train import checkpoint
 
-    progress = checkpoint.Progress()
-    best: dict[str, torch.Tensor] | None = None
-    if resumed is not None:
-        state, adapter, best = resumed
-        set_peft_model_state_dict(model, adapter)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        if scaler is not None and state["scaler"] is not None:
-            scaler.load_state_dict(state["scaler"])
-        progress = checkpoint.Progress(**state["progress"])
-        torch.set_rng_state(state["rng"])
-        if device.type == "cuda" and state["cuda_rng"]:
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
-        _trim_log(log_path, progress.step)
-        if progress.planned_steps:
-            total_steps = schedule.total = progress.planned_steps
-    # A fresh run's first line replaces an earlier run's log; until then that log stays as it was.
-    fresh_log = resumed is None
-    budgeted = config.time_budget_s > 0
-    # The speed is measured on the first steps, then again every REPLAN_EVERY steps (a machine that gets busier
-    # mid-run would otherwise overrun the budget); a resumed run keeps the count it had chosen.
-    replanning = budgeted and not progress.planned_steps
-    window: list[float] = [0, 0.0, 0]  # tokens, seconds and steps since the last plan
-    epochs_steps = total_steps
-    if budgeted:
-        val_samples = val_samples[:BUDGET_VAL_SAMPLES]
+    run.progress = checkpoint.Progress()
 
-    def autocast():
-        return torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None)
 
-    def evaluate() -> float:
-        from trainer.train.batches import sequential_batches
+def _restore(run: _Run) -> None:
+    """Continue where the checkpoint stopped: adapter, optimizer, schedule, scaler, progress, random state, log."""
+    import torch
+    from peft import set_peft_model_state_dict
 
-        model.eval()
-        total, count = 0.0, 0
-        with torch.no_grad(), autocast():
-            for idx in sequential_batches([len(s) for s in val_samples], config.batch_size):
-                loss, n = label_loss(backbone, head, collate([val_samples[i] for i in idx], pad_id).to(device))
-                total, count = total + float(loss), count + n
-        model.train()
-        return total / max(count, 1)
+    from trainer.train import checkpoint
 
-    def adapter_weights() -> dict[str, torch.Tensor]:
-        return {k: v.detach().clone() for k, v in get_peft_model_state_dict(model).items()}
+    assert run.resumed is not None
+    state, adapter, run.best = run.resumed
+    set_peft_model_state_dict(run.model, adapter)
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.scheduler.load_state_dict(state["scheduler"])
+    if run.scaler is not None and state["scaler"] is not None:
+        run.scaler.load_state_dict(state["scaler"])
+    run.progress = checkpoint.Progress(**state["progress"])
+    torch.set_rng_state(state["rng"])
+    if run.device.type == "cuda" and state["cuda_rng"]:
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    _trim_log(run.log_path, run.progress.step)
+    if run.progress.planned_steps:
+        run.total_steps = run.schedule.total = run.progress.planned_steps
+    run.fresh_log = False  # the resumed run appends to its log
 
-    def save_checkpoint() -> None:
-        checkpoint.save(
-            ckpt_dir,
-            adapter=adapter_weights(),
-            best=best,
-            optimizer=optimizer,
-            scheduler=scheduler,
-            scaler=scaler,
-            progress=progress,
-            config=dataclasses.asdict(config),
-            data_hash=data_hash,
+
+def _plan_budget(run: _Run) -> None:
+    """On a time budget: one validation at the end on fewer samples, and the step count planned from the speed.
+
+    A resumed run keeps the count its budget had chosen.
+    """
+    from trainer.train.budget import BUDGET_VAL_SAMPLES
+
+    if not run.budgeted:
+        return
+    run.val_samples = run.val_samples[:BUDGET_VAL_SAMPLES]
+    if not run.progress.planned_steps:
+        run.budget = Replanner(
+            budget_s=run.config.time_budget_s,
+            started_at=run.started_at,
+            tokens_per_step=sum(run.lengths) / run.groups_per_epoch,
+            val_tokens=sum(len(v) for v in run.val_samples),
+            cap=run.total_steps,
         )
-        if on_event is not None:
-            on_event(
-                {
-                    "event": "checkpoint",
-                    "step": progress.step,
-                    "train_loss": last_loss,
-                    "val_loss": progress.last_val_loss,
-                }
+
+
+def _fit(run: _Run) -> None:
+    """The loop: epochs of batch groups, each an optimizer step; validating, checkpointing, stopping when told."""
+    from trainer.train.batches import epoch_batches
+    from trainer.train.display import TrainDisplay
+
+    config, progress, stop = run.config, run.progress, run.stop
+    run.model.train()
+    if run.resumed is None and not run.budgeted:  # on a budget the one validation is the last: no time for two
+        _validate(run)
+    stop.check()
+    stop.training()  # from here a signal finishes the step and saves a checkpoint
+    with TrainDisplay(run.total_steps, progress.step) as run.display:
+        if run.on_step is not None:
+            run.on_step(progress.step)
+        while progress.step < run.total_steps and not run.stopped_early and not stop.requested:
+            batches = epoch_batches(run.lengths, config.batch_size, config.seed, progress.epoch)
+            groups = [batches[g : g + config.grad_accum] for g in range(0, len(batches), config.grad_accum)]
+            while progress.group < len(groups) and progress.step < run.total_steps:
+                _step(run, groups[progress.group])
+                if config.eval_every and not run.budgeted and progress.step % config.eval_every == 0:
+                    run.stopped_early = _validate(run)
+                    _save_checkpoint(run)
+                if run.stopped_early or stop.requested:
+                    break
+            if progress.group >= len(groups):
+                progress.epoch += 1
+                progress.group = 0
+                if not run.budgeted:  # on a budget the one validation is the last
+                    run.stopped_early = _validate(run) or run.stopped_early
+                if progress.step < run.total_steps and not run.stopped_early:
+                    _save_checkpoint(run)
+        if not run.stopped_early and not stop.requested:
+            _validate(run)  # a max_steps run may end mid-epoch
+        if run.stopped_early:
+            run.display.note(
+                f"early stopping: no improvement in {config.patience} validations; best at step {progress.best_step}"
             )
+        if stop.requested:
+            _save_checkpoint(run)
+            run.display.note(f"interrupted at step {progress.step}/{run.total_steps}; checkpoint saved")
 
-    def record(event: dict[str, Any]) -> None:
-        nonlocal fresh_log
-        line = json.dumps(event) + "\n"
-        if fresh_log:
-            write_text(log_path, line)
-            fresh_log = False
-        else:
-            with open(log_path, "a", encoding="utf-8") as f:
-                f.write(line)
-        if on_event is not None:
-            on_event(event)
 
-    def validate(display: TrainDisplay | None) -> bool:
-        """Evaluate, log, keep the best adapter; True when early stopping says stop."""
-        nonlocal best
-        if not val_samples or progress.last_eval_step == progress.step:
-            return False
-        loss = evaluate()
-        progress.last_eval_step = progress.step
-        progress.last_val_loss = loss
-        if progress.first_val_loss is None:
-            progress.first_val_loss = loss
-        record(
+def _step(run: _Run, group: list[list[int]]) -> None:
+    """One optimizer step over a group of micro-batches, then its bookkeeping: budget, display, events, log."""
+    import torch
+
+    from trainer.train.batches import collate
+    from trainer.train.loss import label_loss
+
+    config, progress = run.config, run.progress
+    started = time.perf_counter()
+    micro = [collate([run.train_samples[i] for i in idx], run.pad_id) for idx in group]
+    n_labels = sum(b.label_tokens for b in micro)
+    step_loss = 0.0
+    for batch in micro:
+        with _autocast(run):
+            loss, _ = label_loss(run.backbone, run.head, batch.to(run.device))
+        loss = loss / max(n_labels, 1)
+        (run.scaler.scale(loss) if run.scaler else loss).backward()
+        step_loss += float(loss.detach())
+    if run.scaler is not None:
+        run.scaler.unscale_(run.optimizer)
+    torch.nn.utils.clip_grad_norm_(run.params, 1.0)
+    if run.scaler is not None:
+        run.scaler.step(run.optimizer)
+        run.scaler.update()
+    else:
+        run.optimizer.step()
+    run.scheduler.step()
+    run.optimizer.zero_grad(set_to_none=True)
+
+    tokens = sum(b.real_tokens for b in micro)
+    progress.step += 1
+    progress.group += 1
+    progress.tokens += tokens
+    progress.seconds += time.perf_counter() - started
+    run.window_loss += step_loss * n_labels
+    run.window_labels += n_labels
+    run.window_tokens += tokens
+    tps = progress.tokens / max(progress.seconds, 1e-9)
+    if run.budget is not None:
+        plan = run.budget.observe(progress.step, tokens, started)
+        if plan is not None:
+            _replan(run, plan)
+    run.display.update(progress.step, step_loss, tps)
+    run.last_loss = step_loss
+    run.run_steps += 1
+    run.run_seconds += time.perf_counter() - started
+    if run.on_event is not None:
+        run.on_event(
             {
-                "event": "eval",
+                "event": "step",
                 "step": progress.step,
-                "epoch": progress.epoch,
-                "val_loss": loss,
-                "val_ppl": math.exp(min(loss, 50)),
+                "total_steps": run.total_steps,
+                "loss": step_loss,
+                "tokens_per_s": tps,
+                "eta_seconds": (run.total_steps - progress.step) * run.run_seconds / run.run_steps,
             }
         )
-        if progress.best_loss is None or loss < progress.best_loss - config.min_delta:
-            progress.best_loss, progress.best_step, progress.bad_evals = loss, progress.step, 0
-            best = adapter_weights()
-        else:
-            progress.bad_evals += 1
-        if display is not None:
-            display.note(f"step {progress.step}: validation loss {loss:.4f} (perplexity {math.exp(min(loss, 50)):.1f})")
-        return config.patience > 0 and progress.bad_evals >= config.patience
+    if progress.step % config.log_every == 0:
+        _record(
+            run,
+            {
+                "event": "train",
+                "step": progress.step,
+                "epoch": progress.epoch,
+                "loss": run.window_loss / max(run.window_labels, 1),
+                "lr": run.scheduler.get_last_lr()[0],
+                "tokens": run.window_tokens,
+                "tokens_per_s": tps,
+            },
+        )
+        run.window_loss, run.window_tokens, run.window_labels = 0.0, 0, 0
+    if run.on_step is not None:
+        run.on_step(progress.step)
 
-    last_loss: float | None = None
-    run_steps, run_seconds = 0, 0.0  # this run's own pace (a resumed run's first steps are no guide)
-    model.train()
-    stopped_early = False
-    window_loss, window_tokens, window_labels = 0.0, 0, 0
-    try:
-        if resumed is None and not budgeted:  # on a budget the one validation is the last: no time for two
-            validate(None)
-        stop.check()
-        stop.training()  # from here a signal finishes the step and saves a checkpoint
-        with TrainDisplay(total_steps, progress.step) as display:
-            if on_step is not None:
-                on_step(progress.step)
-            while progress.step < total_steps and not stopped_early and not stop.requested:
-                batches = epoch_batches(lengths, config.batch_size, config.seed, progress.epoch)
-                groups = [batches[g : g + config.grad_accum] for g in range(0, len(batches), config.grad_accum)]
-                while progress.group < len(groups) and progress.step < total_steps:
-                    started = time.perf_counter()
-                    micro = [collate([train_samples[i] for i in idx], pad_id) for idx in groups[progress.group]]
-                    n_labels = sum(b.label_tokens for b in micro)
-                    step_loss = 0.0
-                    for batch in micro:
-                        with autocast():
-                            loss, _ = label_loss(backbone, head, batch.to(device))
-                        loss = loss / max(n_labels, 1)
-                        (scaler.scale(loss) if scaler else loss).backward()
-                        step_loss += float(loss.detach())
-                    if scaler is not None:
-                        scaler.unscale_(optimizer)
-                    torch.nn.utils.clip_grad_norm_(params, 1.0)
-                    if scaler is not None:
-                        scaler.step(optimizer)
-                        scaler.update()
-                    else:
-                        optimizer.step()
-                    scheduler.step()
-                    optimizer.zero_grad(set_to_none=True)
 
-                    tokens = sum(b.real_tokens for b in micro)
-                    progress.step += 1
-                    progress.group += 1
-                    progress.tokens += tokens
-                    progress.seconds += time.perf_counter() - started
-                    window_loss += step_loss * n_labels
-                    window_labels += n_labels
-                    window_tokens += tokens
-                    tps = progress.tokens / max(progress.seconds, 1e-9)
-                    if replanning and progress.step > 1:
-                        window[0] += tokens
-                        window[1] += time.perf_counter() - started
-                        first = not progress.planned_steps
-                        if progress.step > CALIBRATION_STEPS and (first or window[2] >= REPLAN_EVERY):
-                            plan: dict[str, Any] = {
-                                "budget_s": config.time_budget_s,
-                                "elapsed_s": time.perf_counter() - started_at,
-                                "tokens_per_s": window[0] / max(window[1], 1e-9),
-                                "tokens_per_step": sum(lengths) / groups_per_epoch,
-                                "eval_s": sum(len(v) for v in val_samples) / (EVAL_SPEEDUP * window[0]) * window[1],
-                                "done": progress.step,
-                                "cap": epochs_steps,
-                            }
-                            total_steps = progress.planned_steps = schedule.total = plan_steps(**plan)
-                            # the warm-up follows the chosen count (it was a share of the epochs' count)
-                            schedule.warmup = min(schedule.warmup, round(config.warmup_ratio * total_steps))
-                            display.resize(total_steps)
-                            record({"event": "budget", "step": progress.step, **plan, "steps": total_steps})
-                            window[:] = [0, 0.0, 0]  # the next plan reads the speed of the steps from here
-                            if first:
-                                display.note(
-                                    f"time budget {config.time_budget_s:.0f}s: {plan['tokens_per_s']:.0f} tokens/s "
-                                    f"measured, {total_steps} steps chosen ({total_steps * plan['tokens_per_step']:.0f}"
-                                    f" tokens, {total_steps * plan['tokens_per_step'] / sum(lengths):.2f} epochs)"
-                                )
-                        window[2] += 1
-                    display.update(progress.step, step_loss, tps)
-                    last_loss = step_loss
-                    run_steps += 1
-                    run_seconds += time.perf_counter() - started
-                    if on_event is not None:
-                        on_event(
-                            {
-                                "event": "step",
-                                "step": progress.step,
-                                "total_steps": total_steps,
-                                "loss": step_loss,
-                                "tokens_per_s": tps,
-                                "eta_seconds": (total_steps - progress.step) * run_seconds / run_steps,
-                            }
-                        )
-                    if progress.step % config.log_every == 0:
-                        record(
-                            {
-                                "event": "train",
-                                "step": progress.step,
-                                "epoch": progress.epoch,
-                                "loss": window_loss / max(window_labels, 1),
-                                "lr": scheduler.get_last_lr()[0],
-                                "tokens": window_tokens,
-                                "tokens_per_s": tps,
-                            }
-                        )
-                        window_loss, window_tokens, window_labels = 0.0, 0, 0
-                    if on_step is not None:
-                        on_step(progress.step)
-                    if config.eval_every and not budgeted and progress.step % config.eval_every == 0:
-                        stopped_early = validate(display)
-                        save_checkpoint()
-                    if stopped_early or stop.requested:
-                        break
-                if progress.group >= len(groups):
-                    progress.epoch += 1
-                    progress.group = 0
-                    if not budgeted:  # on a budget the one validation is the last
-                        stopped_early = validate(display) or stopped_early
-                    if progress.step < total_steps and not stopped_early:
-                        save_checkpoint()
-            if not stopped_early and not stop.requested:
-                validate(display)  # a max_steps run may end mid-epoch
-            if stopped_early:
-                display.note(
-                    f"early stopping: no improvement in {config.patience} validations; best at step {progress.best_step}"
-                )
-            if stop.requested:
-                save_checkpoint()
-                display.note(f"interrupted at step {progress.step}/{total_steps}; checkpoint saved")
-    except (torch.OutOfMemoryError, RuntimeError) as e:
-        if isinstance(e, torch.OutOfMemoryError) or "out of memory" in str(e) or "can't allocate memory" in str(e):
-            raise UserError(
-                f"out of memory on {device} (batch size {config.batch_size}, max length {config.max_length}): "
-                "retry with a smaller --batch-size (and a larger --grad-accum), a shorter --max-length, or --gradient-checkpointing"
-            ) from None
-        raise
+def _replan(run: _Run, plan: dict[str, float]) -> None:
+    """A time budget chose a step count: the schedule, the display and the log follow it."""
+    first = not run.progress.planned_steps
+    total = int(plan["steps"])
+    run.total_steps = run.progress.planned_steps = run.schedule.total = total
+    # the warm-up follows the chosen count (it was a share of the epochs' count)
+    run.schedule.warmup = min(run.schedule.warmup, round(run.config.warmup_ratio * total))
+    run.display.resize(total)
+    _record(run, {"event": "budget", "step": run.progress.step, **plan})  # plan_steps' arguments, then "steps"
+    if first:
+        tokens = total * plan["tokens_per_step"]
+        run.display.note(
+            f"time budget {run.config.time_budget_s:.0f}s: {plan['tokens_per_s']:.0f} tokens/s "
+            f"measured, {total} steps chosen ({tokens:.0f} tokens, {tokens / sum(run.lengths):.2f} epochs)"
+        )
 
-    tokens_per_s = progress.tokens / max(progress.seconds, 1e-9)
-    result = TrainResult(
-        name=config.name,
+
+def _autocast(run: _Run) -> Any:
+    import torch
+
+    return torch.autocast(run.device.type, dtype=run.amp_dtype, enabled=run.amp_dtype is not None)
+
+
+def _val_loss(run: _Run) -> float:
+    """The mean loss per label token over the validation samples."""
+    import torch
+
+    from trainer.train.batches import collate, sequential_batches
+    from trainer.train.loss import label_loss
+
+    run.model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad(), _autocast(run):
+        for idx in sequential_batches([len(s) for s in run.val_samples], run.config.batch_size):
+            batch = collate([run.val_samples[i] for i in idx], run.pad_id).to(run.device)
+            loss, n = label_loss(run.backbone, run.head, batch)
+            total, count = total + float(loss), count + n
+    run.model.train()
+    return total / max(count, 1)
+
+
+def _validate(run: _Run) -> bool:
+    """Evaluate, log, keep the best adapter; True when early stopping says stop."""
+    progress, config = run.progress, run.config
+    if not run.val_samples or progress.last_eval_step == progress.step:
+        return False
+    loss = _val_loss(run)
+    progress.last_eval_step = progress.step
+    progress.last_val_loss = loss
+    if progress.first_val_loss is None:
+        progress.first_val_loss = loss
+    ppl = math.exp(min(loss, 50))
+    _record(run, {"event": "eval", "step": progress.step, "epoch": progress.epoch, "val_loss": loss, "val_ppl": ppl})
+    if progress.best_loss is None or loss < progress.best_loss - config.min_delta:
+        progress.best_loss, progress.best_step, progress.bad_evals = loss, progress.step, 0
+        run.best = _adapter_weights(run)
+    else:
+        progress.bad_evals += 1
+    if run.display is not None:
+        run.display.note(f"step {progress.step}: validation loss {loss:.4f} (perplexity {ppl:.1f})")
+    return config.patience > 0 and progress.bad_evals >= config.patience
+
+
+def _adapter_weights(run: _Run) -> dict[str, Any]:
+    from peft import get_peft_model_state_dict
+
+    return {k: v.detach().clone() for k, v in get_peft_model_state_dict(run.model).items()}
+
+
+def _save_checkpoint(run: _Run) -> None:
+    from trainer.train import checkpoint
+
+    checkpoint.save(
+        run.ckpt_dir,
+        adapter=_adapter_weights(run),
+        best=run.best,
+        optimizer=run.optimizer,
+        scheduler=run.scheduler,
+        scaler=run.scaler,
+        progress=run.progress,
+        config=dataclasses.asdict(run.config),
+        data_hash=run.data_hash,
+    )
+    if run.on_event is not None:
+        run.on_event(
+            {
+                "event": "checkpoint",
+                "step": run.progress.step,
+                "train_loss": run.last_loss,
+                "val_loss": run.progress.last_val_loss,
+            }
+        )
+
+
+def _record(run: _Run, event: dict[str, Any]) -> None:
+    """A line of train_log.jsonl (a fresh run's first one replaces an earlier run's log), and the same event."""
+    line = json.dumps(event) + "\n"
+    if run.fresh_log:
+        write_text(run.log_path, line)
+        run.fresh_log = False
+    else:
+        with open(run.log_path, "a", encoding="utf-8") as f:
+            f.write(line)
+    if run.on_event is not None:
+        run.on_event(event)
+
+
+def _result(run: _Run) -> TrainResult:
+    progress = run.progress
+    return TrainResult(
+        name=run.config.name,
         merged_dir=None,
         adapter_dir=None,
-        log_path=log_path,
+        log_path=run.log_path,
         steps=progress.step,
-        total_steps=total_steps,
-        best_step=progress.best_step if val_samples else progress.step,
+        total_steps=run.total_steps,
+        best_step=progress.best_step if run.val_samples else progress.step,
         first_val_loss=progress.first_val_loss,
         best_val_loss=progress.best_loss,
         tokens=progress.tokens,
-        tokens_per_s=tokens_per_s,
-        interrupted=stop.requested,
-        signal=stop.signum,
-        stopped_early=stopped_early,
-        checkpointed=stop.requested,
+        tokens_per_s=progress.tokens / max(progress.seconds, 1e-9),
+        interrupted=run.stop.requested,
+        signal=run.stop.signum,
+        stopped_early=run.stopped_early,
+        checkpointed=run.stop.requested,
     )
-    if stop.requested:
-        return result
 
-    # --- what stays: the best adapter, and the base with it merged in
+
+def _finish(run: _Run, result: TrainResult) -> TrainResult:
+    """What stays: the best adapter, and the base with it merged in, replacing the old ones as one unit."""
+    from peft import set_peft_model_state_dict
+
+    from trainer.train import checkpoint
     from trainer.train.merge import save_adapter, save_merged
 
-    if best is not None:
-        set_peft_model_state_dict(model, best)
+    config, model = run.config, run.model
+    if run.best is not None:
+        set_peft_model_state_dict(model, run.best)
     model.to("cpu")
     # adapter/, merged/ and [train] replace the old ones as one unit: a kill before the end leaves the old twin whole.
     with registry.replacing(config.name) as unit:
-        save_adapter(model, unit.dir / "adapter", str(base_dir))
-        unit.set(
-            "train",
-            _train_table(config, base_dir, model, plain_format, result, n_train, len(val_samples), device)
-            | {"train_sequences": len(train_samples)},  # whole-conversation pieces (= samples with --per-reply)
+        save_adapter(model, unit.dir / "adapter", str(run.data.base_dir))
+        table = _train_table(
+            config, run.data.base_dir, model, run.plain_format, result, run.n_train, len(run.val_samples), run.device
         )
-        save_merged(model, tokenizer, unit.dir / "merged", saved_dtype)
-    checkpoint.remove(ckpt_dir)
-    result.adapter_dir, result.merged_dir = folder / "adapter", folder / "merged"
+        # whole-conversation pieces (= samples with --per-reply)
+        unit.set("train", table | {"train_sequences": len(run.train_samples)})
+        save_merged(model, run.tokenizer, unit.dir / "merged", run.saved_dtype)
+    checkpoint.remove(run.ckpt_dir)
+    result.adapter_dir, result.merged_dir = config.twin_dir / "adapter", config.twin_dir / "merged"
     return result
 
 

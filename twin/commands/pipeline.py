@@ -8,9 +8,9 @@ from typing import Annotated, Any
 
 import typer
 
-from trainer.bases import BASE_HELP  # light: no torch
 from twin import paths
 from twin.build import DEFAULT_BUDGET_S
+from twin.commands.options import default, train_option
 from twin.errors import UserError
 from twin.logs import setup_logging
 from twin.threads import passive_for_torch
@@ -45,10 +45,7 @@ def build_cmd(
     exports: Exports,
     me: Me = None,
     name: Annotated[str, typer.Option(help="The twin to build (twins/NAME).")] = "me",
-    base: Annotated[
-        str,
-        typer.Option(help=BASE_HELP),
-    ] = "default",
+    base: Annotated[str, train_option("base")] = default("base"),
     quant: Annotated[
         str,
         typer.Option(help="auto (measure the 4-bit types, keep the best), q4_k_m, q4_1, q4_0, q5_k_m, q8_0, f16, f32."),
@@ -60,19 +57,19 @@ def build_cmd(
             "count set from the speed measured on its first steps, never more than --epochs. 0 = train for --epochs."
         ),
     ] = f"{DEFAULT_BUDGET_S / 60:g}m",
-    epochs: Annotated[int, typer.Option(help="Passes over the training split.")] = 3,
-    max_steps: Annotated[int, typer.Option(help="Optimizer steps instead (0 = epochs decide).")] = 0,
-    batch_size: Annotated[int, typer.Option(help="Samples (conversation pieces) per step.")] = 2,
-    max_length: Annotated[int, typer.Option(help="Tokens per conversation piece; older context is cut first.")] = 512,
-    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 3e-4,
+    epochs: Annotated[int, train_option("epochs")] = default("epochs"),
+    max_steps: Annotated[int, train_option("max_steps")] = default("max_steps"),
+    batch_size: Annotated[int, train_option("batch_size")] = default("batch_size"),
+    max_length: Annotated[int, train_option("max_length")] = default("max_length"),
+    lr: Annotated[float, train_option("lr")] = default("lr"),
     strip_emoji: Annotated[
         bool, typer.Option("--strip-emoji", help="Remove emoji from the dataset (kept by default: they are style).")
     ] = False,
-    seed: Annotated[int, typer.Option(help="Random seed (split, training).")] = 0,
+    seed: Annotated[int, train_option("seed", help="Random seed (split, training).")] = default("seed"),
     split: Annotated[
         str, typer.Option(help="random: sessions shuffled by --seed; time: the latest sessions to validation.")
     ] = "random",
-    device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu, cuda, cuda:N, mps.")] = "auto",
+    device: Annotated[str, train_option("device")] = default("device"),
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue training from the twin's checkpoint when there is one.")
     ] = False,
@@ -189,66 +186,33 @@ def ingest_cmd(
 
 def train_cmd(
     name: Annotated[str | None, typer.Option(help="The twin (default: the only one with a dataset).")] = None,
-    base: Annotated[
-        str | None,
-        typer.Option(help=BASE_HELP),
-    ] = None,
-    epochs: Annotated[int | None, typer.Option(help="Passes over the training split. Default: 3.")] = None,
-    max_steps: Annotated[int | None, typer.Option(help="Optimizer steps to run instead (0 = epochs decide).")] = None,
-    batch_size: Annotated[
-        int | None, typer.Option(help="Samples (conversation pieces) per micro-batch. Default: 2.")
-    ] = None,
-    grad_accum: Annotated[int | None, typer.Option(help="Micro-batches per optimizer step. Default: 1.")] = None,
-    lr: Annotated[float | None, typer.Option(help="Peak learning rate. Default: 3e-4.")] = None,
-    warmup_ratio: Annotated[
-        float | None, typer.Option(help="Share of steps warming up before the cosine decay. Default: 0.05.")
-    ] = None,
-    weight_decay: Annotated[float | None, typer.Option(help="AdamW weight decay. Default: 0.")] = None,
-    max_length: Annotated[
-        int | None,
-        typer.Option(help="Tokens per conversation piece (or sample); older context is cut first. Default: 512."),
-    ] = None,
-    lora_r: Annotated[int | None, typer.Option(help="LoRA rank. Default: 16.")] = None,
-    lora_alpha: Annotated[int | None, typer.Option(help="LoRA alpha. Default: 32.")] = None,
-    lora_dropout: Annotated[float | None, typer.Option(help="LoRA dropout. Default: 0.05.")] = None,
-    lora_target: Annotated[
-        list[str] | None, typer.Option(help="Module to adapt (repeatable; default: every linear projection).")
-    ] = None,
-    eval_every: Annotated[
-        int | None, typer.Option(help="Validate every N steps, and after each epoch. Default: 100.")
-    ] = None,
-    max_val_samples: Annotated[int | None, typer.Option(help="Validation samples used. Default: 256.")] = None,
-    patience: Annotated[
-        int | None, typer.Option(help="Stop after N validations without improvement (0 = never). Default: 3.")
-    ] = None,
-    min_delta: Annotated[
-        float | None, typer.Option(help="Smallest validation-loss fall that counts as improvement. Default: 0.")
-    ] = None,
-    log_every: Annotated[int | None, typer.Option(help="Steps between lines in train_log.jsonl. Default: 10.")] = None,
-    gradient_checkpointing: Annotated[
-        bool | None,
-        typer.Option("--gradient-checkpointing", help="Recompute activations: less memory, about 30% slower."),
-    ] = None,
-    device: Annotated[
-        str | None, typer.Option(help="auto (CUDA when present), cpu, cuda, cuda:N, mps. Default: auto.")
-    ] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed. Default: 0.")] = None,
-    dataset: Annotated[str | None, typer.Option(help="Dataset folder (default: the twin's dataset/).")] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from its checkpoint.")] = False,
-    time_budget: Annotated[
-        str | None,
-        typer.Option(help="Fit the step count to this wall clock (15m, 1h), from the speed of the first steps."),
-    ] = None,
-    per_reply: Annotated[
-        bool | None,
-        typer.Option(
-            "--per-reply", help="One sample per reply with its context, instead of whole conversations (all my turns)."
-        ),
-    ] = None,
-    no_condition: Annotated[
-        bool | None,
-        typer.Option("--no-condition", help="Leave out the system line naming the chat and who I talk to."),
-    ] = None,
+    # None: a flag not given (a resumed run keeps the checkpoint's setting; a fresh one TrainConfig's default)
+    base: Annotated[str | None, train_option("base")] = None,
+    epochs: Annotated[int | None, train_option("epochs")] = None,
+    max_steps: Annotated[int | None, train_option("max_steps")] = None,
+    batch_size: Annotated[int | None, train_option("batch_size")] = None,
+    grad_accum: Annotated[int | None, train_option("grad_accum")] = None,
+    lr: Annotated[float | None, train_option("lr")] = None,
+    warmup_ratio: Annotated[float | None, train_option("warmup_ratio")] = None,
+    weight_decay: Annotated[float | None, train_option("weight_decay")] = None,
+    max_length: Annotated[int | None, train_option("max_length")] = None,
+    lora_r: Annotated[int | None, train_option("lora_r")] = None,
+    lora_alpha: Annotated[int | None, train_option("lora_alpha")] = None,
+    lora_dropout: Annotated[float | None, train_option("lora_dropout")] = None,
+    lora_target: Annotated[list[str] | None, train_option("lora_targets")] = None,
+    eval_every: Annotated[int | None, train_option("eval_every")] = None,
+    max_val_samples: Annotated[int | None, train_option("max_val_samples")] = None,
+    patience: Annotated[int | None, train_option("patience")] = None,
+    min_delta: Annotated[float | None, train_option("min_delta")] = None,
+    log_every: Annotated[int | None, train_option("log_every")] = None,
+    gradient_checkpointing: Annotated[bool | None, train_option("gradient_checkpointing")] = None,
+    device: Annotated[str | None, train_option("device")] = None,
+    seed: Annotated[int | None, train_option("seed")] = None,
+    dataset: Annotated[str | None, train_option("dataset_dir")] = None,
+    resume: Annotated[bool, train_option("resume")] = False,
+    time_budget: Annotated[str | None, train_option("time_budget_s", show_default=False)] = None,
+    per_reply: Annotated[bool | None, train_option("whole_conversations")] = None,
+    no_condition: Annotated[bool | None, train_option("condition")] = None,
 ) -> None:
     """Fine-tune a base model on a twin's dataset with LoRA; writes adapter/ and merged/ (Ctrl-C saves a checkpoint)."""
     passive_for_torch()
