@@ -5,6 +5,7 @@ What is shared and is not a fixture (real full disks, twins on the embedded mode
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import socket
@@ -45,6 +46,20 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket.socket, "connect", _guarded_connect)
 
 
+@contextlib.contextmanager
+def _session_home(home: Path) -> Iterator[None]:
+    """TWIN_HOME = `home` while a session fixture makes what every test then shares."""
+    saved = os.environ.get("TWIN_HOME")
+    os.environ["TWIN_HOME"] = str(home)
+    try:
+        yield
+    finally:
+        if saved is None:
+            del os.environ["TWIN_HOME"]
+        else:
+            os.environ["TWIN_HOME"] = saved
+
+
 @pytest.fixture(scope="session")
 def batch_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The embedded model's q8_0 copy for batched decoding (daemon.weights), made once for the whole session."""
@@ -52,16 +67,8 @@ def batch_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from daemon.weights import batch_weights
     from twin.embedded import embedded_gguf
 
-    home = tmp_path_factory.mktemp("weights-home")
-    saved = os.environ.get("TWIN_HOME")
-    os.environ["TWIN_HOME"] = str(home)
-    try:
+    with _session_home(tmp_path_factory.mktemp("weights-home")):
         return batch_weights(embedded_gguf(), gguf_sha256(embedded_gguf()), 2, "auto")
-    finally:
-        if saved is None:
-            del os.environ["TWIN_HOME"]
-        else:
-            os.environ["TWIN_HOME"] = saved
 
 
 def seed_batch_copy(home: Path, copy: Path) -> None:
@@ -122,16 +129,8 @@ def embedded_hf(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The embedded SmolLM2 as an HF checkpoint, imported by trainer.bases once for the whole session."""
     from trainer.bases import embedded_hf_dir
 
-    home = tmp_path_factory.mktemp("bases-home")
-    saved = os.environ.get("TWIN_HOME")
-    os.environ["TWIN_HOME"] = str(home)
-    try:
+    with _session_home(tmp_path_factory.mktemp("bases-home")):
         return embedded_hf_dir()
-    finally:
-        if saved is None:
-            del os.environ["TWIN_HOME"]
-        else:
-            os.environ["TWIN_HOME"] = saved
 
 
 @pytest.fixture(scope="session")
