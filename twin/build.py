@@ -6,6 +6,7 @@ progress display, and this module numbers the stages and sums them up at the end
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 import time
@@ -32,22 +33,15 @@ MIN_CALIBRATION_SAMPLES = 8  # the mean length of fewer replies is noise (traine
 
 @dataclass
 class BuildConfig:
-    """What `twin build` needs: the exports and who I am, plus the knobs of the stages a user tunes most."""
+    """What `twin build` needs: the exports and who I am, the training stage's settings, and the other stages' knobs."""
 
     exports: list[Path]
+    train: (
+        TrainConfig  # the training stage (validated when made); its name is the twin's, its time budget set per build
+    )
     me: tuple[str, ...] = ()
-    name: str = "me"
-    # the training settings a build takes, with `twin train`'s defaults (TrainConfig's fields say what each is)
-    base: str = TrainConfig.base
     quant: str = "auto"
-    epochs: int = TrainConfig.epochs
-    max_steps: int = TrainConfig.max_steps
-    batch_size: int = TrainConfig.batch_size
-    max_length: int = TrainConfig.max_length
     time_budget_s: float = DEFAULT_BUDGET_S  # the whole build's wall clock; training gets what the rest leaves (0: off)
-    lr: float = TrainConfig.lr
-    seed: int = TrainConfig.seed  # the split's and training's
-    device: str = TrainConfig.device
     ingest_options: dict[str, Any] = field(default_factory=dict)  # the rest of IngestConfig, by field name
     resume: bool = False  # continue training from the twin's checkpoint when there is one
     calibration_samples: int = 64  # validation contexts per round of `twin calibrate` (0: skip it)
@@ -59,7 +53,6 @@ class BuildConfig:
 
         if not self.exports:
             raise UserError("name at least one chat export: twin build EXPORT... [--me WHO]")
-        paths.check_name(self.name)
         self.quant = check_quant(self.quant)
         if 0 < self.calibration_samples < MIN_CALIBRATION_SAMPLES or self.calibration_samples < 0:
             raise UserError(
@@ -71,26 +64,22 @@ class BuildConfig:
             raise UserError(
                 f"--time-budget {self.time_budget_s:.0f}s leaves no time to train: give at least {MIN_BUDGET_S // 60} minutes"
             )
-        self.train_config()  # validates the training options
         if self.base in embedded.ALIASES:
             embedded.embedded_gguf()
         else:
             resolve_base(self.base)  # a local directory or a downloaded hub model; offline errors say how to get it
 
+    @property
+    def name(self) -> str:
+        return self.train.name
+
+    @property
+    def base(self) -> str:
+        return self.train.base
+
     def train_config(self, time_budget_s: float = 0.0) -> TrainConfig:
-        """The TrainConfig of the training stage (validated when built), with `time_budget_s` for training alone."""
-        return TrainConfig(
-            name=self.name,
-            base=self.base,
-            epochs=self.epochs,
-            max_steps=self.max_steps,
-            batch_size=self.batch_size,
-            max_length=self.max_length,
-            lr=self.lr,
-            seed=self.seed,
-            device=self.device,
-            time_budget_s=time_budget_s,
-        )
+        """The training stage's TrainConfig with `time_budget_s` for training alone."""
+        return dataclasses.replace(self.train, time_budget_s=time_budget_s)
 
 
 @dataclass

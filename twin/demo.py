@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from daemon.process import DaemonProcess
+from trainer.train.config import TrainConfig
 from twin import dataset
 from twin.build import BuildConfig, build, summary
 from twin.conditioning import FIELDS
@@ -60,7 +61,7 @@ def run_demo(out=print, steps: int = STEPS, exchanges: int = 3) -> list[Exchange
         raise UserError(
             f"the bundled sample export is missing ({SAMPLE}): run `twin demo` from a clone of the repository"
         )
-    result = build(BuildConfig(exports=[SAMPLE], name=NAME, epochs=1, max_steps=steps), out=out)
+    result = build(BuildConfig(exports=[SAMPLE], train=TrainConfig(name=NAME, epochs=1, max_steps=steps)), out=out)
     out("")
     if result.quant_table:
         out("4-bit types measured on the validation replies (perplexity, lower is better):")

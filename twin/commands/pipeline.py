@@ -85,6 +85,7 @@ def build_cmd(
     and the reply length fitted to yours."""
     passive_for_torch()
     from trainer.ingest.run import parse_duration
+    from trainer.train.config import TrainConfig
     from twin.build import BuildConfig, build, summary
     from twin.build_events import BuildEvents
     from twin.errors import UserError
@@ -92,13 +93,9 @@ def build_cmd(
     setup_logging()
     stream = BuildEvents(events)
     try:
-        config = BuildConfig(
-            time_budget_s=0.0 if time_budget.strip() in ("", "0") else parse_duration(time_budget, "--time-budget"),
-            exports=exports,
-            me=tuple(me or ()),
+        train = TrainConfig(
             name=name,
             base=base,
-            quant=quant,
             epochs=epochs,
             max_steps=max_steps,
             batch_size=batch_size,
@@ -106,6 +103,13 @@ def build_cmd(
             lr=lr,
             seed=seed,
             device=device,
+        )
+        config = BuildConfig(
+            time_budget_s=0.0 if time_budget.strip() in ("", "0") else parse_duration(time_budget, "--time-budget"),
+            exports=exports,
+            me=tuple(me or ()),
+            train=train,
+            quant=quant,
             ingest_options={"strip_emoji": strip_emoji, "seed": seed, "split": split},
             resume=resume,
             calibration_samples=calibration_samples,
