@@ -33,7 +33,7 @@ def serve_cmd(
         str | None,
         typer.Option(
             help="auto: with --parallel above 1, decode q4_1/q5_1 files from a q8_0 copy made once in the cache "
-            "(llama.cpp batches those on the CPU; 1.5x the memory); off: the file as it is. Default: auto."
+            "(llama.cpp's CPU kernels batch q8_0, not q4_1; 1.5x the memory); off: the file as it is. Default: auto."
         ),
     ] = None,
     idle_unload: Annotated[
