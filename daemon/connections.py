@@ -75,8 +75,16 @@ class ProtocolLogger:
 
 
 def loop_exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-    """accept() failures (EMFILE, ENFILE, ENOBUFS) repeat for every waiting client: one line a second at most."""
+    """accept() failures (EMFILE, ENFILE, ENOBUFS) repeat for every waiting client: one line a second at most.
+
+    After such a failure the loop stops accepting and tries again a second later; a daemon
+    stopped within that second has closed the socket the retry then finds: nothing to resume.
+    """
     message = str(context.get("message", ""))
+    callback = getattr(context.get("handle"), "_callback", None)
+    if getattr(callback, "__name__", "") == "_start_serving" and isinstance(context.get("exception"), ValueError):
+        log.debug("the listening socket closed while accepting was paused: %s", context.get("exception"))
+        return
     if "accept" in message:
         exc = context.get("exception")
         LIMITED.warning("accept", "cannot accept connections: %s", exc or message)

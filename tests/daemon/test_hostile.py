@@ -457,3 +457,25 @@ def _spin(stop, running) -> None:  # type: ignore[no-untyped-def]
     end = time.monotonic() + 30
     while not stop.is_set() and time.monotonic() < end:
         pass
+
+
+def test_3_an_accept_retry_after_the_socket_closed_is_not_a_traceback(caplog):
+    """EMFILE pauses accepting for a second (asyncio's retry); a daemon stopped meanwhile has closed the socket."""
+    import asyncio
+
+    from daemon import connections
+
+    loop = asyncio.new_event_loop()
+    try:
+        loop.set_exception_handler(connections.loop_exception_handler)
+        listening = socket.socket()
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        listening.close()  # what the retry finds once the daemon stopped: fileno() -1
+        # asyncio's own retry, as _accept_connection schedules it after EMFILE (selector_events.py)
+        loop.call_soon(loop._start_serving, lambda: asyncio.Protocol(), listening, None, None, 100)  # type: ignore[attr-defined]
+        with caplog.at_level("WARNING"):
+            loop.run_until_complete(asyncio.sleep(0.05))
+        assert not [r for r in caplog.records if r.levelname in ("WARNING", "ERROR")], caplog.text
+    finally:
+        loop.close()
