@@ -219,14 +219,11 @@ def read_chat(gguf: Path) -> GGUFChat:
     """The GGUF's chat template (twin's plain one when it has none, as the daemon does) and its BOS/EOS text."""
     import logging
 
-    import llama_cpp
-    from llama_cpp import _internals
+    from twin import llamacpp
 
     logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)
-    params = llama_cpp.llama_model_default_params()
-    params.vocab_only = True  # the vocabulary and metadata, not the weights
     try:
-        model = _internals.LlamaModel(path_model=str(gguf), params=params, verbose=True)
+        model = llamacpp.load_vocabulary(gguf)
     except ValueError as e:
         raise UserError(
             f"cannot read {gguf} ({e}): is it a complete GGUF file? rebuild it with `twin convert`"

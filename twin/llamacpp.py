@@ -46,14 +46,22 @@ def load_weights(path: Path) -> Any:
     return _internals.LlamaModel(path_model=str(path), params=llama_cpp.llama_model_default_params(), verbose=True)
 
 
-def file_metadata(path: Path) -> dict[str, str]:
-    """A GGUF's metadata (`general.file_type`, ...) from its header and vocabulary only, without the weights."""
+def load_vocabulary(path: Path) -> Any:
+    """A GGUF's vocabulary and metadata without its weights (a vocab-only `_internals.LlamaModel`); `close()` frees it.
+
+    A file that is not a complete GGUF raises ValueError.
+    """
     import llama_cpp
     from llama_cpp import _internals
 
     params = llama_cpp.llama_model_default_params()
     params.vocab_only = True
-    model = _internals.LlamaModel(path_model=str(path), params=params, verbose=True)
+    return _internals.LlamaModel(path_model=str(path), params=params, verbose=True)
+
+
+def file_metadata(path: Path) -> dict[str, str]:
+    """A GGUF's metadata (`general.file_type`, ...), read without loading its weights."""
+    model = load_vocabulary(path)
     try:
         return dict(model.metadata())
     finally:
