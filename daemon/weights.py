@@ -35,14 +35,14 @@ def batch_weights(path: Path, sha256: str, parallel: int, requantize: str) -> Pa
     """The file to load for `path`: itself, or its q8_0 copy (made now if missing; `path` itself if that fails)."""
     if requantize == "off" or parallel < 2:
         return path
+    folder = paths.cache_dir() / "batch-weights"
+    copy = folder / f"{sha256[:24]}.q8_0.gguf"
+    if copy.exists():  # only a file of an UNBATCHED type ever gets one: no need to read its type again
+        os.utime(copy)
+        return copy
     kind = UNBATCHED.get(llamacpp.file_metadata(path).get("general.file_type", ""))
     if kind is None:
         return path
-    folder = paths.cache_dir() / "batch-weights"
-    copy = folder / f"{sha256[:24]}.q8_0.gguf"
-    if copy.exists():
-        os.utime(copy)
-        return copy
     from convert.quantize import quantize
 
     folder.mkdir(parents=True, exist_ok=True)

@@ -36,9 +36,8 @@ class BuildConfig:
     """What `twin build` needs: the exports and who I am, the training stage's settings, and the other stages' knobs."""
 
     exports: list[Path]
-    train: (
-        TrainConfig  # the training stage (validated when made); its name is the twin's, its time budget set per build
-    )
+    # the training stage (validated when made): its name is the twin's, its time budget is set per build
+    train: TrainConfig
     me: tuple[str, ...] = ()
     quant: str = "auto"
     time_budget_s: float = DEFAULT_BUDGET_S  # the whole build's wall clock; training gets what the rest leaves (0: off)
