@@ -1,7 +1,7 @@
 """bot.db: what the bot remembers (owner, allowlist, each chat's model and recent turns, the survey switch).
 
-SQLite in the data directory, 0600, versioned with PRAGMA user_version like
-chat.db (one upgrade function per version). The claim code is kept only as a
+SQLite in the data directory, 0600, versioned with PRAGMA user_version
+(twin.sqlitedb, as chat.db). The claim code is kept only as a
 hash, and used once.
 """
 
@@ -9,37 +9,28 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
-import sqlite3
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from bot.rules import Role
 from twin import paths
 from twin.config import BotSettings
-from twin.errors import UserError
+from twin.sqlitedb import open_versioned
 
 DB_NAME = "bot.db"
 
-_V1 = [
-    "CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-    # One row per allowed person: by id, or by @username until they first write (then the id is filled in).
-    "CREATE TABLE people (id INTEGER UNIQUE, username TEXT UNIQUE, name TEXT NOT NULL DEFAULT '',"
-    " role TEXT NOT NULL CHECK (role IN ('owner', 'chat', 'rate')))",
-    "CREATE TABLE chats (chat_id INTEGER PRIMARY KEY, model TEXT NOT NULL DEFAULT '')",
-    "CREATE TABLE turns (id INTEGER PRIMARY KEY, chat_id INTEGER NOT NULL,"
-    " role TEXT NOT NULL CHECK (role IN ('user', 'assistant')), content TEXT NOT NULL)",
-    "CREATE INDEX turns_by_chat ON turns(chat_id, id)",
-]
+_V1 = """
+CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+-- One row per allowed person: by id, or by @username until they first write (then the id is filled in).
+CREATE TABLE people (id INTEGER UNIQUE, username TEXT UNIQUE, name TEXT NOT NULL DEFAULT '',
+    role TEXT NOT NULL CHECK (role IN ('owner', 'chat', 'rate')));
+CREATE TABLE chats (chat_id INTEGER PRIMARY KEY, model TEXT NOT NULL DEFAULT '');
+CREATE TABLE turns (id INTEGER PRIMARY KEY, chat_id INTEGER NOT NULL,
+    role TEXT NOT NULL CHECK (role IN ('user', 'assistant')), content TEXT NOT NULL);
+CREATE INDEX turns_by_chat ON turns(chat_id, id);
+"""
 
-
-def _v1(db: sqlite3.Connection) -> None:
-    for statement in _V1:
-        db.execute(statement)
-
-
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1]
+MIGRATIONS: list[str] = [_V1]  # twin.sqlitedb runs MIGRATIONS[i] to go from version i to i + 1
 
 
 @dataclass(frozen=True)
@@ -59,27 +50,7 @@ class BotStore:
 
     def __init__(self, path: Path | None = None) -> None:
         self.path = path or paths.data_dir() / DB_NAME
-        paths.private_dir(self.path.parent)
-        if not self.path.exists():
-            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
-        try:
-            self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            self.db.execute("PRAGMA busy_timeout = 5000")
-            self._upgrade()
-        except sqlite3.DatabaseError as e:
-            raise UserError(
-                f"{self.path} is not a usable SQLite database ({e}): move it away and run setup again"
-            ) from None
-
-    def _upgrade(self) -> None:
-        version = self.db.execute("PRAGMA user_version").fetchone()[0]
-        if version > len(MIGRATIONS):
-            raise UserError(f"{self.path} was written by a newer twin (schema {version}): upgrade twin")
-        for number in range(version, len(MIGRATIONS)):
-            self.db.execute("BEGIN IMMEDIATE")
-            MIGRATIONS[number](self.db)
-            self.db.execute(f"PRAGMA user_version = {number + 1}")
-            self.db.execute("COMMIT")
+        self.db = open_versioned(self.path, MIGRATIONS, fix="move it away and run setup again")
 
     def close(self) -> None:
         self.db.close()

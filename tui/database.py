@@ -9,14 +9,13 @@ only through a new migration.
 from __future__ import annotations
 
 import contextlib
-import os
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from twin import paths
-from twin.errors import UserError
+from twin.sqlitedb import open_versioned
 
 DB_NAME = "chat.db"
 
@@ -62,17 +61,6 @@ CREATE TABLE preferences (
 """
 
 
-def _statements(script: str) -> list[str]:
-    """Split a script into statements (sqlite3 knows where one ends, even with ';' inside comments)."""
-    out, current = [], ""
-    for line in script.splitlines(keepends=True):
-        current += line
-        if sqlite3.complete_statement(current):
-            out.append(current.strip())
-            current = ""
-    return out
-
-
 # Who the twin talks to in a conversation (sent as the daemon's `twin` extra field), and full-text
 # search over every message. The index is external-content (it stores no second copy of the text)
 # and kept in step by triggers, so no code path can forget it.
@@ -103,15 +91,7 @@ ALTER TABLE ratings ADD COLUMN rater TEXT NOT NULL DEFAULT '';
 """
 
 
-def _run(script: str) -> Callable[[sqlite3.Connection], None]:
-    def migrate(db: sqlite3.Connection) -> None:
-        for statement in _statements(script):
-            db.execute(statement)
-
-    return migrate
-
-
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_run(_V1), _run(_V2), _run(_V3)]
+MIGRATIONS: list[str] = [_V1, _V2, _V3]  # twin.sqlitedb runs MIGRATIONS[i] to go from version i to i + 1
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -145,33 +125,8 @@ def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     db.execute("COMMIT")
 
 
-def upgrade(db: sqlite3.Connection, path: Path) -> None:
-    version = db.execute("PRAGMA user_version").fetchone()[0]
-    if version > SCHEMA_VERSION:
-        raise UserError(
-            f"{path} was written by a newer twin (schema version {version}, this one knows {SCHEMA_VERSION}): upgrade twin"
-        )
-    for number in range(version, SCHEMA_VERSION):
-        with transaction(db):
-            MIGRATIONS[number](db)
-            db.execute(f"PRAGMA user_version = {number + 1}")
-
-
 def connect(path: Path | None = None) -> sqlite3.Connection:
     """Open (creating it 0600 if needed) and upgrade the database; a UserError if it is unusable."""
-    path = path or db_path()
-    paths.private_dir(path.parent)
-    if not path.exists():
-        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-    try:
-        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        db.row_factory = sqlite3.Row
-        db.execute("PRAGMA busy_timeout = 5000")  # `twin chat` and `twin chat --rate` may share the file
-        db.execute("PRAGMA foreign_keys = ON")
-        db.execute("PRAGMA journal_mode = WAL")
-        upgrade(db, path)
-    except sqlite3.DatabaseError as e:
-        raise UserError(
-            f"{path} is not a usable SQLite database ({e}): move it away to start a fresh history"
-        ) from None
+    db = open_versioned(path or db_path(), MIGRATIONS, fix="move it away to start a fresh history", foreign_keys=True)
+    db.row_factory = sqlite3.Row
     return db

@@ -12,6 +12,7 @@ import pytest
 from daemon.process import DaemonProcess
 from daemon.responses.store import ResponseStore
 from twin.embedded import MODEL_ID
+from twin.errors import UserError
 
 QUESTION = "What is the capital of France? Answer in one sentence."
 GREEDY = dict(model=MODEL_ID, temperature=0, max_output_tokens=80)
@@ -241,5 +242,5 @@ def test_store_refuses_a_newer_schema(tmp_path):
 
     path = tmp_path / "responses.db"
     sqlite3.connect(path).execute("PRAGMA user_version = 99").connection.close()
-    with pytest.raises(RuntimeError, match="newer twin"):
+    with pytest.raises(UserError, match="newer twin"):
         ResponseStore(path, max_bytes=10**6, max_age=60)

@@ -14,6 +14,7 @@ import openai
 import pytest
 
 from twin.demo import SAMPLE
+from twin.errors import UserError
 
 KEY = "s3cret"
 
@@ -157,12 +158,11 @@ def test_the_store_is_versioned_and_refuses_transitions_the_state_machine_lacks(
     db = sqlite3.connect(path)
     db.execute("PRAGMA user_version = 99")
     db.commit()
-    with pytest.raises(RuntimeError, match="newer twin"):
+    with pytest.raises(UserError, match="newer twin"):
         Store(path)
 
 
 def test_the_build_lock_refuses_a_second_holder_in_one_line(twin_home):
-    from twin.errors import UserError
     from twin.lock import holder as lock_holder
     from twin.lock import twin_lock
 

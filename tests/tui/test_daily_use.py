@@ -54,7 +54,7 @@ def test_fts_query_quotes_every_word() -> None:
 def test_a_version_1_file_is_indexed_on_upgrade(tmp_path: Path) -> None:
     path = tmp_path / "chat.db"
     raw = sqlite3.connect(path, isolation_level=None)
-    database.MIGRATIONS[0](raw)
+    raw.executescript(database.MIGRATIONS[0])
     raw.execute("PRAGMA user_version = 1")
     raw.execute("INSERT INTO conversations (title, created, updated) VALUES ('old', 'x', 'x')")
     raw.execute("INSERT INTO messages (conversation_id, role, content, created) VALUES (1, 'user', 'a zebra', 'x')")

@@ -77,7 +77,7 @@ def test_an_empty_version_0_file_is_upgraded_step_by_step(tmp_path: Path) -> Non
 def test_a_version_1_file_keeps_its_ratings_as_the_persons_own(tmp_path: Path) -> None:
     path = tmp_path / "v1.db"
     raw = sqlite3.connect(path)
-    database.MIGRATIONS[0](raw)
+    raw.executescript(database.MIGRATIONS[0])
     raw.execute("PRAGMA user_version = 1")
     raw.execute(
         "INSERT INTO ratings (round_id, twin, sample_id, sample_sha256, variant, reply, position, score, best, rated_at)"
