@@ -42,7 +42,8 @@ class Decoding:
             "greedy"
             if self.temperature == 0
             else (
-                f"sampling at temperature {self.temperature} (top_k {self.top_k}, top_p {self.top_p}, min_p {self.min_p}, seed {self.seed})"
+                f"sampling at temperature {self.temperature} (top_k {self.top_k}, top_p {self.top_p}, min_p {self.min_p},"
+                f" seed {self.seed} plus each sample's line)"
             )
         )
         ending = f", end-of-reply bias {self.end_bias:+g}" if self.end_bias else ""
@@ -186,6 +187,17 @@ def _eos_ids(model: Any, tokenizer: Any) -> list[int]:
     return sorted(i for i in ids if i is not None)
 
 
+def sample_seed(seed: int, sample: EvalSample) -> int:
+    """The seed of one sample's request: the run's seed plus the sample's line in val.jsonl.
+
+    llama.cpp's sampler draws the same random numbers for the same seed whatever the prompt, so one
+    seed for every request would pick the same place in every reply's distribution (measured on the
+    development twin: with seed 3, 13% of 150 replies were "no.", against 2% with seed 0). Per
+    sample, the draws are independent across samples and still the same for a sample in every run.
+    """
+    return seed + sample.line
+
+
 def daemon_generate(
     url: str,
     api_key: str,
@@ -210,7 +222,7 @@ def daemon_generate(
                     max_tokens=decoding.max_new_tokens,
                     temperature=decoding.temperature,
                     top_p=decoding.top_p,
-                    seed=decoding.seed,
+                    seed=sample_seed(decoding.seed, sample),
                     extra_body={
                         "repetition_penalty": decoding.repetition_penalty,
                         "top_k": decoding.top_k,
