@@ -42,7 +42,7 @@ def markdown(result: EvalResult) -> str:
         f"Evaluated {result.created} on {len(result.samples)} of the {result.val_samples} validation samples "
         f"(`dataset/val.jsonl`, spread evenly; context cut to the newest {result.max_context_chars} characters).",
         "",
-        f"**Decoding** (every variant): {result.decoding.describe()}, seed {result.decoding.seed}.",
+        f"**Decoding** (every variant): {result.decoding.describe()}.",
         f"Served GGUF replies: {result.daemon}.",
         "",
         "## Summary",
@@ -166,7 +166,7 @@ def collapse_section(result: EvalResult) -> list[str]:
         "length: mean words per reply over mine; as someone else: replies that begin with another participant's name.",
     ]
     if result.sampled_decoding is not None:
-        out.append(f"Chat default: {result.sampled_decoding.describe()}, seed {result.sampled_decoding.seed}.")
+        out.append(f"Chat default: {result.sampled_decoding.describe()}.")
     out += [
         "",
         "| variant | decoding | distinct-1 | distinct-2 | top reply | words (× mine) | as someone else |",
