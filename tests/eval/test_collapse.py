@@ -57,9 +57,9 @@ def test_the_evaluations_chat_default_is_the_daemons() -> None:
     assert CHAT_DEFAULT.repetition_penalty == daemon.repetition_penalty
 
 
-def test_sampled_replies_draw_independently_per_sample_and_repeat_per_run(daemon) -> None:
+def test_sampled_replies_draw_independently_per_sample(daemon) -> None:
     """The real daemon: one context asked under twelve validation lines gives different replies (one seed for
-    every request would draw the same numbers, so the same reply twelve times), and the same ones again."""
+    every request would draw the same numbers, so the same reply twelve times); each line keeps its seed."""
     import dataclasses
 
     from trainer.evaluation.evalset import EvalSample
@@ -69,7 +69,6 @@ def test_sampled_replies_draw_independently_per_sample_and_repeat_per_run(daemon
     context = [{"role": "user", "content": "Name one thing you would pack for a trip."}]
     samples = [EvalSample(line, context, "a towel") for line in range(1, 13)]
     decoding = dataclasses.replace(CHAT_DEFAULT, max_new_tokens=6, seed=7)
-    assert [sample_seed(7, s) for s in samples[:2]] == [8, 9]
-    first = daemon_generate(daemon.url, "", MODEL_ID, samples, None, decoding)
-    assert len(set(first)) > 1, first
-    assert daemon_generate(daemon.url, "", MODEL_ID, samples, None, decoding) == first
+    assert [sample_seed(7, s) for s in samples] == list(range(8, 20))
+    replies = daemon_generate(daemon.url, "", MODEL_ID, samples, None, decoding)
+    assert len(set(replies)) > 1, replies
