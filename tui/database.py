@@ -8,9 +8,7 @@ only through a new migration.
 
 from __future__ import annotations
 
-import contextlib
 import sqlite3
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -111,18 +109,6 @@ def now() -> str:
         stamp = (datetime.fromisoformat(_last_stamp) + timedelta(microseconds=1)).isoformat(timespec="microseconds")
     _last_stamp = stamp
     return stamp
-
-
-@contextlib.contextmanager
-def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """BEGIN … COMMIT, or ROLLBACK when the block raises (the connection is in autocommit mode)."""
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        yield db
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
 
 
 def connect(path: Path | None = None) -> sqlite3.Connection:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
-from tui.database import now, transaction
+from tui.database import now
+from twin.sqlitedb import transaction
 
 NEW_TITLE = "New conversation"
 TITLE_LENGTH = 40

@@ -13,10 +13,11 @@ import sqlite3
 import uuid
 from dataclasses import dataclass, field
 
-from tui.database import now, transaction
+from tui.database import now
 from twin import paths, registry
 from twin.dataset import VAL, read, val_path
 from twin.errors import UserError
+from twin.sqlitedb import transaction
 
 VARIANTS = ("twin", "prompt", "real")
 

@@ -10,8 +10,10 @@ i + 1, run in one transaction with the new `PRAGMA user_version`, all or nothing
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 from twin.errors import UserError
@@ -55,15 +57,22 @@ def _upgrade(db: sqlite3.Connection, path: Path, migrations: list[str]) -> None:
             f"{path} was written by a newer twin (schema version {version}, this one knows {len(migrations)}): upgrade twin"
         )
     for number in range(version, len(migrations)):
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(db):
             for statement in _statements(migrations[number]):
                 db.execute(statement)
             db.execute(f"PRAGMA user_version = {number + 1}")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+
+
+@contextlib.contextmanager
+def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """BEGIN … COMMIT, or ROLLBACK when the block raises (connections opened here are in autocommit mode)."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
 
 
 def _statements(script: str) -> list[str]:
