@@ -172,9 +172,12 @@ class Modelfile:
     template: str
     system: str | None = None
     parameters: list[tuple[str, str]] = field(default_factory=list)
+    adapter: str | None = None  # ADAPTER: a LoRA adapter GGUF applied to FROM (`twin convert --quant adapter`)
 
     def text(self) -> str:
         lines = ["# written by `twin export` for `ollama create`", f"FROM ./{self.gguf}"]
+        if self.adapter:
+            lines.append(f"ADAPTER ./{self.adapter}")
         lines.append(f"TEMPLATE {quote(self.template, 'chat template')}")
         if self.system:
             lines.append(f"SYSTEM {quote(self.system.replace(chr(13), ''), 'system prompt')}")
@@ -286,15 +289,22 @@ def export_ollama(name: str, folder: Path) -> OllamaExport:
     folder = folder.expanduser().resolve()
     plan: list[tuple[str, Path, str, Modelfile]] = []  # (ollama name, source GGUF, file name, Modelfile)
     family, stops = "", []
+    extras: list[tuple[Path, str]] = []  # (LoRA adapter GGUF, file name) copied beside the GGUFs
     for spec in specs:
         gguf_name = f"{spec.id}.gguf" if spec.system_prompt is None else f"{spec.id}-base.gguf"
         mf, t = _modelfile(gguf_name, read_chat(spec.gguf), spec.system_prompt)
+        if spec.lora is not None:
+            mf.adapter = f"{spec.id}.lora.gguf"
+            extras.append((spec.lora, mf.adapter))
         plan.append((spec.id, spec.gguf, "Modelfile" if spec.system_prompt is None else "Modelfile.prompt", mf))
         if not family or spec.system_prompt is None:
             family, stops = t.family, t.stops
     written = []
     with writing(folder, "exporting to Ollama"):
         paths.private_dir(folder)  # the weights learned from someone's messages; the persona quotes them
+        for source, copied in extras:
+            with atomic_path(folder / copied) as tmp:
+                shutil.copyfile(source, tmp)
         for model_name, source, file_name, mf in plan:
             with atomic_path(folder / mf.gguf) as tmp:
                 shutil.copyfile(source, tmp)

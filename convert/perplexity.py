@@ -93,8 +93,8 @@ class GGUFScorer:
 
 
 @contextlib.contextmanager
-def open_scorer(gguf_path: Path, n_ctx: int, threads: int | None) -> Iterator[GGUFScorer]:
-    """The GGUF loaded with every position's logits kept; llama.cpp's log captured, not printed."""
+def open_scorer(gguf_path: Path, n_ctx: int, threads: int | None, lora: Path | None = None) -> Iterator[GGUFScorer]:
+    """The GGUF (with its LoRA adapter GGUF, if any) loaded with every position's logits kept; llama.cpp's log captured."""
     import llama_cpp
 
     with llama_log():
@@ -105,6 +105,7 @@ def open_scorer(gguf_path: Path, n_ctx: int, threads: int | None) -> Iterator[GG
             logits_all=True,
             n_threads=threads,
             n_threads_batch=threads,
+            lora_path=None if lora is None else str(lora),
             verbose=False,
         )
         try:
@@ -167,10 +168,11 @@ def reply_perplexity(
     window: int = QUANT_WINDOW,
     threads: int | None = 0,
     advance: Callable[[], None] = lambda: None,
+    lora: Path | None = None,
 ) -> Perplexity:
     """exp(mean negative log-likelihood) of the reply tokens of `conversations` under the GGUF at `gguf_path`.
 
-    `threads`: 0 = eval_threads()'s choice, None = llama.cpp's own default.
+    `threads`: 0 = eval_threads()'s choice, None = llama.cpp's own default. `lora`: a LoRA adapter GGUF to apply.
     """
-    with open_scorer(gguf_path, window, None if threads is None else eval_threads(threads)) as scorer:
+    with open_scorer(gguf_path, window, None if threads is None else eval_threads(threads), lora) as scorer:
         return measure(conversations, scorer.render, scorer.tokenize, scorer.reply_nll, window, advance)

@@ -21,7 +21,9 @@ QUANTS: dict[str, int] = {
     "f32": 0,
 }
 FOUR_BIT = ("q4_k_m", "q4_1", "q4_0")
-CHOICES = ("auto", *QUANTS)
+# Not a llama.cpp type: the base's own 4-bit GGUF plus the LoRA as an adapter file (convert.lora_gguf).
+ADAPTER = "adapter"
+CHOICES = ("auto", *QUANTS, ADAPTER)
 
 
 def check_quant(name: str) -> str:

@@ -21,7 +21,7 @@ from typing import Any
 
 import llama_cpp
 
-from daemon.fingerprint import gguf_sha256, system_fingerprint
+from daemon.fingerprint import gguf_sha256, served_sha256, system_fingerprint
 from daemon.metrics import EngineMetrics
 from daemon.model import LoadedModel
 from daemon.sampling import Sampler, TextTracker, TokenLogprob, check_grammar, check_logit_bias, token_logprob
@@ -139,10 +139,17 @@ class Runner:
     """A loaded model with its context and slots; `submit` queues choices, `step` advances all of them."""
 
     def __init__(
-        self, path: Path, n_ctx: int, threads: int, parallel: int, metrics: EngineMetrics, requantize: str = "auto"
+        self,
+        path: Path,
+        n_ctx: int,
+        threads: int,
+        parallel: int,
+        metrics: EngineMetrics,
+        requantize: str = "auto",
+        lora: Path | None = None,
     ) -> None:
-        sha256 = gguf_sha256(path)
-        self.model = LoadedModel(batch_weights(path, sha256, parallel, requantize))
+        sha256 = served_sha256(path, lora)
+        self.model = LoadedModel(batch_weights(path, gguf_sha256(path), parallel, requantize), lora)
         self.fingerprint = system_fingerprint(sha256)
         self.metrics = metrics
         n_ctx = min(n_ctx, self.model.n_ctx_train or n_ctx)
@@ -163,6 +170,7 @@ class Runner:
             self.model.close()
             raise
         self.handle = llamacpp.context_handle(self.ctx)
+        self.model.apply_adapter(self.handle)
         self.n_ctx = min(n_ctx, llama_cpp.llama_n_ctx_seq(self.handle))
         self.mem = llamacpp.context_memory(self.ctx)
         self.batch = llama_cpp.llama_batch_init(params.n_batch, 0, 1)

@@ -3,7 +3,8 @@
 - the `--model` it was started with: the embedded default (`smollm2-135m-instruct`),
   a GGUF path (id = file stem), or a built twin's name;
 - every built twin in the registry: `<name>` for its GGUF (twin.toml `[model] gguf`,
-  a file name inside the twin's directory), `<name>-onnx` for its ONNX export
+  a file name inside the twin's directory, with `[model] lora` the LoRA adapter GGUF
+  llama.cpp applies to it, for `twin convert --quant adapter`), `<name>-onnx` for its ONNX export
   (`[onnx] dir`, served by onnxruntime-genai) and `<name>-prompt` for its prompt-only
   persona variant (`[persona] file`, JSON with `system_prompt`, served on the GGUF
   of `[persona] base`: `default` for the embedded model, or a GGUF path).
@@ -31,6 +32,7 @@ class ModelSpec:
     system_prompt: str | None = None
     owned_by: str = "twin"
     end_bias: float = 0.0  # the default bias on its end-of-reply tokens (a twin's calibrated one, twin.toml [decoding])
+    lora: Path | None = None  # a LoRA adapter GGUF applied to `gguf` (twin.toml [model] lora)
 
 
 def check_gguf(path: Path) -> Path:
@@ -82,9 +84,11 @@ def twin_specs(name: str) -> list[ModelSpec]:
     data = registry.read(name)
     specs = []
     gguf = data.get("model", {}).get("gguf")
+    lora = data.get("model", {}).get("lora")
     bias = registry.end_bias(name, data)
     if gguf:
-        specs.append(ModelSpec(name, check_gguf(folder / gguf), owned_by="twin", end_bias=bias))
+        adapter = check_gguf(folder / lora) if lora else None
+        specs.append(ModelSpec(name, check_gguf(folder / gguf), owned_by="twin", end_bias=bias, lora=adapter))
     onnx = data.get("onnx", {}).get("dir")
     if onnx:
         specs.append(ModelSpec(f"{name}-onnx", check_onnx(folder / onnx), owned_by="twin (onnx)", end_bias=bias))

@@ -399,7 +399,7 @@ class Engine:
                 while (res := self._loaded.get(key)) is None:
                     self._retire_older(key)
                     if self._make_room():
-                        res = await self._load(key)
+                        res = await self._load(key, spec.lora)
                         break
                     await self._changed.wait()
         res.users += 1
@@ -416,13 +416,13 @@ class Engine:
             async with self._changed:
                 self._changed.notify_all()
 
-    async def _load(self, key: tuple[Path, int]) -> Resident:
+    async def _load(self, key: tuple[Path, int], lora: Path | None) -> Resident:
         path = key[0]
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
         runner = await loop.run_in_executor(
             self._loader,
-            lambda: open_runner(path, self.n_ctx, self.threads, self.parallel, self.metrics, self.requantize),
+            lambda: open_runner(path, self.n_ctx, self.threads, self.parallel, self.metrics, self.requantize, lora),
         )
         log.info(
             "loaded %s in %.1fs (context %d, %d slots)",
@@ -543,14 +543,21 @@ class Engine:
 
 
 def open_runner(
-    path: Path, n_ctx: int, threads: int, parallel: int, metrics: EngineMetrics, requantize: str = "auto"
+    path: Path,
+    n_ctx: int,
+    threads: int,
+    parallel: int,
+    metrics: EngineMetrics,
+    requantize: str = "auto",
+    lora: Path | None = None,
 ) -> Runner:
-    """llama.cpp's runner for a GGUF file, the ONNX backend's for an exported folder (both speak Runner's interface)."""
+    """llama.cpp's runner for a GGUF file (with its LoRA adapter GGUF, if any), the ONNX backend's for an exported
+    folder (both speak Runner's interface)."""
     if path.is_dir():
         from daemon.onnx_runner import OnnxRunner  # onnxruntime-genai is loaded only where an ONNX twin is served
 
         return OnnxRunner(path, n_ctx, threads, parallel, metrics)  # type: ignore[return-value]
-    return Runner(path, n_ctx, threads, parallel, metrics, requantize)
+    return Runner(path, n_ctx, threads, parallel, metrics, requantize, lora)
 
 
 def _with_system(system: str, messages: list[dict[str, str]]) -> list[dict[str, str]]:

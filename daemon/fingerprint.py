@@ -37,5 +37,13 @@ def gguf_sha256(path: Path) -> str:
     return digest
 
 
+def served_sha256(path: Path, lora: Path | None = None) -> str:
+    """What answers: the GGUF's SHA-256, or with a LoRA adapter GGUF applied, the SHA-256 of both digests."""
+    digest = gguf_sha256(path)
+    if lora is None:
+        return digest
+    return hashlib.sha256(f"{digest}+{gguf_sha256(lora)}".encode()).hexdigest()
+
+
 def system_fingerprint(sha256: str) -> str:
     return f"fp_{sha256[:12]}"

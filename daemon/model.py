@@ -23,9 +23,20 @@ logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)
 class LoadedModel:
     """A GGUF's weights and vocabulary; contexts (and their KV caches) belong to whoever decodes."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, lora: Path | None = None) -> None:
         self.path = path
         self.weights = llamacpp.load_weights(path)
+        self.adapter = None
+        if lora is not None:  # freed with the weights
+            self.adapter = llama_cpp.llama_adapter_lora_init(llamacpp.model_handle(self.weights), str(lora).encode())
+            if not self.adapter:
+                self.weights.close()
+                raise APIError(
+                    503,
+                    f"llama.cpp cannot apply the LoRA adapter {lora.name} to {path.name}: "
+                    "rebuild the twin with `twin convert`",
+                    type="server_error",
+                )
         self.vocab = self.weights.vocab
         self.n_vocab = self.weights.n_vocab()
         self.n_ctx_train = self.weights.n_ctx_train()
@@ -36,6 +47,14 @@ class LoadedModel:
 
     def close(self) -> None:
         self.weights.close()
+
+    def apply_adapter(self, ctx: object) -> None:
+        """Set the LoRA adapter (if any) on a context of these weights, at its trained scale."""
+        if self.adapter is None:
+            return
+        adapters = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(self.adapter)
+        if llama_cpp.llama_set_adapters_lora(ctx, adapters, 1, (ctypes.c_float * 1)(1.0)) != 0:
+            raise RuntimeError(f"llama.cpp refused the LoRA adapter of {self.path.name}")
 
     def tokenize(self, text: str, *, special: bool, add_bos: bool = False) -> list[int]:
         # errors="replace": a lone surrogate from JSON's \ud800 must not become a 500 here.

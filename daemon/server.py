@@ -267,10 +267,10 @@ def _model_object(spec: ModelSpec, created: int) -> dict[str, Any]:
 
 async def _model_object_with_hash(spec: ModelSpec, created: int) -> dict[str, Any]:
     """One model with its GGUF's SHA-256 (`twin.gguf_sha256`): which build of a twin is served."""
-    from daemon.fingerprint import gguf_sha256
+    from daemon.fingerprint import served_sha256
 
     try:
-        digest = await asyncio.get_running_loop().run_in_executor(None, gguf_sha256, spec.gguf)
+        digest = await asyncio.get_running_loop().run_in_executor(None, served_sha256, spec.gguf, spec.lora)
     except OSError:
         digest = None
     return _model_object(spec, created) | {"twin": {"gguf_sha256": digest}}

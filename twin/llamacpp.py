@@ -75,6 +75,11 @@ def new_context(weights: Any, params: Any) -> Any:
     return _internals.LlamaContext(model=weights, params=params, verbose=False)
 
 
+def model_handle(weights: Any) -> Any:
+    """The raw `llama_model_p` of weights from `load_weights`, for llama_adapter_lora_init."""
+    return weights.model
+
+
 def context_handle(ctx: Any) -> Any:
     """The raw `llama_context_p` of a context from `new_context`, for llama_decode and friends."""
     return ctx.ctx

@@ -74,15 +74,17 @@ def _contents(name: str, data: dict[str, Any], with_data: bool) -> tuple[dict[st
     folder = paths.twin_dir(name)
     packed = {table: dict(values) if isinstance(values, dict) else values for table, values in data.items()}
     files: list[tuple[str, Path]] = []
-    gguf = data.get("model", {}).get("gguf")
-    if gguf:
+    for key in ("gguf", "lora"):  # the served GGUF and the LoRA adapter GGUF applied to it (`--quant adapter`)
+        gguf = data.get("model", {}).get(key)
+        if not gguf:
+            continue
         source = Path(gguf) if Path(gguf).is_absolute() else folder / gguf
         if not source.is_file():
             raise UserError(
                 f"twin {name!r}: its model {source} is missing: rebuild it with `twin convert --name {name}`"
             )
         files.append((source.name, source))
-        packed["model"]["gguf"] = source.name  # an outside GGUF travels inside the twin
+        packed["model"][key] = source.name  # an outside GGUF travels inside the twin
     persona = data.get("persona", {}).get("file")
     if persona and (folder / persona).is_file():
         files.append((persona, folder / persona))

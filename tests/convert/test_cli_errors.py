@@ -92,6 +92,22 @@ def test_unknown_quant(tiny_model, tmp_path: Path, cli) -> None:
     assert no_gguf_in(tmp_path)
 
 
+def test_adapter_quant_needs_a_twin_on_a_gguf_base(tiny_model, tmp_path: Path, twin_home: Path, cli) -> None:
+    from twin import registry
+
+    code, _, err = cli(["--model-dir", str(tiny_model("qwen2")), "--quant", "adapter", "-o", str(tmp_path / "o.gguf")])
+    assert_one_error_line(code, err, "--quant adapter", "--name NAME")
+    # A twin trained on an HF base has no 4-bit file of its base to put the adapter on.
+    twin = twin_home / "twins" / "tiny"
+    twin.mkdir(parents=True)
+    (twin / "merged").symlink_to(tiny_model("qwen2"), target_is_directory=True)
+    registry.update("tiny", "train", {"base": str(tiny_model("qwen2")), "adapter": "adapter"})
+    code, _, err = cli(["--name", "tiny", "--quant", "adapter"])
+    assert_one_error_line(code, err, "--quant adapter is not possible for twin 'tiny'", "is not a GGUF")
+    assert no_gguf_in(tmp_path) and no_gguf_in(twin)
+    assert "model" not in registry.read("tiny")
+
+
 @pytest.mark.parametrize(
     ("args", "needles"),
     [

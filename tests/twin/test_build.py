@@ -26,9 +26,10 @@ def twin_cli(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
 
 
 def test_build_from_the_sample_export_to_a_served_twin(twin_home, base_in_cache):
-    # A short budget; `twin convert`'s own tests cover `--quant auto` on this model.
+    # A short budget; `twin convert`'s own tests cover `--quant auto` on this model. `adapter`: the embedded
+    # base's own file with the trained LoRA beside it, applied by the daemon (and by the calibration through it).
     result = twin_cli(
-        "build", str(SAMPLE), "--name", "sam", "--max-steps", "3", "--batch-size", "4", "--quant", "q4_1",
+        "build", str(SAMPLE), "--name", "sam", "--max-steps", "3", "--batch-size", "4", "--quant", "adapter",
         "--calibration-samples", "8",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -37,13 +38,14 @@ def test_build_from_the_sample_export_to_a_served_twin(twin_home, base_in_cache)
     assert "end bias" in result.stderr  # the length calibration said what it chose
     assert "twin 'sam' is built in" in result.stdout
     assert "127 train, 32 validation" in result.stdout  # the English sample
-    assert "model-q4_1.gguf (q4_1" in result.stdout
+    assert "model-adapter.gguf (adapter" in result.stdout
 
     folder = twin_home / "twins" / "sam"
     data = registry.read("sam")
     assert set(data) >= {"twin", "dataset", "train", "model", "persona", "decoding"}
     assert data["decoding"]["gguf"] == data["model"]["gguf"] and data["decoding"]["samples"] == 8
     assert (folder / data["model"]["gguf"]).is_file()
+    assert data["model"]["lora"] == "model-adapter.lora.gguf" and (folder / data["model"]["lora"]).is_file()
     assert data["train"]["steps"] == 3
     persona = json.loads((folder / "persona.json").read_text())
     assert persona["base"] == "default" and persona["system_prompt"]
@@ -73,6 +75,7 @@ def test_build_from_the_sample_export_to_a_served_twin(twin_home, base_in_cache)
         (["build", str(SAMPLE), "--name", "../x"], "invalid twin name"),
         (["build", str(SAMPLE), "--quant", "q3"], "q3"),
         (["build", str(SAMPLE), "--base", "no/such-model"], "no/such-model"),
+        (["build", str(SAMPLE), "--base", "tinyllama", "--quant", "adapter"], "--base tinyllama is not a GGUF"),
         (["build", str(SAMPLE), "--calibration-samples", "3"], "--calibration-samples must be 0 (skip) or at least 8"),
     ],
 )

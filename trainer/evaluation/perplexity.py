@@ -55,10 +55,12 @@ def gguf_perplexity(
     system_prompt: str | None = None,
     threads: int = 0,
     advance: Callable[[], None] = lambda: None,
+    lora: Path | None = None,
 ) -> Perplexity:
-    """Reply perplexity under a GGUF in llama.cpp, rendered with the GGUF's own chat template as the daemon does."""
+    """Reply perplexity under a GGUF (and its LoRA adapter GGUF) in llama.cpp, rendered with the GGUF's own chat
+    template as the daemon does."""
     conversations = [conversation(s, system_prompt) for s in samples]
-    return reply_perplexity(gguf, conversations, EVAL_WINDOW, threads or None, advance)
+    return reply_perplexity(gguf, conversations, EVAL_WINDOW, threads or None, advance, lora)
 
 
 def onnx_perplexity(

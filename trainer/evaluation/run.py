@@ -246,7 +246,9 @@ def _measure_served(
         result.perplexity = onnx_perplexity(v.onnx, samples, None, lambda: progress.advance(task))
     else:
         assert v.gguf is not None
-        result.perplexity = gguf_perplexity(v.gguf, samples, None, config.threads, lambda: progress.advance(task))
+        result.perplexity = gguf_perplexity(
+            v.gguf, samples, None, config.threads, lambda: progress.advance(task), v.lora
+        )
     with (
         tempfile.TemporaryDirectory(prefix="twin-eval-") as tmp,
         daemon_for(v.served_id, config.chat, Path(tmp) / "serve.log", config.threads) as served,

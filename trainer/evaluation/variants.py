@@ -31,6 +31,7 @@ class Variant:
     hf_dir: Path | None = None  # lora: the merged checkpoint
     system_prompt: str | None = None  # prompt: the persona
     gguf: Path | None = None  # gguf: the served file
+    lora: Path | None = None  # gguf: the LoRA adapter GGUF applied to it (`twin convert --quant adapter`)
     onnx: Path | None = None  # onnx: the served folder
     served_id: str = ""  # gguf, onnx: the daemon's model id
 
@@ -97,8 +98,12 @@ def _gguf(name: str, folder: Path, table: dict) -> Variant:
         return Variant("gguf", label, missing=f"{path} is missing: {build}")
     if not ok:
         return Variant("gguf", label, missing=f"{path} is not a GGUF file: {build}")
+    lora = folder / str(table["lora"]) if table.get("lora") else None
+    if lora is not None and not lora.is_file():
+        return Variant("gguf", label, missing=f"its LoRA adapter {lora} is missing: {build}")
     quant = table.get("quant")
-    return Variant("gguf", f"{label} ({quant})" if quant else f"{label} ({path.name})", gguf=path, served_id=name)
+    shown = f"{label} ({quant})" if quant else f"{label} ({path.name})"
+    return Variant("gguf", shown, gguf=path, lora=lora, served_id=name)
 
 
 def _onnx(name: str, folder: Path, table: dict) -> Variant:
