@@ -87,7 +87,14 @@ def twin_specs(name: str) -> list[ModelSpec]:
     lora = data.get("model", {}).get("lora")
     bias = registry.end_bias(name, data)
     if gguf:
-        adapter = check_gguf(folder / lora) if lora else None
+        adapter = None
+        if lora:
+            if not (folder / lora).exists():
+                raise UserError(
+                    f"twin {name!r}: its LoRA adapter {folder / lora} does not exist: "
+                    f"convert it again with `twin convert --name {name}`"
+                )
+            adapter = check_gguf(folder / lora)
         specs.append(ModelSpec(name, check_gguf(folder / gguf), owned_by="twin", end_bias=bias, lora=adapter))
     onnx = data.get("onnx", {}).get("dir")
     if onnx:

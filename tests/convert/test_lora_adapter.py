@@ -134,5 +134,8 @@ def test_the_daemon_serves_a_twin_with_its_adapter(random_lora, embedded_hf, twi
     from daemon.catalog import twin_specs
     from twin.errors import UserError
 
-    with pytest.raises(UserError, match=r"model-adapter\.lora\.gguf does not exist"):
+    with pytest.raises(
+        UserError,
+        match=r"LoRA adapter .*model-adapter\.lora\.gguf does not exist: convert it again with `twin convert --name ada`",
+    ):
         twin_specs("ada")
