@@ -173,6 +173,41 @@ def test_prefix_reuse_shows_in_metrics_and_never_changes_the_text(tmp_path):
         assert metric(d.root, "twin_prompt_tokens_evaluated_total") - evaluated == 1
 
 
+STORY = (
+    "Last summer my brother and I drove along the coast in an old van that broke down twice, once near a fishing "
+    "village where an old man fixed the radiator with chewing gum and wire, and once in the rain outside a town "
+    "whose name neither of us could pronounce. We slept in the van, ate cold beans, and argued about music."
+)
+
+
+def test_a_long_prompt_gives_the_same_logprobs_fresh_from_the_cache_and_beside_another(tmp_path):
+    """Prompts of 64 tokens and more, where llama.cpp's CPU flash attention takes another kernel for a whole pass:
+    the logprobs are the same bit for bit read in one pass, from the cache (one token read) or in the same steps
+    as another prompt. With llama.cpp's f16 KV cache the first two were 0.4 apart (daemon.batch.KV_CACHE_TYPE)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with DaemonProcess(["--parallel", "2", "--threads", "1"], log_path=tmp_path / "serve.log") as d:
+        client = openai.OpenAI(base_url=d.url, api_key="x", max_retries=0)
+
+        def ask(question: str):
+            messages = [{"role": "user", "content": f"{STORY} {question}"}]
+            reply = client.chat.completions.create(
+                model=MODEL_ID, messages=messages, max_tokens=6, logprobs=True, top_logprobs=3, **GREEDY
+            )
+            steps = reply.choices[0].logprobs.content
+            return reply.usage.prompt_tokens, [(t.token, t.logprob, [x.logprob for x in t.top_logprobs]) for t in steps]
+
+        tokens, fresh = ask("What went wrong first?")
+        assert tokens >= 80
+        evaluated = metric(d.root, "twin_prompt_tokens_evaluated_total")
+        assert ask("What went wrong first?")[1] == fresh  # from the cache: only the last token is read
+        assert metric(d.root, "twin_prompt_tokens_evaluated_total") - evaluated == 1
+
+        with ThreadPoolExecutor(2) as pool:  # two new long prompts read in the same steps (as far as timing allows)
+            beside, _ = pool.map(ask, ["Who fixed the van?", "Where did we sleep, and what did we eat?"])
+        assert ask("Who fixed the van?")[1] == beside[1]
+
+
 def test_slots_cancel_queue_and_abandoned_prompts(tmp_path):
     """One slot: a cancelled stream frees it; a client that leaves while queued never has its prompt evaluated."""
     with DaemonProcess(["--parallel", "1", "--threads", "1"], log_path=tmp_path / "serve.log") as d:
