@@ -57,9 +57,10 @@ def test_the_evaluations_chat_default_is_the_daemons() -> None:
     assert CHAT_DEFAULT.repetition_penalty == daemon.repetition_penalty
 
 
-def test_sampled_replies_draw_independently_per_sample(daemon) -> None:
+def test_sampled_replies_draw_independently_per_sample_and_repeat_per_run(daemon) -> None:
     """The real daemon: one context asked under twelve validation lines gives different replies (one seed for
-    every request would draw the same numbers, so the same reply twelve times); each line keeps its seed."""
+    every request would draw the same numbers, so the same reply twelve times), and the same ones again, through
+    the session's long-lived daemon whose slots hold other tests' prompts (daemon.batch.KV_CACHE_TYPE)."""
     import dataclasses
 
     from trainer.evaluation.evalset import EvalSample
@@ -72,3 +73,4 @@ def test_sampled_replies_draw_independently_per_sample(daemon) -> None:
     assert [sample_seed(7, s) for s in samples] == list(range(8, 20))
     replies = daemon_generate(daemon.url, "", MODEL_ID, samples, None, decoding)
     assert len(set(replies)) > 1, replies
+    assert daemon_generate(daemon.url, "", MODEL_ID, samples, None, decoding) == replies
