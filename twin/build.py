@@ -23,7 +23,7 @@ STAGES = ("ingest", "train", "convert", "persona", "calibrate")
 # What a time budget keeps back for the stages after training, measured for the embedded model on 2 cores
 # (on the development corpus: conversion with --quant auto, i.e. f16, its check, three 4-bit types and four
 # perplexities, 227 s, and about 30 s more since the `adapter` candidate, whose perplexity is slower to measure,
-# took q4_1's place; the persona 1 s; the length calibration's two rounds of 64 replies 90 s), and the least
+# took q4_1's place; the persona 1 s; the length calibration's two rounds of 64 replies 70-90 s, up to four when the bias is checked), and the least
 # it gives training.
 AFTER_TRAINING_S = 350.0
 DEFAULT_BUDGET_S = 900.0  # `twin build` by default: a served twin within 15 minutes (fewer on a small export)

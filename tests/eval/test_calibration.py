@@ -12,7 +12,7 @@ import pytest
 from daemon.process import DaemonProcess
 from tests.eval.conftest import EXCHANGES, conversation
 from trainer.evaluation import calibration
-from trainer.evaluation.calibration import LIMIT, solve
+from trainer.evaluation.calibration import LIMIT, MAX_ROUNDS, between, fit, needs_check, solve, within
 from twin import registry
 from twin.embedded import MODEL_ID
 
@@ -43,6 +43,52 @@ def test_no_bias_when_close_enough_flat_or_out_of_range():
     assert solve(10.0, 5.0, -1.0, 5.05) == 0.0  # the bias does not move the length: it would only distort
     assert solve(10.0, 5.0, -1.0, 4.0) == 0.0  # shorter with a negative bias: not this model of length
     assert solve(1000.0, 5.0, -1.0, law(-1.0)) == -LIMIT
+
+
+def test_between_reads_the_bias_off_the_two_points_around_my_length():
+    points = {0.0: law(0), -1.0: law(-1.0), -3.0: law(-3.0)}  # 5, 8.2, 22.4 words
+    assert between(10.0, points) == pytest.approx(-math.log(2) / 0.5, abs=1e-3)  # between -1 and -3
+    assert between(30.0, points) == pytest.approx(-math.log(6) / 0.5, abs=1e-3)  # beyond: the two nearest
+    assert between(10.0, {0.0: 5.0}) == 0.0
+    assert between(1e6, points) == -LIMIT
+
+
+def test_a_bias_beyond_what_was_measured_is_checked():
+    assert needs_check(-3.65, [0.0, -0.67]) and needs_check(2.0, [0.0, 1.0])
+    assert not needs_check(-1.0, [0.0, -0.67]) and not needs_check(-0.3, [0.0, -0.67])
+
+
+def curve(bias: float) -> float:
+    """A twin whose length barely moves near bias 0 and fast beyond it (the development twin of round 7: 7.7
+    words at 0, 8.3 at -0.67, 25 to 36 at -3.65)."""
+    return (
+        7.7 * math.exp(0.053 * max(-bias, 0) + 0.088 * max(-bias, 0) ** 2) if bias <= 0 else 7.7 * math.exp(-0.3 * bias)
+    )
+
+
+def test_the_fit_checks_a_far_bias_and_lands_on_my_length():
+    asked: list[float] = []
+
+    def replies_at(bias: float) -> list[int]:
+        asked.append(bias)
+        base = curve(bias)
+        return [max(1, round(base * f)) for f in (0.5, 0.8, 1.0, 1.2, 1.5) * 8]
+
+    measured: dict[float, float] = {}
+    target = 10.08
+    bias = fit(target, replies_at, measured)
+    # The line through 0 and the probe alone would extrapolate far (the old result): it is measured, found long.
+    line = solve(target, measured[0.0], asked[1], measured[asked[1]])
+    assert line < -2.0 and curve(line) > 1.3 * target
+    assert asked[2] < -2.0 and len(asked) <= MAX_ROUNDS
+    assert within(target, curve(bias)), (bias, curve(bias), measured)
+    assert list(measured) == asked
+
+
+def test_the_fit_stops_at_once_when_the_length_is_right():
+    measured: dict[float, float] = {}
+    assert fit(10.0, lambda bias: [10] * 16, measured) == 0.0
+    assert list(measured) == [0.0]
 
 
 # --- on the embedded model, through the daemon -------------------------------------------------------

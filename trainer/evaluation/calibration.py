@@ -15,7 +15,13 @@ measured rounds place the bias that gives my mean length:
 3. the bias read off the line through both, within ±4. The slope comes from
    each context's two replies (their length ratio, averaged in log space): a
    first version took it from the two means, and on one twin a few long
-   replies made it 0.11 where the true slope was 0.45, and the bias −3.5.
+   replies made it 0.11 where the true slope was 0.45, and the bias −3.5;
+4. where that bias lies more than VERIFY_GAP beyond the biases measured, it
+   is measured too, and the bias is read again between the two measured
+   points on either side of my length (at most MAX_ROUNDS rounds in all).
+   The line is only a line near bias 0: on one twin the probe at −0.67 moved
+   the length from 7.7 to 8.3 words (slope 0.07), the line put the bias at
+   −3.65, and there the twin wrote 25 to 36 words where I write 10.
 
 "My length" is the mean of my validation replies: with `--split time` the
 newest sessions, the way I write now (on the development corpus 10.1 words,
@@ -45,6 +51,8 @@ TOLERANCE = 0.10  # within this of my length already: no bias
 PRIOR_SLOPE = 0.4  # log words per unit of negative bias measured on the development corpus: where to probe
 LIMIT = 4.0  # the bias stays within ±LIMIT (e^4: odds of ending ×55 or ÷55)
 MIN_SLOPE = 0.05  # log words per unit bias below which the bias does not move the length: keep 0
+VERIFY_GAP = 0.5  # a bias this far beyond every measured one is measured before it is kept
+MAX_ROUNDS = 4  # rounds of replies at most (bias 0, the probe, and two checks)
 
 
 @dataclass(frozen=True)
@@ -76,6 +84,55 @@ def solve(target: float, at_zero: float, probe: float, at_probe: float) -> float
     if slope < MIN_SLOPE:
         return 0.0
     return round(max(-LIMIT, min(LIMIT, -gap / slope)), 3)
+
+
+def between(target: float, points: dict[float, float]) -> float:
+    """The bias for `target` words on the log-linear line through the two measured points (bias -> words) that
+    lie on either side of it, or the two nearest to it when all lie on one side; within ±LIMIT."""
+    if len(points) < 2 or target <= 0:
+        return 0.0
+    by_words = sorted(points.items(), key=lambda p: p[1])
+    below = [p for p in by_words if p[1] <= target]
+    above = [p for p in by_words if p[1] > target]
+    if below and above:
+        (b0, w0), (b1, w1) = below[-1], above[0]
+    else:
+        (b0, w0), (b1, w1) = sorted(by_words, key=lambda p: abs(math.log(max(p[1], 1e-3) / target)))[:2]
+    if w0 <= 0 or w1 <= 0 or w0 == w1 or b0 == b1:
+        return round(b0, 3)
+    slope = math.log(w1 / w0) / (b1 - b0)  # log words per unit of bias
+    return round(max(-LIMIT, min(LIMIT, b0 + math.log(target / w0) / slope)), 3)
+
+
+def needs_check(bias: float, measured: Sequence[float]) -> bool:
+    """Whether `bias` lies more than VERIFY_GAP beyond the range of the measured biases."""
+    return bias < min(measured) - VERIFY_GAP or bias > max(measured) + VERIFY_GAP
+
+
+def fit(target: float, replies_at: Callable[[float], list[int]], measured: dict[float, float]) -> float:
+    """The end bias for `target` words a reply; `replies_at(bias)` gives each context's reply length (in words)
+    at that bias, the same contexts and seeds every round; `measured` gets each round's mean (bias -> words)."""
+    lengths: dict[float, list[int]] = {}
+
+    def round_at(bias: float) -> float:
+        lengths[bias] = replies_at(bias)
+        measured[bias] = round(sum(lengths[bias]) / max(len(lengths[bias]), 1), 3)
+        return measured[bias]
+
+    at_zero = round_at(0.0)
+    if within(target, at_zero):
+        return 0.0
+    probe = round(max(-LIMIT, min(LIMIT, -math.log(target / at_zero) / PRIOR_SLOPE)), 2)
+    round_at(probe)
+    # The slope from each context's own two replies (the same seed at both biases): a few long replies
+    # move a mean of 64 by more than the bias does, their ratios far less.
+    bias = solve(target, at_zero, probe, at_zero * paired_ratio(lengths[0.0], lengths[probe]))
+    while bias != 0.0 and len(measured) < MAX_ROUNDS and needs_check(bias, list(measured)):
+        if within(target, round_at(bias)):
+            break
+        # Each point as its contexts' paired change from bias 0 (as the probe's slope above).
+        bias = between(target, {b: at_zero * paired_ratio(lengths[0.0], lengths[b]) for b in measured})
+    return bias
 
 
 def my_mean_words(name: str) -> float:
@@ -128,9 +185,8 @@ def _calibrate(name: str, samples: int, threads: int, advance: Callable[[str, in
         tempfile.TemporaryDirectory(prefix="twin-calibrate-") as tmp,
         daemon_for(name, ChatSettings(), Path(tmp) / "serve.log", threads, reuse=False) as served,
     ):
-        lengths: dict[float, list[int]] = {}
 
-        def round_at(bias: float) -> float:
+        def replies_at(bias: float) -> list[int]:
             label = f"replies at end bias {bias:+g}"
             done = 0
             advance(label, done, len(contexts))
@@ -142,18 +198,9 @@ def _calibrate(name: str, samples: int, threads: int, advance: Callable[[str, in
 
             decoding: Decoding = replace(CHAT_DEFAULT, end_bias=bias)
             replies = daemon_generate(served.url, served.api_key, name, contexts, None, decoding, step)
-            lengths[bias] = [len(words(r)) for r in replies]
-            measured[bias] = round(sum(lengths[bias]) / len(lengths[bias]), 3)
-            return measured[bias]
+            return [len(words(r)) for r in replies]
 
-        at_zero = round_at(0.0)
-        bias = 0.0
-        if not within(target, at_zero):
-            probe = round(max(-LIMIT, min(LIMIT, -math.log(target / at_zero) / PRIOR_SLOPE)), 2)
-            round_at(probe)
-            # The slope from each context's own two replies (the same seed at both biases): a few long replies
-            # move a mean of 64 by more than the bias does, their ratios far less.
-            bias = solve(target, at_zero, probe, at_zero * paired_ratio(lengths[0.0], lengths[probe]))
+        bias = fit(target, replies_at, measured)
     result = Calibration(bias, round(target, 3), measured, len(contexts), gguf)
     registry.update(
         name,
