@@ -35,16 +35,16 @@ log = logging.getLogger("twin.daemon")
 # streams already generating by one chunk's decode at most each step.
 PROMPT_CHUNK = 256
 
-# The KV cache is q8_0, not llama.cpp's f16 default, so that a prompt's logits do not depend on how it was cut
-# into passes. llama.cpp's CPU flash attention has two kernels: for 64 or more query rows of one sequence in a
-# pass (GGML_FA_TILE_Q) and an f16 or f32 cache, a tiled one in f32; otherwise one that rounds the query to f16
-# and accumulates in f16. With an f16 cache a prompt evaluated fresh in one pass, the same prompt from the cache
-# (its last token alone) and the same prompt beside another one in a step gave logits up to 0.8 apart (measured on
-# the embedded model, 100- and 450-token prompts), enough to change a seeded reply. A quantized cache always takes
-# the one kernel: every one of those cases is bit-identical, at half the memory; long first prompts are evaluated
-# about 1.7 times slower (450 tokens: about 4.0 against 2.3 s on 2 threads), later turns (under 64 new tokens)
-# and decoding not at all.
-KV_CACHE_TYPE = llama_cpp.GGML_TYPE_Q8_0
+# The KV cache's V half is q8_0, not llama.cpp's f16 default, so that a prompt's logits do not depend on how it was
+# cut into passes. llama.cpp's CPU flash attention has two kernels: for 64 or more query rows of one sequence in a
+# pass (GGML_FA_TILE_Q) with K and V both f16 (or both f32), a tiled one in f32; otherwise one that rounds the query
+# to f16 and accumulates in f16. With an f16 cache a prompt read fresh in one pass, the same prompt from the cache
+# (its last token alone) and the same prompt beside another one in a step gave logits 0.4 to 0.8 apart (measured on
+# the embedded model, 100- and 450-token prompts), enough to change a seeded reply. A q8_0 V always takes the one
+# kernel: every one of those cases is bit-identical, at 3/4 of the memory. K stays f16: a q8_0 K was as exact but
+# cost batching (4 streams 1.48-1.55x one, against 1.52-1.60x). The cost: a long first prompt is read with the
+# short kernel (450 tokens about 1.4 times slower on 2 threads); later turns of a chat read under 64 new tokens.
+V_CACHE_TYPE = llama_cpp.GGML_TYPE_Q8_0
 
 
 @dataclass
@@ -190,13 +190,13 @@ class Runner:
         self.name = path.name
 
     def _new_context(self, params: Any) -> Any:
-        """A context with the q8_0 KV cache (KV_CACHE_TYPE); llama.cpp's f16 one where this model cannot have it
+        """A context with an f16 K and a q8_0 V cache (V_CACHE_TYPE); all f16 where this model cannot have it
         (a head size that is not a multiple of 32, flash attention unavailable), said in the log."""
-        params.type_k = params.type_v = KV_CACHE_TYPE
+        params.type_k, params.type_v = llama_cpp.GGML_TYPE_F16, V_CACHE_TYPE
         try:
             return llamacpp.new_context(self.model.weights, params)
         except ValueError:  # llama-cpp-python's "Failed to create llama_context"
-            log.warning("a q8_0 KV cache is not possible for this model: f16, so caching may change a reply's bits")
+            log.warning("a q8_0 V cache is not possible for this model: f16, so caching may change a reply's bits")
             params.type_k = params.type_v = llama_cpp.GGML_TYPE_F16
             return llamacpp.new_context(self.model.weights, params)
 

@@ -183,7 +183,7 @@ STORY = (
 def test_a_long_prompt_gives_the_same_logprobs_fresh_from_the_cache_and_beside_another(tmp_path):
     """Prompts of 64 tokens and more, where llama.cpp's CPU flash attention takes another kernel for a whole pass:
     the logprobs are the same bit for bit read in one pass, from the cache (one token read) or in the same steps
-    as another prompt. With llama.cpp's f16 KV cache the first two were 0.4 apart (daemon.batch.KV_CACHE_TYPE)."""
+    as another prompt. With an f16 V cache the first two were 0.4 apart (daemon.batch.V_CACHE_TYPE)."""
     from concurrent.futures import ThreadPoolExecutor
 
     with DaemonProcess(["--parallel", "2", "--threads", "1"], log_path=tmp_path / "serve.log") as d:

@@ -60,7 +60,7 @@ def test_the_evaluations_chat_default_is_the_daemons() -> None:
 def test_sampled_replies_draw_independently_per_sample_and_repeat_per_run(daemon) -> None:
     """The real daemon: one context asked under twelve validation lines gives different replies (one seed for
     every request would draw the same numbers, so the same reply twelve times), and the same ones again, through
-    the session's long-lived daemon whose slots hold other tests' prompts (daemon.batch.KV_CACHE_TYPE)."""
+    the session's long-lived daemon whose slots hold other tests' prompts (daemon.batch.V_CACHE_TYPE)."""
     import dataclasses
 
     from trainer.evaluation.evalset import EvalSample
