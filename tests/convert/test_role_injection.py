@@ -41,10 +41,10 @@ def gguf(tiny_model, tmp_path_factory):
     return get
 
 
-def _llama(path: Path):  # type: ignore[no-untyped-def]
+def _llama(path: Path, logits_all: bool = False):  # type: ignore[no-untyped-def]
     import llama_cpp
 
-    return llama_cpp.Llama(model_path=str(path), n_ctx=256, n_threads=1, verbose=False)
+    return llama_cpp.Llama(model_path=str(path), n_ctx=256, n_threads=1, logits_all=logits_all, verbose=False)
 
 
 def _controls(llm, tokens: list[int]) -> list[int]:  # type: ignore[no-untyped-def]
@@ -107,7 +107,9 @@ def test_perplexity_scores_a_reply_as_text_and_an_ordinary_one_as_before() -> No
     """The GGUF perplexity tokenizes as the daemon: markers a reply writes are text, the template's end of turn is not."""
     from twin.embedded import embedded_gguf
 
-    llm = _llama(embedded_gguf())
+    # Every position's logits kept, as convert.perplexity.open_scorer loads it: without them llm.scores holds
+    # uninitialized rows, and a CI-like run once read an overflowing perplexity from them.
+    llm = _llama(embedded_gguf(), logits_all=True)
     try:
         scorer = GGUFScorer(llm)
         context = [{"role": "user", "content": "Hello there!"}]
