@@ -10,7 +10,8 @@ and prints the figures of eval/report.json as name=value lines: per variant
 (prompt, lora, gguf) and decoding (greedy, sampled) ROUGE-L, chrF, style
 distance, words per reply, distinct-1/-2, the share of the most frequent reply
 and of replies spoken as someone else; the person's own figures; perplexities;
-and the issue's goals as goal_*=0/1.
+the issue's goals as goal_*=0/1; and the persona's sampled overlap at the LoRA's
+length (its replies cut to the LoRA's word count, sample by sample).
 
     python bench/style.py [--export ../shared/corpora/seinfeld/result.json] [--me George]
                           [--budget 15m] [--limit 150] [--home DIR]
@@ -69,7 +70,7 @@ def print_build_figures(build_s: float, serve_s: float) -> None:
     print(f"goal_time_to_twin_900s={int(build_s + serve_s <= 900)}")
 
 
-def print_figures(report: dict, build_s: float, serve_s: float, train: dict) -> None:
+def print_figures(report: dict, build_s: float, serve_s: float, train: dict, generations: Path | None = None) -> None:
     from twin import registry
 
     def line(name: str, value: object) -> None:
@@ -126,6 +127,36 @@ def print_figures(report: dict, build_s: float, serve_s: float, train: dict) -> 
     line("goal_time_to_twin_900s", int(build_s + serve_s <= 900))
     if "lora" in ppl and "gguf" in ppl:
         line("goal_gguf_within_3pct", int(ppl["gguf"] / ppl["lora"] <= 1.03))
+    if generations is not None and lora and prompt:
+        for name, value in at_lora_length(generations).items():
+            line(f"prompt_sampled_at_lora_length_{name}", value)
+
+
+def at_lora_length(generations: Path) -> dict[str, float]:
+    """The persona's sampled overlap with my real replies, its replies cut to the LoRA's length.
+
+    ROUGE-L and chrF (β = 2, recall-weighted) rise with length, and the persona writes 2-3 times my length.
+    Two cuts: to the LoRA's word count sample by sample (`each_*`), and every reply to the LoRA's mean word
+    count rounded (`mean_*`, which keeps words where I wrote long and the LoRA short). The goal lines stay as
+    the issue defines them.
+    """
+    from trainer.evaluation.overlap import overlap
+    from trainer.style import mean_words
+
+    rows = [json.loads(line) for line in generations.read_text().splitlines() if line.strip()]
+    rows = [r for r in rows if r.get("prompt", {}).get("sampled") is not None and r.get("lora", {}).get("sampled")]
+    real = [r["real"] for r in rows]
+    persona = [r["prompt"]["sampled"].split() for r in rows]
+    lora = [len(r["lora"]["sampled"].split()) for r in rows]
+    mean = max(1, round(sum(lora) / len(lora)))
+    out: dict[str, float] = {}
+    for how, cut in (
+        ("each", [" ".join(words[: max(1, n)]) for words, n in zip(persona, lora, strict=True)]),
+        ("mean", [" ".join(words[:mean]) for words in persona]),
+    ):
+        figures = overlap(cut, real)
+        out |= {f"{how}_rouge_l": figures.rouge_l, f"{how}_chrf": figures.chrf, f"{how}_words": mean_words(cut)}
+    return out
 
 
 def main() -> None:
@@ -175,7 +206,7 @@ def main() -> None:
         os.environ["TWIN_HOME"] = str(home)
         train = registry.read(NAME).get("train", {})
         report = json.loads((home / "twins" / NAME / "eval" / "report.json").read_text())
-        print_figures(report, build_s, serve_s, train)
+        print_figures(report, build_s, serve_s, train, home / "twins" / NAME / "eval" / "generations.jsonl")
 
 
 if __name__ == "__main__":
