@@ -129,6 +129,34 @@ def test_the_daemon_serves_a_twin_with_its_adapter(random_lora, embedded_hf, twi
     digests = [client.models.retrieve(m).model_extra["twin"]["gguf_sha256"] for m in ("ada", embedded.MODEL_ID)]
     assert digests[0] != digests[1] and all(len(d) == 64 for d in digests)
 
+    # The twin's logits do not depend on what else the daemon decodes in the same step (the adapter is q8_0): the
+    # same request alone and while another stream of this twin is generating gives the same tokens and logprobs.
+    probe = {
+        "model": "ada",
+        "messages": [{"role": "user", "content": "Tell me about rivers."}],
+        "max_tokens": 12,
+        "temperature": 0,
+        "logprobs": True,
+        "extra_body": {"ignore_eos": True},
+    }
+    alone = client.chat.completions.create(**probe)
+    other = client.chat.completions.create(
+        model="ada",
+        messages=[{"role": "user", "content": "Write a long story about a lighthouse."}],
+        max_tokens=400,
+        temperature=0,
+        stream=True,
+        extra_body={"ignore_eos": True},
+    )
+    next(c for c in other if c.choices and c.choices[0].delta.content)  # the other stream is generating
+    beside = client.chat.completions.create(**probe)
+    other.close()
+
+    def tokens(reply):
+        return [(t.token, t.logprob) for t in reply.choices[0].logprobs.content]
+
+    assert tokens(beside) == tokens(alone)
+
     # An adapter file that has gone missing is one line naming it, not a traceback.
     (twin / "model-adapter.lora.gguf").unlink()
     from daemon.catalog import twin_specs
