@@ -11,7 +11,7 @@ and prints the figures of eval/report.json as name=value lines: per variant
 distance, words per reply, distinct-1/-2, the share of the most frequent reply
 and of replies spoken as someone else; the person's own figures; perplexities;
 the issue's goals as goal_*=0/1; and the persona's sampled overlap at the LoRA's
-length (its replies cut to the LoRA's word count, sample by sample).
+length (its replies cut to the LoRA's word count sample by sample, and to its mean).
 
     python bench/style.py [--export ../shared/corpora/seinfeld/result.json] [--me George]
                           [--budget 15m] [--limit 150] [--home DIR]
