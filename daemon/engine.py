@@ -175,6 +175,48 @@ class Worker:
                     runner.reset(APIError(500, "generation failed: internal error", type="server_error"))
 
 
+class Consensus:
+    """Candidates of each choice in, the chosen one out (twin.consensus): what a request with `candidates` > 1 sees.
+
+    Job `c * k + i` is candidate i of choice c. A choice's text waits until its k candidates are done, then the
+    one closest to the others is replayed as choice c; its completion tokens count every candidate's, since
+    every one was decoded. Cancelled candidates (the client left) take no part; all cancelled, the choice is too.
+    """
+
+    def __init__(self, k: int, deliver: Callable[[Any], None]) -> None:
+        self.k = k
+        self._deliver = deliver
+        self._deltas: dict[int, list[Delta]] = {}
+        self._done: dict[int, ChoiceDone] = {}
+
+    def take(self, event: Any) -> None:
+        if isinstance(event, Delta):
+            self._deltas.setdefault(event.index, []).append(event)
+        elif isinstance(event, ChoiceDone):
+            self._done[event.index] = event
+            choice = event.index // self.k
+            group = range(choice * self.k, (choice + 1) * self.k)
+            if all(i in self._done for i in group):
+                self._settle(choice, list(group))
+        else:
+            self._deliver(event)
+
+    def _settle(self, choice: int, group: list[int]) -> None:
+        from twin.consensus import pick
+
+        done = [self._done.pop(i) for i in group]
+        deltas = [self._deltas.pop(i, []) for i in group]
+        tokens, seconds = sum(d.completion_tokens for d in done), sum(d.decode_seconds for d in done)
+        kept = [j for j, d in enumerate(done) if d.finish_reason != "cancelled"]
+        if not kept:
+            self._deliver(ChoiceDone(choice, "cancelled", tokens, seconds))
+            return
+        best = kept[pick(["".join(d.text for d in deltas[j]) for j in kept])]
+        for d in deltas[best]:
+            self._deliver(Delta(choice, d.text, d.logprobs))
+        self._deliver(ChoiceDone(choice, done[best].finish_reason, tokens, seconds))
+
+
 class Generation:
     """One request's work, consumed as events; leaving the block cancels what is left and waits for it."""
 
@@ -203,6 +245,7 @@ class Generation:
         self._gate: Gate | None = None
         self._resident: Resident | None = None
         self._arrived = time.monotonic()
+        self._consensus: Consensus | None = None
 
     async def __aenter__(self) -> Generation:
         loop = asyncio.get_running_loop()
@@ -225,19 +268,32 @@ class Generation:
 
         def emit(event: Any) -> None:
             try:
-                loop.call_soon_threadsafe(self._deliver, event)
+                loop.call_soon_threadsafe(self._take, event)
             except RuntimeError:  # the event loop is gone (shutdown): nobody is listening any more
                 pass
 
         p = with_end_bias(self._params, self._spec.end_bias, runner.model.end_ids)
-        self._ticket = Ticket(emit, sum(len(t) for t in prompts), len(prompts) * self._n, submitted=self._arrived)
+        k = p.candidates if p.temperature > 0 else 1  # greedy candidates would all be the same reply
+        if k > 1:
+            self._consensus = Consensus(k, self._deliver)
+        self._ticket = Ticket(emit, sum(len(t) for t in prompts), len(prompts) * self._n * k, submitted=self._arrived)
+        # Choice j's candidate c is seeded seed + j·k + c: with k = 1 choice j keeps seed + j, and the candidates
+        # of a seeded request are the choices of the same request with n = k.
         jobs = [
-            Job(self._ticket, i * self._n + j, tokens, p, None if p.seed is None else p.seed + j)
+            Job(self._ticket, (i * self._n + j) * k + c, tokens, p, None if p.seed is None else p.seed + j * k + c)
             for i, tokens in enumerate(prompts)
             for j in range(self._n)
+            for c in range(k)
         ]
         self._engine.worker.add(runner, jobs)
         return self
+
+    def _take(self, event: Any) -> None:
+        """An event of the runner: through the consensus when the request samples candidates."""
+        if self._consensus is not None:
+            self._consensus.take(event)
+        else:
+            self._deliver(event)
 
     def _deliver(self, event: Any) -> None:
         self._queue.put_nowait(event)

@@ -18,9 +18,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from twin import conditioning
+from twin.consensus import MAX_CANDIDATES
 
 MAX_STOP = 4
 MAX_N = 8
+MAX_SEQUENCES = 16  # n × candidates: the sequences one request may decode
 MAX_DEPTH = 32  # of a request body's JSON: OpenAI's own bodies are 4 deep
 MAX_TOP_LOGPROBS = 20  # chat's top_logprobs, as OpenAI
 MAX_COMPLETION_LOGPROBS = 5  # the legacy completions' logprobs, as OpenAI
@@ -356,6 +358,8 @@ def _sampling_fields(max_tokens: tuple[str, ...]) -> dict[str, Field]:
         # twin's own: added to the end-of-reply tokens' logits (below 0: longer replies); default: the twin's calibrated
         "end_bias": Num(-100.0, 100.0),
         "n": Int(1, MAX_N),
+        # twin's own: sample this many replies per choice and return the one closest to the others (twin.consensus)
+        "candidates": Int(1, MAX_CANDIDATES),
         "stream": Bool(),
         "stream_options": Obj({"include_usage": Bool()}),
         "user": Str(),
@@ -488,6 +492,7 @@ class SamplingParams:
     logprobs: bool = False
     top_logprobs: int = 0  # alternatives listed with each token's logprob
     grammar: str | None = None  # GBNF the output must follow (response_format json_object / json_schema)
+    candidates: int = 1  # sampled replies per choice, the consensus one returned (twin.consensus); greedy ignores it
 
 
 @dataclass
@@ -583,6 +588,7 @@ def sampling_params(body: dict[str, Any], max_tokens: int | None, chat: bool) ->
         logprobs=logprobs,
         top_logprobs=top_logprobs,
         grammar=_response_format(body),
+        candidates=body.get("candidates", d.candidates),
     )
 
 
@@ -635,8 +641,15 @@ def _twin(body: dict[str, Any], messages: list[dict[str, str]]) -> list[dict[str
     return conditioning.with_line(messages, conditioning.system_line(**body["twin"]))
 
 
+def _check_sequences(body: dict[str, Any]) -> None:
+    n, k = body.get("n", 1), body.get("candidates", 1)
+    if n * k > MAX_SEQUENCES:
+        raise invalid("candidates", f"n × candidates is at most {MAX_SEQUENCES}, got {n} × {k}: lower one of them")
+
+
 def parse_chat(raw: Any) -> ChatRequest:
     body = CHAT_REQUEST.parse(raw, "")
+    _check_sequences(body)
     return ChatRequest(
         model=body["model"],
         messages=_twin(body, _messages(body["messages"])),
@@ -649,6 +662,7 @@ def parse_chat(raw: Any) -> ChatRequest:
 
 def parse_completion(raw: Any) -> CompletionRequest:
     body = COMPLETION_REQUEST.parse(raw, "")
+    _check_sequences(body)
     prompt = body["prompt"]
     return CompletionRequest(
         model=body["model"],

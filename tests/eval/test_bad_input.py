@@ -86,6 +86,8 @@ def test_compare_with_a_missing_twin(
         (["--limit", "0"], "twin: error: --limit must be between 1 and 100000, got 0"),
         (["--temperature", "3"], "twin: error: --temperature must be between 0 (greedy) and 2, got 3.0"),
         (["--repetition-penalty", "0"], "twin: error: --repetition-penalty must be above 0"),
+        (["--candidates", "0"], "twin: error: --candidates must be between 1 (one draw) and 8, got 0"),
+        (["--candidates", "9"], "twin: error: --candidates must be between 1 (one draw) and 8, got 9"),
         (["--name", "../x"], "twin: error: invalid twin name '../x'"),
         (["--url", "ftp://x"], "twin: error: setting url must start with http:// or https://"),
     ],

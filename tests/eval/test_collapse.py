@@ -55,6 +55,7 @@ def test_the_evaluations_chat_default_is_the_daemons() -> None:
         daemon.min_p,
     )
     assert CHAT_DEFAULT.repetition_penalty == daemon.repetition_penalty
+    assert CHAT_DEFAULT.candidates == daemon.candidates
 
 
 def test_sampled_replies_draw_independently_per_sample_and_repeat_per_run(daemon) -> None:

@@ -36,6 +36,8 @@ class Decoding:
     # added to the end-of-reply tokens' logits; None: the served model's default (a twin's calibrated bias, which
     # the evaluation passes to the transformers variant too)
     end_bias: float | None = None
+    # sampled replies per sample, the consensus one kept (twin.consensus, as the daemon's `candidates`); 1 = one draw
+    candidates: int = 1
 
     def describe(self) -> str:
         how = (
@@ -47,6 +49,8 @@ class Decoding:
             )
         )
         ending = f", end-of-reply bias {self.end_bias:+g}" if self.end_bias else ""
+        if self.temperature > 0 and self.candidates > 1:
+            how += f", the consensus of {self.candidates} candidates (chrF β=1)"
         return (
             f"{how}, repetition penalty {self.repetition_penalty} over the last {PENALTY_LAST_N} generated tokens"
             f"{ending}, at most {self.max_new_tokens} new tokens"
@@ -115,7 +119,38 @@ def hf_generate(
     batch_size: int = 8,
     advance: Callable[[int], None] = lambda n: None,
 ) -> list[str]:
-    """One reply per sample from a transformers model, in batches of similar length (left-padded)."""
+    """One reply per sample from a transformers model, in batches of similar length (left-padded).
+
+    With `decoding.candidates` k > 1 (and sampling), each sample is drawn k times in its batch and the consensus
+    reply (twin.consensus) is kept; `batch_size` then counts rows, k of them per sample.
+    """
+    k = decoding.candidates if decoding.temperature > 0 else 1
+    if k > 1:
+        from twin.consensus import pick
+
+        drawn = _hf_generate(
+            model,
+            tokenizer,
+            [s for s in samples for _ in range(k)],
+            system_prompt,
+            decoding,
+            max(k, batch_size // k * k),
+            lambda n: advance(n // k),
+        )
+        groups = [drawn[i * k : (i + 1) * k] for i in range(len(samples))]
+        return [group[pick(group)] for group in groups]
+    return _hf_generate(model, tokenizer, samples, system_prompt, decoding, batch_size, advance)
+
+
+def _hf_generate(
+    model: Any,
+    tokenizer: Any,
+    samples: Sequence[EvalSample],
+    system_prompt: str | None,
+    decoding: Decoding,
+    batch_size: int,
+    advance: Callable[[int], None],
+) -> list[str]:
     import torch
     from transformers import LogitsProcessorList
 
@@ -228,6 +263,7 @@ def daemon_generate(
                         "top_k": decoding.top_k,
                         "min_p": decoding.min_p,
                         **({} if decoding.end_bias is None else {"end_bias": decoding.end_bias}),
+                        **({} if decoding.candidates == 1 else {"candidates": decoding.candidates}),
                     },
                 )
             except openai.BadRequestError as e:

@@ -55,6 +55,7 @@ class EvalConfig:
     batch_size: int = 8  # transformers generation batch
     threads: int = 0  # llama.cpp threads (the GGUF's perplexity, a daemon started here); 0 = their default
     sampled: bool = True  # also write the replies with the chat default (sampled, seeded) when decoding greedily
+    candidates: int = 1  # sampled replies: draws per sample, the consensus one kept (twin.consensus)
     progress: bool = True
     chat: ChatSettings = field(default_factory=ChatSettings)  # where a running daemon may already be
 
@@ -73,17 +74,29 @@ class EvalConfig:
         _check(self.max_context_chars >= 1, "max-context-chars", "must be at least 1", self.max_context_chars)
         _check(1 <= self.batch_size <= 256, "batch-size", "must be between 1 and 256", self.batch_size)
         _check(self.threads >= 0, "threads", "must be 0 (default) or more", self.threads)
+        from twin.consensus import MAX_CANDIDATES
+
+        _check(
+            1 <= self.candidates <= MAX_CANDIDATES,
+            "candidates",
+            f"must be between 1 (one draw) and {MAX_CANDIDATES}",
+            self.candidates,
+        )
 
     @property
     def decoding(self) -> Decoding:
-        return Decoding(self.max_new_tokens, self.temperature, self.repetition_penalty, self.seed)
+        return Decoding(
+            self.max_new_tokens, self.temperature, self.repetition_penalty, self.seed, candidates=self.candidates
+        )
 
     @property
     def sampled_decoding(self) -> Decoding | None:
         """The chat default with this run's token budget and seed; None when the main decoding samples already."""
         if not self.sampled or self.temperature > 0:
             return None
-        return dataclasses.replace(CHAT_DEFAULT, max_new_tokens=self.max_new_tokens, seed=self.seed)
+        return dataclasses.replace(
+            CHAT_DEFAULT, max_new_tokens=self.max_new_tokens, seed=self.seed, candidates=self.candidates
+        )
 
 
 def _check(ok: bool, name: str, why: str, value: object) -> None:

@@ -74,6 +74,12 @@ def eval_cmd(
             "--greedy-only", help="Skip the second set of replies with the chat default (sampled, seeded): faster."
         ),
     ] = False,
+    candidates: Annotated[
+        int,
+        typer.Option(
+            help="Sampled replies: draw this many per sample and keep the consensus one (the daemon's `candidates`)."
+        ),
+    ] = 1,
 ) -> None:
     """Measure how much the twin sounds like you: perplexity, ROUGE-L, chrF, style, ratings; writes twins/NAME/eval/."""
     passive_for_torch()
@@ -93,6 +99,7 @@ def eval_cmd(
         max_context_chars=max_context_chars,
         threads=threads,
         sampled=not greedy_only,
+        candidates=candidates,
         chat=load(ChatSettings, {"url": url}),
     )
     setup_logging()
