@@ -4,7 +4,8 @@ Runs, each as the CLI a user would run, in a temporary TWIN_HOME:
 
 1. `twin build EXPORT --me WHO --split time --time-budget BUDGET` (ingest, train, convert, persona);
 2. `twin serve --model NAME` until its first reply: build + this = time_to_twin_s;
-3. `twin eval --limit N`: every variant greedy and with the chat default (sampled, seed 0).
+3. `twin eval --limit N`: every variant greedy and with the chat default (sampled, seed 0; with
+   `--candidates K`, the consensus of K draws per sample).
 
 and prints the figures of eval/report.json as name=value lines: per variant
 (prompt, lora, gguf) and decoding (greedy, sampled) ROUGE-L, chrF, style
@@ -14,7 +15,7 @@ the issue's goals as goal_*=0/1; and the persona's sampled overlap at the LoRA's
 length (its replies cut to the LoRA's word count sample by sample, and to its mean).
 
     python bench/style.py [--export ../shared/corpora/seinfeld/result.json] [--me George]
-                          [--budget 15m] [--limit 150] [--home DIR]
+                          [--budget 15m] [--limit 150] [--candidates K] [--home DIR]
 """
 
 from __future__ import annotations
@@ -165,6 +166,9 @@ def main() -> None:
     parser.add_argument("--me", default="George")
     parser.add_argument("--budget", default="15m", help="twin build --time-budget")
     parser.add_argument("--limit", type=int, default=150, help="validation samples evaluated")
+    parser.add_argument(
+        "--candidates", type=int, default=1, help="twin eval --candidates: the sampled rows' consensus of K draws"
+    )
     parser.add_argument("--home", type=Path, help="TWIN_HOME to use and keep (default: a temporary one)")
     parser.add_argument("--skip-build", action="store_true", help="reuse the twin built in --home")
     parser.add_argument("--build-only", action="store_true", help="time the build and first reply; no evaluation")
@@ -200,7 +204,7 @@ def main() -> None:
             os.environ["TWIN_HOME"] = str(home)
             print_build_figures(build_s, serve_s)
             return
-        twin(["eval", "--name", NAME, "--limit", str(args.limit)], env)
+        twin(["eval", "--name", NAME, "--limit", str(args.limit), "--candidates", str(args.candidates)], env)
         from twin import registry
 
         os.environ["TWIN_HOME"] = str(home)
