@@ -19,8 +19,8 @@ def test_each_samples_reply_is_the_consensus_of_its_own_draws() -> None:
         EvalSample(2, [{"role": "user", "content": "Where are you going this weekend?"}], "the lake"),
     ]
     decoding = dataclasses.replace(CHAT_DEFAULT, max_new_tokens=10, seed=3)
-    # The same rows, seed and batches that candidates=3 draws from: each sample three times, six rows a batch
-    drawn = _hf_generate(model, tokenizer, [s for s in samples for _ in range(3)], None, decoding, 6, lambda n: None)
+    # The same rows, seed and batches that candidates=3 draws from: each sample three times, in one batch
+    drawn = _hf_generate(model, tokenizer, [s for s in samples for _ in range(3)], None, decoding, 24, lambda n: None)
     groups = [drawn[:3], drawn[3:]]
     assert all(len(set(g)) > 1 for g in groups), groups
     advanced: list[int] = []

@@ -19,6 +19,7 @@ from twin.errors import UserError
 
 PENALTY_LAST_N = 64  # llama-cpp-python's window for repeat_penalty (generated tokens only); the HF side copies it
 IN_FLIGHT = 2
+MAX_CANDIDATE_ROWS = 32  # rows of one transformers batch when each sample is drawn several times
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,7 @@ def hf_generate(
     """One reply per sample from a transformers model, in batches of similar length (left-padded).
 
     With `decoding.candidates` k > 1 (and sampling), each sample is drawn k times in its batch and the consensus
-    reply (twin.consensus) is kept; `batch_size` then counts rows, k of them per sample.
+    reply (twin.consensus) is kept; a batch then holds `batch_size` samples' draws, at most MAX_CANDIDATE_ROWS rows.
     """
     k = decoding.candidates if decoding.temperature > 0 else 1
     if k > 1:
@@ -134,7 +135,7 @@ def hf_generate(
             [s for s in samples for _ in range(k)],
             system_prompt,
             decoding,
-            max(k, batch_size // k * k),
+            max(k, min(batch_size * k, MAX_CANDIDATE_ROWS) // k * k),
             lambda n: advance(n // k),
         )
         groups = [drawn[i * k : (i + 1) * k] for i in range(len(samples))]
