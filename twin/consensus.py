@@ -5,7 +5,7 @@ line that fits no context, a word salad, a sudden long ramble. Sampling a few ca
 the one with the highest mean chrF against the others (sacrebleu's character 6-grams, at β = 1: the
 recall-weighted β = 2 that `twin eval` reports would prefer the longest candidate) keeps what most draws
 agree on, so the reply still varies from seed to seed but sits nearer to what the person would say
-(measured in README § Serving). The daemon and `twin eval` both pick with `pick`.
+(measured in README § Evaluation). The daemon and `twin eval` both pick with `pick`.
 """
 
 from __future__ import annotations
