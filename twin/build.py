@@ -15,19 +15,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trainer.train.budget import MIN_TRAIN_S, RESERVE_TOKENS_PER_S  # constants: budget.py imports no torch
 from trainer.train.config import TrainConfig  # a plain dataclass: its defaults, not the trainer
 from twin import embedded, paths
 from twin.errors import UserError
 
 STAGES = ("ingest", "train", "convert", "persona", "calibrate")
 # What a time budget keeps back for the stages after training, measured for the embedded model on 2 cores
-# (on the development corpus: conversion with --quant auto, i.e. f16, its check, three 4-bit types and four
-# perplexities, 227 s, and about 30 s more since the `adapter` candidate, whose perplexity is slower to measure,
-# took q4_1's place; the persona 1 s; the length calibration's two rounds of 64 replies 70-90 s, up to four when the bias is checked), and the least
-# it gives training.
-AFTER_TRAINING_S = 350.0
+# training at budget.RESERVE_TOKENS_PER_S (on the development corpus: conversion with --quant auto, i.e. f16, its
+# check, three 4-bit types and four perplexities, the persona, the length calibration's two to four rounds of 64
+# replies: 394 s at 95.6 tokens/s; 320-350 s on a machine training at 115). Training scales it by the speed it
+# measures: those stages run on the same cores.
+AFTER_TRAINING_S = 400.0
 DEFAULT_BUDGET_S = 900.0  # `twin build` by default: a served twin within 15 minutes (fewer on a small export)
-MIN_TRAIN_S = 60.0
 MIN_BUDGET_S = 180
 MIN_CALIBRATION_SAMPLES = 8  # the mean length of fewer replies is noise (trainer.evaluation.calibration)
 
@@ -83,8 +83,10 @@ class BuildConfig:
         return self.train.base
 
     def train_config(self, time_budget_s: float = 0.0) -> TrainConfig:
-        """The training stage's TrainConfig with `time_budget_s` for training alone."""
-        return dataclasses.replace(self.train, time_budget_s=time_budget_s)
+        """The training stage's TrainConfig with `time_budget_s` for training and the stages after it (their
+        AFTER_TRAINING_S reserved)."""
+        reserved = AFTER_TRAINING_S if time_budget_s else 0.0
+        return dataclasses.replace(self.train, time_budget_s=time_budget_s, time_reserved_s=reserved)
 
 
 @dataclass
@@ -148,9 +150,11 @@ def _build(config: BuildConfig, out: Callable[[str], None], events: Callable[[di
     started = stage(2, "training the LoRA adapter and merging it")
     budget = 0.0
     if config.time_budget_s:
-        budget = max(MIN_TRAIN_S, config.time_budget_s - (started - build_started) - AFTER_TRAINING_S)
+        budget = max(MIN_TRAIN_S, config.time_budget_s - (started - build_started))
         out(
-            f"      time budget: {budget:.0f}s of {config.time_budget_s:.0f}s for training ({AFTER_TRAINING_S:.0f}s kept for conversion, persona and calibration)"
+            f"      time budget: {budget:.0f}s of {config.time_budget_s:.0f}s left for training, conversion, persona and "
+            f"calibration (those three take about {AFTER_TRAINING_S:.0f}s at {RESERVE_TOKENS_PER_S:.0f} training tokens/s, "
+            "scaled by the speed measured)"
         )
     train_config = config.train_config(budget)
     if config.resume and checkpoint.exists(paths.twin_dir(config.name) / checkpoint.CHECKPOINT_DIR):

@@ -36,6 +36,7 @@ def test_build_from_the_sample_export_to_a_served_twin(twin_home, base_in_cache)
     for stage in ("[1/5]", "[2/5]", "[3/5]", "[4/5]", "[5/5]"):
         assert stage in result.stderr
     assert "end bias" in result.stderr  # the length calibration said what it chose
+    assert "left for training, conversion, persona and calibration" in result.stderr  # the default 15-minute budget
     assert "twin 'sam' is built in" in result.stdout
     assert "127 train, 32 validation" in result.stdout  # the English sample
     assert "model-adapter.gguf (adapter" in result.stdout
@@ -105,3 +106,14 @@ def test_demo_shows_readable_exchanges(tmp_path):
     val.write_text("".join(json.dumps({"messages": r}, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     picked = [m[-1]["content"] for m in pick_samples(val, 2)]
     assert picked == ["щас буду", "го)"]
+
+
+def test_a_budgeted_build_reserves_the_later_stages_time_in_training(twin_home):
+    from trainer.train.config import TrainConfig
+    from twin.build import AFTER_TRAINING_S, BuildConfig
+
+    config = BuildConfig(exports=[SAMPLE], train=TrainConfig(name="sam", base="default"))
+    budgeted = config.train_config(700.0)
+    # training plans its steps with the later stages' time taken out, scaled by the speed it measures
+    assert (budgeted.time_budget_s, budgeted.time_reserved_s) == (700.0, AFTER_TRAINING_S)
+    assert config.train_config(0.0).time_reserved_s == 0.0  # no budget: nothing to keep back

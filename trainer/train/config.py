@@ -15,7 +15,7 @@ from twin.errors import UserError
 # Settings a resumed run may change: they do not alter what is computed. A time budget may: a build hands
 # training what its other stages left (a different figure each run), and a resumed run keeps the step count
 # its budget had chosen.
-_RESUME_FREE = ("resume", "device", "dataset_dir", "log_every", "time_budget_s")
+_RESUME_FREE = ("resume", "device", "dataset_dir", "log_every", "time_budget_s", "time_reserved_s")
 
 
 def _field(default: Any, help: str, flag: str = "", default_in_help: bool = False) -> Any:
@@ -58,6 +58,8 @@ class TrainConfig:
     time_budget_s: float = _field(
         0.0, "Fit the step count to this wall clock (15m, 1h), from the speed of the first steps.", flag="--time-budget"
     )
+    # of time_budget_s, what a caller's later stages take at budget.RESERVE_TOKENS_PER_S (twin build sets it)
+    time_reserved_s: float = _field(0.0, "Seconds of the time budget kept for the stages after training.")
     lora_r: int = _field(16, "LoRA rank.")
     lora_alpha: int = _field(32, "LoRA alpha.")
     lora_dropout: float = _field(0.05, "LoRA dropout.")
@@ -91,6 +93,7 @@ class TrainConfig:
         _check(self.weight_decay >= 0, "weight_decay", "must not be negative", self.weight_decay)
         _check(16 <= self.max_length <= 131072, "max_length", "must be between 16 and 131072", self.max_length)
         _check(self.time_budget_s >= 0, "time_budget", "must be 0 (off) or more seconds", self.time_budget_s)
+        _check(self.time_reserved_s >= 0, "time_reserved_s", "must not be negative", self.time_reserved_s)
         _check(1 <= self.lora_r <= 1024, "lora_r", "must be between 1 and 1024", self.lora_r)
         _check(self.lora_alpha >= 1, "lora_alpha", "must be at least 1", self.lora_alpha)
         _check(0 <= self.lora_dropout < 1, "lora_dropout", "must be at least 0 and below 1", self.lora_dropout)

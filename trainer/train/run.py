@@ -355,6 +355,7 @@ def _plan_budget(run: _Run) -> None:
             tokens_per_step=sum(run.lengths) / run.groups_per_epoch,
             val_tokens=sum(len(v) for v in run.val_samples),
             cap=run.total_steps,
+            reserved_s=run.config.time_reserved_s,
         )
 
 
@@ -486,9 +487,10 @@ def _replan(run: _Run, plan: dict[str, float]) -> None:
     _record(run, {"event": "budget", "step": run.progress.step, **plan})  # plan_steps' arguments, then "steps"
     if first:
         tokens = total * plan["tokens_per_step"]
+        kept = f", {plan['reserved_s']:.0f}s kept for what follows" if plan["reserved_s"] else ""
         run.display.note(
             f"time budget {run.config.time_budget_s:.0f}s: {plan['tokens_per_s']:.0f} tokens/s "
-            f"measured, {total} steps chosen ({tokens:.0f} tokens, {tokens / sum(run.lengths):.2f} epochs)"
+            f"measured, {total} steps chosen ({tokens:.0f} tokens, {tokens / sum(run.lengths):.2f} epochs){kept}"
         )
 
 
