@@ -68,19 +68,17 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="llama.cpp threads on both sides")
     args = parser.parse_args()
 
-    import llama_cpp
     import openai
 
     from daemon.fingerprint import gguf_sha256
     from daemon.weights import batch_weights
+    from twin import llamacpp
     from twin.config import ServeSettings
 
     threads = args.threads
     defaults = ServeSettings()
     decoded = batch_weights(embedded_gguf(), gguf_sha256(embedded_gguf()), defaults.parallel, defaults.requantize)
-    llm = llama_cpp.Llama(
-        model_path=str(decoded), n_ctx=2048, n_threads=threads, n_threads_batch=threads, verbose=False
-    )
+    llm = llamacpp.open_llama(decoded, n_ctx=2048, n_threads=threads, n_threads_batch=threads, verbose=False)
     with (
         tempfile.TemporaryDirectory() as tmp,
         DaemonProcess(["--model", "default", "--threads", str(threads)], log_path=Path(tmp) / "serve.log") as d,

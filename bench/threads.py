@@ -75,11 +75,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
 
-    import llama_cpp
-
+    from twin import llamacpp
     from twin.threads import llama_threads
 
-    llm = llama_cpp.Llama(model_path=str(embedded_gguf()), n_ctx=512, n_threads=2, verbose=False)
+    llm = llamacpp.open_llama(embedded_gguf(), n_ctx=512, n_threads=2, verbose=False)
     results: dict[str, list[float]] = {}
     for _ in range(args.rounds):
         for busy in (False, True):

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from convert.llama_runtime import eval_threads, llama_log
-from twin import dataset
+from twin import dataset, llamacpp
 from twin.chatformat import ChatTokenizer
 from twin.errors import UserError
 
@@ -95,11 +95,9 @@ class GGUFScorer:
 @contextlib.contextmanager
 def open_scorer(gguf_path: Path, n_ctx: int, threads: int | None, lora: Path | None = None) -> Iterator[GGUFScorer]:
     """The GGUF (with its LoRA adapter GGUF, if any) loaded with every position's logits kept; llama.cpp's log captured."""
-    import llama_cpp
-
     with llama_log():
-        llm = llama_cpp.Llama(
-            model_path=str(gguf_path),
+        llm = llamacpp.open_llama(
+            gguf_path,
             n_ctx=n_ctx,
             n_batch=n_ctx,
             logits_all=True,

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from convert.llama_runtime import eval_threads, llama_log
+from twin import llamacpp
 from twin.errors import UserError
 
 # Logits are compared on these (HF's tokens fed to both); tokenization is compared on these and TOKENIZE_ONLY.
@@ -129,14 +130,12 @@ def verify(
     gguf_path: Path, model_dir: Path, tokenizer: Any, float_type: str, sentencepiece: bool, threads: int = 0
 ) -> Verification:
     """Compare `gguf_path` (f16 or f32) with the HF model in `model_dir`; raises a UserError beyond tolerance."""
-    import llama_cpp
-
     token_lists = [list(tokenizer.encode(p)) for p in PROMPTS]
     reference = hf_logits(model_dir, token_lists)
     threads = eval_threads(threads)
     with llama_log():
-        llm = llama_cpp.Llama(
-            model_path=str(gguf_path),
+        llm = llamacpp.open_llama(
+            gguf_path,
             n_ctx=max(64, max(len(t) for t in token_lists) + 8),
             logits_all=True,
             # An f32 KV cache (llama.cpp's default is f16) keeps cache rounding out of what is measured: the conversion.

@@ -8,12 +8,54 @@ engine drives llama.cpp itself: it loads weights and makes contexts with the
 handles. And the library's own log callback lives in `llama_cpp._logger`.
 Everything else twin calls is the public `llama_cpp.llama_*` C API. A new
 llama-cpp-python minor is checked here first.
+
+Every model twin opens goes through `runtime()` (`load_weights`, `open_llama`): on a
+llama.cpp built with AMX (a native build on a Xeon that has it), llama.cpp's AMX
+weight buffer crashes the process in the first pass of two tokens or more (seen
+here on 0.3.36 on every file type that buffer takes; ggml-org/llama.cpp#20824 is
+the same crash, closed unfixed), so there the models load without llama.cpp's
+extra buffer types (AMX, and the CPU weight repacking with it).
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 from pathlib import Path
+from types import ModuleType
 from typing import Any
+
+log = logging.getLogger("twin.llamacpp")
+
+
+@functools.cache
+def runtime() -> ModuleType:
+    """The `llama_cpp` module, its default model parameters made safe on this build (once per process).
+
+    Where llama.cpp was built with AMX, `llama_model_default_params()` leaves the extra buffer types out
+    (`use_extra_bufts=False`); `Llama` takes no such argument and reads those defaults, so the function is
+    replaced in the module `Llama` calls it from, and in the package that re-exports it.
+    """
+    import llama_cpp
+    from llama_cpp import llama_cpp as lib
+
+    if b"AMX_INT8 = 1" in lib.llama_print_system_info():
+        original = lib.llama_model_default_params
+
+        def without_extra_buffers() -> Any:
+            params = original()
+            params.use_extra_bufts = False
+            return params
+
+        lib.llama_model_default_params = without_extra_buffers
+        llama_cpp.llama_model_default_params = without_extra_buffers
+        log.info("llama.cpp is built with AMX, whose weight buffer crashes it: models load without extra buffer types")
+    return llama_cpp
+
+
+def open_llama(path: Path | str, **kwargs: Any) -> Any:
+    """`llama_cpp.Llama(model_path=path, **kwargs)`, with `runtime()`'s model defaults."""
+    return runtime().Llama(model_path=str(path), **kwargs)
 
 
 def token_text(llm: Any, token: int) -> str:
@@ -39,11 +81,10 @@ def low_level_model(llm: Any) -> Any:
 def load_weights(path: Path) -> Any:
     """A GGUF's weights and vocabulary (`_internals.LlamaModel`: vocab, n_vocab(), n_ctx_train(), add_bos_token(),
     tokenize(), token_get_text(), metadata(), close()), without a context."""
-    import llama_cpp
     from llama_cpp import _internals
 
     # verbose=False would redirect the process' stdout/stderr while loading, which is not thread-safe.
-    return _internals.LlamaModel(path_model=str(path), params=llama_cpp.llama_model_default_params(), verbose=True)
+    return _internals.LlamaModel(path_model=str(path), params=runtime().llama_model_default_params(), verbose=True)
 
 
 def load_vocabulary(path: Path) -> Any:
@@ -51,10 +92,9 @@ def load_vocabulary(path: Path) -> Any:
 
     A file that is not a complete GGUF raises ValueError.
     """
-    import llama_cpp
     from llama_cpp import _internals
 
-    params = llama_cpp.llama_model_default_params()
+    params = runtime().llama_model_default_params()
     params.vocab_only = True
     return _internals.LlamaModel(path_model=str(path), params=params, verbose=True)
 

@@ -48,10 +48,10 @@ def random_lora(embedded_hf: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 def llama_logits(tokens: list[int], lora: Path | None) -> np.ndarray:
-    import llama_cpp
+    from twin import llamacpp
 
-    llm = llama_cpp.Llama(
-        model_path=str(embedded.embedded_gguf()),
+    llm = llamacpp.open_llama(
+        embedded.embedded_gguf(),
         lora_path=None if lora is None else str(lora),
         n_ctx=128,
         logits_all=True,

@@ -42,9 +42,7 @@ def gguf(tiny_model, tmp_path_factory):
 
 
 def _llama(path: Path, logits_all: bool = False):  # type: ignore[no-untyped-def]
-    import llama_cpp
-
-    return llama_cpp.Llama(model_path=str(path), n_ctx=256, n_threads=1, logits_all=logits_all, verbose=False)
+    return llamacpp.open_llama(path, n_ctx=256, n_threads=1, logits_all=logits_all, verbose=False)
 
 
 def _controls(llm, tokens: list[int]) -> list[int]:  # type: ignore[no-untyped-def]

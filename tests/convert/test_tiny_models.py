@@ -35,12 +35,10 @@ def _field(reader: GGUFReader, key: str):  # type: ignore[no-untyped-def]
 
 
 def _llama(path: Path):  # type: ignore[no-untyped-def]
-    import llama_cpp
+    from twin import llamacpp
 
     # f32 KV cache: llama.cpp's default f16 cache would add its own rounding to what is compared.
-    return llama_cpp.Llama(
-        model_path=str(path), n_ctx=128, logits_all=True, type_k=0, type_v=0, n_threads=1, verbose=False
-    )
+    return llamacpp.open_llama(path, n_ctx=128, logits_all=True, type_k=0, type_v=0, n_threads=1, verbose=False)
 
 
 @pytest.mark.parametrize("kind", list(EXPECTED))

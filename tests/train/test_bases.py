@@ -16,7 +16,6 @@ from twin.errors import UserError
 
 def test_embedded_copy_matches_the_gguf(base_in_cache: Path) -> None:
     """The dequantized HF copy predicts what llama.cpp predicts from the GGUF itself."""
-    from llama_cpp import Llama
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     folder = resolve_base("default")
@@ -32,7 +31,9 @@ def test_embedded_copy_matches_the_gguf(base_in_cache: Path) -> None:
     with torch.no_grad():
         hf_logits = model(torch.tensor([ids])).logits[0].numpy()
 
-    llm = Llama(str(embedded.embedded_gguf()), n_ctx=64, logits_all=True, verbose=False, n_threads=2)
+    from twin import llamacpp
+
+    llm = llamacpp.open_llama(embedded.embedded_gguf(), n_ctx=64, logits_all=True, verbose=False, n_threads=2)
     llm.eval(ids)
     cpp_logits = np.array(llm.scores[: len(ids)])
     assert hf_logits.shape == cpp_logits.shape
