@@ -39,7 +39,7 @@ def runtime() -> ModuleType:
     import llama_cpp
     from llama_cpp import llama_cpp as lib
 
-    if b"AMX_INT8 = 1" in lib.llama_print_system_info():
+    if built_with_amx():
         original = lib.llama_model_default_params
 
         def without_extra_buffers() -> Any:
@@ -51,6 +51,13 @@ def runtime() -> ModuleType:
         llama_cpp.llama_model_default_params = without_extra_buffers
         log.info("llama.cpp is built with AMX, whose weight buffer crashes it: models load without extra buffer types")
     return llama_cpp
+
+
+def built_with_amx() -> bool:
+    """Whether this llama.cpp was compiled with AMX (its system info lists `AMX_INT8 = 1`)."""
+    import llama_cpp
+
+    return b"AMX_INT8 = 1" in llama_cpp.llama_print_system_info()
 
 
 def open_llama(path: Path | str, **kwargs: Any) -> Any:

@@ -10,10 +10,6 @@ from twin import llamacpp
 from twin.embedded import embedded_gguf
 
 
-def _amx_build() -> bool:
-    return b"AMX_INT8 = 1" in llamacpp.runtime().llama_print_system_info()
-
-
 def test_a_model_opened_by_twin_decodes_a_prompt_outside_the_amx_buffer() -> None:
     with llama_log() as lines:
         llm = llamacpp.open_llama(embedded_gguf(), n_ctx=64, n_threads=1, verbose=True)
@@ -23,7 +19,7 @@ def test_a_model_opened_by_twin_decodes_a_prompt_outside_the_amx_buffer() -> Non
     finally:
         llm.close()
     assert not [line for line in lines if "AMX model buffer" in line]
-    assert llamacpp.runtime().llama_model_default_params().use_extra_bufts is not _amx_build()
+    assert llamacpp.runtime().llama_model_default_params().use_extra_bufts is not llamacpp.built_with_amx()
 
 
 def test_the_daemons_weights_load_outside_the_amx_buffer() -> None:
