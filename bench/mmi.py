@@ -25,19 +25,22 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 
-def reply_nll(model: Any, tokenizer: Any, messages: list[dict[str, str]], reply: str) -> float:
-    """The summed negative log-likelihood of `reply` as the assistant's next turn after `messages`."""
+def reply_nll(model: Any, tokenizer: Any, messages: list[dict[str, str]], reply: str) -> tuple[float, int]:
+    """(summed negative log-likelihood, tokens) of `reply` as the assistant's next turn after `messages`, split
+    into context and reply as `twin eval`'s perplexity splits them (convert.perplexity.split_reply)."""
     import torch
 
-    prefix = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    full = tokenizer.apply_chat_template(
-        [*messages, {"role": "assistant", "content": reply}], tokenize=False, add_generation_prompt=False
-    )
-    p = tokenizer(prefix, add_special_tokens=False)["input_ids"]
-    f = tokenizer(full, add_special_tokens=False)["input_ids"]
-    r = f[len(p) :]
-    logits = model(input_ids=torch.tensor([f]), logits_to_keep=len(r) + 1).logits[0, :-1]
-    return float(torch.nn.functional.cross_entropy(logits, torch.tensor(r), reduction="sum"))
+    from convert.perplexity import split_reply
+
+    def render(chat: list[dict[str, str]], gen: bool) -> str:
+        return str(tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=gen))
+
+    parts = split_reply(render, [*messages, {"role": "assistant", "content": reply}])
+    if parts is None:
+        raise SystemExit(f"bench/mmi.py: the chat template cannot split the reply {reply!r} from its context")
+    prefix, r = (tokenizer(text, add_special_tokens=False)["input_ids"] for text in parts)
+    logits = model(input_ids=torch.tensor([prefix + r]), logits_to_keep=len(r) + 1).logits[0, :-1]
+    return float(torch.nn.functional.cross_entropy(logits, torch.tensor(r), reduction="sum")), len(r)
 
 
 def main() -> None:
@@ -58,13 +61,13 @@ def main() -> None:
     from trainer.evaluation.evalset import load_samples, with_system
     from trainer.evaluation.generation import CHAT_DEFAULT, _hf_generate
     from trainer.evaluation.overlap import overlap
-    from trainer.evaluation.run import conditioned
+    from trainer.evaluation.run import EvalConfig, conditioned
     from trainer.evaluation.variants import find_variants
     from twin import registry
     from twin.consensus import pick
 
     k = args.candidates
-    samples = load_samples(args.name, args.limit, 2000, conditioned(args.name))
+    samples = load_samples(args.name, args.limit, EvalConfig().max_context_chars, conditioned(args.name))
     variant = next(v for v in find_variants(args.name) if v.key == "lora")
     model, tokenizer = models.load(variant)
     decoding = dataclasses.replace(CHAT_DEFAULT, end_bias=registry.end_bias(args.name))
@@ -80,16 +83,11 @@ def main() -> None:
         for sample, group in zip(samples, groups, strict=True):
             context = with_system(sample.context, variant.system_prompt)
             bare = [*(m for m in context if m["role"] == "system"), {"role": "user", "content": "hey"}]
-            scores.append(
-                [
-                    (
-                        reply_nll(model, tokenizer, context, c),
-                        reply_nll(model, tokenizer, bare, c),
-                        max(1, len(tokenizer(c, add_special_tokens=False)["input_ids"])),
-                    )
-                    for c in group
-                ]
-            )
+            row = []
+            for c in group:
+                given, tokens = reply_nll(model, tokenizer, context, c)
+                row.append((given, reply_nll(model, tokenizer, bare, c)[0], tokens))
+            scores.append(row)
     print(f"score_s={time.perf_counter() - started:.1f}", flush=True)
     real = [s.real for s in samples]
 
