@@ -2,18 +2,19 @@
 
 On the twin that `bench/style.py --home DIR` built, the merged LoRA (transformers, as `twin eval` runs it) draws K
 replies per validation sample with the chat default, scores each by log p(reply | context) and by log p(reply) under
-a bare context (the sample's system line and a user saying "hey"), and prints, for each single draw, the consensus
+a bare context (twin.consensus.bare_context: the sample's system line and a user saying "hey"), and prints, for each single draw, the consensus
 pick (twin.consensus), the longest, and MMI picks (score = log p(r | c) − λ·log p(r), summed or per token), the
 figures of `twin eval`: ROUGE-L, chrF, words per reply, distinct-2, the share of the most frequent reply.
-Nothing here is served yet: it is the measurement that decides whether the daemon should rerank.
+This is the measurement that chose the daemon's and `twin eval`'s default rerank and its λ (twin.consensus).
 
-    python bench/mmi.py --home DIR [--name bench] [--candidates 6] [--limit 150]
+    python bench/mmi.py --home DIR [--name bench] [--candidates 6] [--limit 150] [--cache FILE]
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import sys
 import time
@@ -25,22 +26,32 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 
-def reply_nll(model: Any, tokenizer: Any, messages: list[dict[str, str]], reply: str) -> tuple[float, int]:
-    """(summed negative log-likelihood, tokens) of `reply` as the assistant's next turn after `messages`, split
-    into context and reply as `twin eval`'s perplexity splits them (convert.perplexity.split_reply)."""
-    import torch
+Scores = list[list[tuple[float, float, int]]]  # per sample, per candidate: (−log p(r | c), −log p(r | bare), tokens)
 
-    from convert.perplexity import split_reply
 
-    def render(chat: list[dict[str, str]], gen: bool) -> str:
-        return str(tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=gen))
+def draw_and_score(
+    model: Any, tokenizer: Any, samples: list[Any], variant: Any, decoding: Any, k: int
+) -> tuple[list[list[str]], Scores]:
+    """k draws per sample, and per draw (−log p(r | context), −log p(r | bare context), reply tokens), as
+    `twin eval --rerank mmi` scores them (trainer.evaluation.generation: tracked while sampling, then forced)."""
+    from trainer.evaluation.generation import _hf_generate, _prompt_ids, messages_for, reply_logprobs
+    from twin.consensus import bare_context
 
-    parts = split_reply(render, [*messages, {"role": "assistant", "content": reply}])
-    if parts is None:
-        raise SystemExit(f"bench/mmi.py: the chat template cannot split the reply {reply!r} from its context")
-    prefix, r = (tokenizer(text, add_special_tokens=False)["input_ids"] for text in parts)
-    logits = model(input_ids=torch.tensor([prefix + r]), logits_to_keep=len(r) + 1).logits[0, :-1]
-    return float(torch.nn.functional.cross_entropy(logits, torch.tensor(r), reduction="sum")), len(r)
+    started = time.perf_counter()
+    rows = [s for s in samples for _ in range(k)]
+    drawn = _hf_generate(model, tokenizer, rows, variant.system_prompt, decoding, 32, lambda n: None, track=True)
+    print(f"draw_s={time.perf_counter() - started:.1f}", flush=True)
+    started = time.perf_counter()
+    groups: list[list[str]] = []
+    scores: Scores = []
+    for i, sample in enumerate(samples):
+        group = drawn[i * k : (i + 1) * k]
+        bare = _prompt_ids(tokenizer, bare_context(messages_for(sample, variant.system_prompt)))
+        unconditional = reply_logprobs(model, bare, [d.ids for d in group])
+        groups.append([d.text for d in group])
+        scores.append([(-d.logprob, -u, len(d.ids)) for d, u in zip(group, unconditional, strict=True)])
+    print(f"score_s={time.perf_counter() - started:.1f}", flush=True)
+    return groups, scores
 
 
 def main() -> None:
@@ -49,17 +60,17 @@ def main() -> None:
     parser.add_argument("--name", default="bench")
     parser.add_argument("--candidates", type=int, default=6)
     parser.add_argument("--limit", type=int, default=150)
+    parser.add_argument("--weights", default="0.5,0.75,1,1.25,1.5", help="the λ values to pick with, comma-separated")
+    parser.add_argument("--cache", type=Path, help="a JSON file keeping the draws and their scores between runs")
     args = parser.parse_args()
     if args.home is None or not (args.home / "twins" / args.name / "merged").is_dir():
         print("mmi_status=not_measured (needs --home DIR with a twin built by `bench/style.py --home DIR`)")
         return
     os.environ["TWIN_HOME"] = str(args.home)
-    import torch
-
     from trainer.evaluation import models
     from trainer.evaluation.collapse import distinct, normalized
-    from trainer.evaluation.evalset import load_samples, with_system
-    from trainer.evaluation.generation import CHAT_DEFAULT, _hf_generate
+    from trainer.evaluation.evalset import load_samples
+    from trainer.evaluation.generation import CHAT_DEFAULT
     from trainer.evaluation.overlap import overlap
     from trainer.evaluation.run import EvalConfig, conditioned
     from trainer.evaluation.variants import find_variants
@@ -71,24 +82,16 @@ def main() -> None:
     variant = next(v for v in find_variants(args.name) if v.key == "lora")
     model, tokenizer = models.load(variant)
     decoding = dataclasses.replace(CHAT_DEFAULT, end_bias=registry.end_bias(args.name))
-    started = time.perf_counter()
-    drawn = _hf_generate(
-        model, tokenizer, [s for s in samples for _ in range(k)], variant.system_prompt, decoding, 32, lambda n: None
-    )
-    print(f"draw_s={time.perf_counter() - started:.1f}", flush=True)
-    groups = [drawn[i * k : (i + 1) * k] for i in range(len(samples))]
-    started = time.perf_counter()
-    scores = []  # per sample, per candidate: (nll given the context, nll given a bare context, reply tokens)
-    with torch.inference_mode():
-        for sample, group in zip(samples, groups, strict=True):
-            context = with_system(sample.context, variant.system_prompt)
-            bare = [*(m for m in context if m["role"] == "system"), {"role": "user", "content": "hey"}]
-            row = []
-            for c in group:
-                given, tokens = reply_nll(model, tokenizer, context, c)
-                row.append((given, reply_nll(model, tokenizer, bare, c)[0], tokens))
-            scores.append(row)
-    print(f"score_s={time.perf_counter() - started:.1f}", flush=True)
+    cached = json.loads(args.cache.read_text()) if args.cache is not None and args.cache.exists() else None
+    groups: list[list[str]]
+    scores: Scores
+    if cached is not None:
+        groups = cached["groups"]
+        scores = [[(float(c), float(u), int(n)) for c, u, n in row] for row in cached["scores"]]
+    else:
+        groups, scores = draw_and_score(model, tokenizer, samples, variant, decoding, k)
+        if args.cache is not None:
+            args.cache.write_text(json.dumps({"groups": groups, "scores": scores}))
     real = [s.real for s in samples]
 
     def show(label: str, chosen: list[str]) -> None:
@@ -104,13 +107,12 @@ def main() -> None:
         show(f"draw{j}", [g[j] for g in groups])
     show("consensus", [g[pick(g)] for g in groups])
     show("longest", [max(g, key=len) for g in groups])
-    for lam in (0.5, 0.75, 1.0):
+    for lam in (float(w) for w in args.weights.split(",")):
         for per_token in (False, True):
-
-            def score(c: float, u: float, n: int, lam: float = lam, per_token: bool = per_token) -> float:
-                return (-c + lam * u) / (n if per_token else 1)
-
-            chosen = [g[max(range(k), key=lambda i, s=s: score(*s[i]))] for g, s in zip(groups, scores, strict=True)]
+            chosen = []
+            for g, row in zip(groups, scores, strict=True):
+                value = [(-c + lam * u) / (n if per_token else 1) for c, u, n in row]
+                chosen.append(g[value.index(max(value))])
             show(f"mmi_{lam:g}_{'token' if per_token else 'sum'}", chosen)
 
 

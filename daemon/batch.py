@@ -24,7 +24,15 @@ import llama_cpp
 from daemon.fingerprint import gguf_sha256, served_sha256, system_fingerprint
 from daemon.metrics import EngineMetrics
 from daemon.model import LoadedModel
-from daemon.sampling import Sampler, TextTracker, TokenLogprob, check_grammar, check_logit_bias, token_logprob
+from daemon.sampling import (
+    Sampler,
+    TextTracker,
+    TokenLogprob,
+    check_grammar,
+    check_logit_bias,
+    model_logprob,
+    token_logprob,
+)
 from daemon.schema import APIError, SamplingParams
 from daemon.weights import batch_weights
 from twin import llamacpp
@@ -66,6 +74,10 @@ class ChoiceDone:
     finish_reason: str  # "stop", "length", or "cancelled" (never sent to a client)
     completion_tokens: int
     decode_seconds: float
+    # A tracked candidate's generated token ids (its end token included) and their summed log-probability under
+    # the model's own distribution; a scoring job's summed log-probability of the tokens it scored.
+    tokens: list[int] = field(default_factory=list)
+    logprob: float = 0.0
 
 
 END = object()  # the last event of a request
@@ -97,6 +109,9 @@ class Job:
     tokens: list[int]
     params: SamplingParams
     seed: int | None
+    track: bool = False  # a candidate to rerank by mutual information: its ChoiceDone carries tokens and logprob
+    # A scoring job: reads `tokens`, sums log p(tokens[i] | tokens[:i]) for i >= score_from, generates nothing
+    score_from: int | None = None
 
 
 @dataclass
@@ -115,6 +130,9 @@ class Slot:
     generated: int = 0
     limit: int = 0
     began: float = 0.0
+    ids: list[int] = field(default_factory=list)  # a tracked candidate's generated tokens
+    logprob: float = 0.0  # their summed log-probability, or a scoring job's
+    scored: list[tuple[int, int]] = field(default_factory=list)  # a scoring job's (batch row, the token it predicts)
 
     @property
     def reading_prompt(self) -> bool:
@@ -231,6 +249,8 @@ class Runner:
                     self.metrics.record_prompt(self.name, evaluated=prompt_part)
                 slot.cached += slot.feeding
                 slot.feeding = []
+                if slot.job.score_from is not None:
+                    self._score(slot)
         generated = 0
         for slot in self.slots:
             if slot.row >= 0:
@@ -238,6 +258,14 @@ class Runner:
                 self._take(slot, row)
                 generated += 1
         self.metrics.record_step(self.name, generated, time.perf_counter() - started)
+
+    def _score(self, slot: Slot) -> None:
+        """A scoring job's rows of this batch added to its sum; all its tokens read, it is done."""
+        for row, token in slot.scored:
+            slot.logprob += model_logprob(llama_cpp.llama_get_logits_ith(self.handle, row), self.model.n_vocab, token)
+        slot.scored = []
+        if slot.job is not None and len(slot.cached) >= len(slot.job.tokens):
+            self._finish(slot, "stop")
 
     def set_threads(self, threads: int) -> None:
         """Between steps: llama.cpp takes the new count from the next decode on."""
@@ -318,13 +346,16 @@ class Runner:
 
     def _start(self, slot: Slot, job: Job) -> None:
         ticket = job.ticket
-        sampler = Sampler(self.model.vocab, self.model.n_vocab, job.params, job.seed)
+        scoring = job.score_from is not None
+        sampler = None if scoring else Sampler(self.model.vocab, self.model.n_vocab, job.params, job.seed)
         if not ticket.started:
             ticket.started = True
             self.metrics.record_queue_wait(time.monotonic() - ticket.submitted)
             ticket.emit(Started(ticket.prompt_tokens, self.fingerprint))
         # Keep at least the last prompt token to evaluate: its logits give the first generated token.
         keep = min(common_prefix(slot.cached, job.tokens), len(job.tokens) - 1)
+        if job.score_from is not None:  # the token before the first scored one is read again: its logits score it
+            keep = min(keep, job.score_from - 1)
         if not llama_cpp.llama_memory_seq_rm(self.mem, slot.seq, keep, -1):  # a recurrent model: all or nothing
             llama_cpp.llama_memory_seq_rm(self.mem, slot.seq, -1, -1)
             keep = 0
@@ -335,6 +366,7 @@ class Runner:
         slot.job, slot.sampler, slot.text = job, sampler, TextTracker(p.stop)
         slot.limit = min(p.max_tokens, budget) if p.max_tokens is not None else budget
         slot.generated, slot.next_token, slot.began = 0, None, time.perf_counter()
+        slot.ids, slot.logprob, slot.scored = [], 0.0, []
 
     def _build_batch(self) -> bool:
         """The next token of every generating slot, then prompt tokens (oldest request first) up to the chunk.
@@ -361,16 +393,24 @@ class Runner:
             room -= len(rest)
         for seq in sorted(feed):
             slot, tokens, logits_at_end = feed[seq]
+            score_from = slot.job.score_from if slot.job is not None else None
             for k, token in enumerate(tokens):
                 i = b.n_tokens
+                pos = len(slot.cached) + k
                 b.token[i] = token
-                b.pos[i] = len(slot.cached) + k
+                b.pos[i] = pos
                 b.n_seq_id[i] = 1
                 b.seq_id[i][0] = seq
-                wants = logits_at_end and k == len(tokens) - 1
+                if score_from is not None:  # a scoring job: the logits of each row that predicts a scored token
+                    assert slot.job is not None
+                    wants = score_from <= pos + 1 < len(slot.job.tokens)
+                    if wants:
+                        slot.scored.append((i, slot.job.tokens[pos + 1]))
+                else:
+                    wants = logits_at_end and k == len(tokens) - 1
+                    if wants:
+                        slot.row = i
                 b.logits[i] = wants
-                if wants:
-                    slot.row = i
                 b.n_tokens = i + 1
             slot.feeding = list(tokens)
         return b.n_tokens > 0
@@ -381,6 +421,9 @@ class Runner:
         assert job is not None and slot.sampler is not None and slot.text is not None
         p = job.params
         token = slot.sampler.sample(self.handle, row)
+        if job.track:
+            slot.ids.append(token)
+            slot.logprob += model_logprob(llama_cpp.llama_get_logits_ith(self.handle, row), self.model.n_vocab, token)
         # A grammar ends where it says so: past its end only end-of-generation is allowed.
         if self.model.is_eog(token) and (not p.ignore_eos or p.grammar is not None):
             self._finish(slot, "stop")
@@ -407,11 +450,12 @@ class Runner:
             text, entries = slot.text.finish()
             if text or entries:
                 job.ticket.emit(Delta(job.index, text, entries))
-        job.ticket.emit(ChoiceDone(job.index, reason, slot.generated, time.perf_counter() - slot.began))
+        seconds = time.perf_counter() - slot.began
+        job.ticket.emit(ChoiceDone(job.index, reason, slot.generated, seconds, slot.ids, slot.logprob))
         if slot.sampler is not None:
             slot.sampler.close()
         slot.job, slot.sampler, slot.text, slot.next_token, slot.row = None, None, None, None, -1
-        slot.feeding = []
+        slot.feeding, slot.ids, slot.logprob, slot.scored = [], [], 0.0, []
         slot.last_used = time.monotonic()
         job.ticket.choice_done()
 

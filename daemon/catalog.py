@@ -33,6 +33,7 @@ class ModelSpec:
     owned_by: str = "twin"
     end_bias: float = 0.0  # the default bias on its end-of-reply tokens (a twin's calibrated one, twin.toml [decoding])
     lora: Path | None = None  # a LoRA adapter GGUF applied to `gguf` (twin.toml [model] lora)
+    candidates: int = 1  # sampled replies per choice when a request does not say (a twin's [serve] candidates)
 
 
 def check_gguf(path: Path) -> Path:
@@ -86,6 +87,7 @@ def twin_specs(name: str) -> list[ModelSpec]:
     gguf = data.get("model", {}).get("gguf")
     lora = data.get("model", {}).get("lora")
     bias = registry.end_bias(name, data)
+    candidates = registry.candidates(name, data)
     if gguf:
         adapter = None
         if lora:
@@ -95,7 +97,11 @@ def twin_specs(name: str) -> list[ModelSpec]:
                     f"convert it again with `twin convert --name {name}`"
                 )
             adapter = check_gguf(folder / lora)
-        specs.append(ModelSpec(name, check_gguf(folder / gguf), owned_by="twin", end_bias=bias, lora=adapter))
+        specs.append(
+            ModelSpec(
+                name, check_gguf(folder / gguf), owned_by="twin", end_bias=bias, lora=adapter, candidates=candidates
+            )
+        )
     onnx = data.get("onnx", {}).get("dir")
     if onnx:
         specs.append(ModelSpec(f"{name}-onnx", check_onnx(folder / onnx), owned_by="twin (onnx)", end_bias=bias))

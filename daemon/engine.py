@@ -16,6 +16,7 @@ file was loaded (a rebuilt twin: running requests finish on the old weights).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 import time
@@ -30,7 +31,7 @@ from daemon.batch import END, ChoiceDone, Delta, Job, Runner, Started, Ticket
 from daemon.catalog import ModelSpec
 from daemon.metrics import EngineMetrics
 from daemon.model import check_context
-from daemon.schema import APIError, SamplingParams, with_end_bias
+from daemon.schema import MAX_SEQUENCES, APIError, SamplingParams, with_end_bias
 from twin.errors import UserError
 from twin.threads import llama_threads, physical_cores
 
@@ -175,19 +176,29 @@ class Worker:
                     runner.reset(APIError(500, "generation failed: internal error", type="server_error"))
 
 
-class Consensus:
+class Rerank:
     """Candidates of each choice in, the chosen one out (twin.consensus): what a request with `candidates` > 1 sees.
 
     Job `c * k + i` is candidate i of choice c. A choice's text waits until its k candidates are done, then the
-    one closest to the others is replayed as choice c; its completion tokens count every candidate's, since
-    every one was decoded. Cancelled candidates (the client left) take no part; all cancelled, the choice is too.
+    one chosen is replayed as choice c; its completion tokens count every candidate's, since every one was
+    decoded. Cancelled candidates (the client left) take no part; all cancelled, the choice is too.
+
+    By mutual information (`score` given): the candidates were tracked (their tokens and log p(r | context) came
+    with their ChoiceDone), `score(choice, replies)` reads each again after the bare context, and the scores
+    come back through `scored`; the request's END waits for the last choice to settle. By consensus (`score`
+    None): the candidate closest to the others, at once.
     """
 
-    def __init__(self, k: int, deliver: Callable[[Any], None]) -> None:
+    def __init__(
+        self, k: int, deliver: Callable[[Any], None], score: Callable[[int, list[list[int]]], None] | None
+    ) -> None:
         self.k = k
         self._deliver = deliver
+        self._score = score
         self._deltas: dict[int, list[Delta]] = {}
         self._done: dict[int, ChoiceDone] = {}
+        self._waiting: dict[int, tuple[list[int], list[list[Delta]], list[ChoiceDone], dict[int, float]]] = {}
+        self._end = False  # the request's END arrived while choices were being scored
 
     def take(self, event: Any) -> None:
         if isinstance(event, Delta):
@@ -198,20 +209,47 @@ class Consensus:
             group = range(choice * self.k, (choice + 1) * self.k)
             if all(i in self._done for i in group):
                 self._settle(choice, list(group))
+        elif event is END and self._waiting:
+            self._end = True
         else:
             self._deliver(event)
 
     def _settle(self, choice: int, group: list[int]) -> None:
-        from twin.consensus import pick
-
         done = [self._done.pop(i) for i in group]
         deltas = [self._deltas.pop(i, []) for i in group]
-        tokens, seconds = sum(d.completion_tokens for d in done), sum(d.decode_seconds for d in done)
         kept = [j for j, d in enumerate(done) if d.finish_reason != "cancelled"]
-        if not kept:
+        if self._score is not None and len(kept) > 1:
+            self._waiting[choice] = (kept, deltas, done, {})
+            self._score(choice, [done[j].tokens for j in kept])
+            return
+        from twin.consensus import pick
+
+        texts = ["".join(d.text for d in deltas[j]) for j in kept]
+        self._replay(choice, kept[pick(texts)] if kept else None, deltas, done)
+
+    def scored(self, choice: int, event: Any) -> None:
+        """An event of choice `choice`'s scoring jobs: a candidate's bare log-probability, an error, or their END."""
+        kept, deltas, done, bare = self._waiting[choice]
+        if isinstance(event, ChoiceDone):
+            if event.finish_reason != "cancelled":
+                bare[kept[event.index]] = event.logprob
+        elif event is END:
+            from twin.consensus import pick_mmi
+
+            del self._waiting[choice]
+            scored = [j for j in kept if j in bare]
+            best = scored[pick_mmi([done[j].logprob for j in scored], [bare[j] for j in scored])] if scored else None
+            self._replay(choice, best, deltas, done)
+            if self._end and not self._waiting:
+                self._deliver(END)
+        elif isinstance(event, APIError):
+            self._deliver(event)
+
+    def _replay(self, choice: int, best: int | None, deltas: list[list[Delta]], done: list[ChoiceDone]) -> None:
+        tokens, seconds = sum(d.completion_tokens for d in done), sum(d.decode_seconds for d in done)
+        if best is None:
             self._deliver(ChoiceDone(choice, "cancelled", tokens, seconds))
             return
-        best = kept[pick(["".join(d.text for d in deltas[j]) for j in kept])]
         for d in deltas[best]:
             self._deliver(Delta(choice, d.text, d.logprobs))
         self._deliver(ChoiceDone(choice, done[best].finish_reason, tokens, seconds))
@@ -229,8 +267,10 @@ class Generation:
         n: int,
         choices: int,
         gone: Callable[[], bool] | None,
+        bare: Callable[[Runner], list[int]] | None = None,
     ) -> None:
         self._engine = engine
+        self._bare = bare  # a chat's bare context (twin.consensus.bare_context), tokenized: what MMI scores after
         self._choices = choices
         self._spec = spec
         self._prepare = prepare
@@ -245,7 +285,7 @@ class Generation:
         self._gate: Gate | None = None
         self._resident: Resident | None = None
         self._arrived = time.monotonic()
-        self._consensus: Consensus | None = None
+        self._rerank: Rerank | None = None
 
     async def __aenter__(self) -> Generation:
         loop = asyncio.get_running_loop()
@@ -258,7 +298,12 @@ class Generation:
                 return self
             self._resident = await self._engine.acquire(self._spec)
             runner = self._resident.runner
+            p = with_end_bias(self._params, self._spec.end_bias, runner.model.end_ids)
+            k = self._candidates(p)
+            mmi = k > 1 and p.rerank == "mmi" and self._bare is not None and isinstance(runner, Runner)
             prompts = await loop.run_in_executor(self._engine.helpers, self._prepare, runner)
+            bare = await loop.run_in_executor(self._engine.helpers, self._bare_tokens, runner) if mmi else None
+            mmi = bare is not None
         except BaseException:
             await self._release()
             raise
@@ -266,21 +311,35 @@ class Generation:
             self._abandon()
             return self
 
-        def emit(event: Any) -> None:
-            try:
-                loop.call_soon_threadsafe(self._take, event)
-            except RuntimeError:  # the event loop is gone (shutdown): nobody is listening any more
-                pass
+        def emitter(take: Callable[[Any], None]) -> Callable[[Any], None]:
+            def emit(event: Any) -> None:
+                try:
+                    loop.call_soon_threadsafe(take, event)
+                except RuntimeError:  # the event loop is gone (shutdown): nobody is listening any more
+                    pass
 
-        p = with_end_bias(self._params, self._spec.end_bias, runner.model.end_ids)
-        k = p.candidates if p.temperature > 0 else 1  # greedy candidates would all be the same reply
+            return emit
+
+        self._ticket = ticket = Ticket(
+            emitter(self._take), sum(len(t) for t in prompts), len(prompts) * self._n * k, submitted=self._arrived
+        )
+
+        def score(choice: int, replies: list[list[int]]) -> None:
+            """Each candidate of `choice` read after the bare context: its log p(reply), to Rerank.scored."""
+            assert self._rerank is not None
+            scoring = Ticket(
+                emitter(functools.partial(self._rerank.scored, choice)), 0, len(replies), ticket.cancel, started=True
+            )
+            assert bare is not None
+            jobs = [Job(scoring, i, bare + r, p, None, score_from=len(bare)) for i, r in enumerate(replies)]
+            self._engine.worker.add(runner, jobs)
+
         if k > 1:
-            self._consensus = Consensus(k, self._deliver)
-        self._ticket = Ticket(emit, sum(len(t) for t in prompts), len(prompts) * self._n * k, submitted=self._arrived)
+            self._rerank = Rerank(k, self._deliver, score if mmi else None)
         # Choice j's candidate c is seeded seed + j·k + c: with k = 1 choice j keeps seed + j, and the candidates
         # of a seeded request are the choices of the same request with n = k.
         jobs = [
-            Job(self._ticket, (i * self._n + j) * k + c, tokens, p, None if p.seed is None else p.seed + j * k + c)
+            Job(ticket, (i * self._n + j) * k + c, tokens, p, None if p.seed is None else p.seed + j * k + c, mmi)
             for i, tokens in enumerate(prompts)
             for j in range(self._n)
             for c in range(k)
@@ -288,10 +347,28 @@ class Generation:
         self._engine.worker.add(runner, jobs)
         return self
 
+    def _bare_tokens(self, runner: Runner) -> list[int] | None:
+        """The bare context's tokens; None (rerank by consensus) where the chat template refuses it."""
+        assert self._bare is not None
+        try:
+            return self._bare(runner)
+        except APIError as e:
+            log.warning("the bare context for mutual information is refused (%s): reranking by consensus", e)
+            return None
+
+    def _candidates(self, p: SamplingParams) -> int:
+        """Sampled replies per choice: the request's `candidates`, else its model's default (within MAX_SEQUENCES
+        of the request); greedy decoding draws one, since its candidates would all be the same reply."""
+        if p.temperature == 0:
+            return 1
+        if p.candidates is not None:
+            return p.candidates
+        return max(1, min(self._spec.candidates, MAX_SEQUENCES // self._n))
+
     def _take(self, event: Any) -> None:
-        """An event of the runner: through the consensus when the request samples candidates."""
-        if self._consensus is not None:
-            self._consensus.take(event)
+        """An event of the runner: through the reranking when the request samples candidates."""
+        if self._rerank is not None:
+            self._rerank.take(event)
         else:
             self._deliver(event)
 
@@ -560,7 +637,12 @@ class Engine:
             runner.check(params, spec.id)
             return [tokens]
 
-        return Generation(self, spec, prepare, params, n, n, gone)
+        def bare(runner: Runner) -> list[int]:
+            from twin.consensus import bare_context
+
+            return runner.model.chat_tokens(bare_context(messages), param)
+
+        return Generation(self, spec, prepare, params, n, n, gone, bare)
 
     def complete(
         self,

@@ -102,13 +102,23 @@ class TokenLogprob:
         }
 
 
+def _logsumexp(row: np.ndarray) -> float:
+    peak = float(row.max())
+    return peak + float(np.log(np.exp(row - peak).sum()))
+
+
+def model_logprob(logits: ctypes.Array, n_vocab: int, token: int) -> float:
+    """log p(token) under the model's own distribution at this row (the raw logits, as token_logprob)."""
+    row = np.ctypeslib.as_array(logits, shape=(n_vocab,))
+    return float(row[token]) - _logsumexp(row)
+
+
 def token_logprob(
     logits: ctypes.Array, n_vocab: int, token: int, top: int, piece: Callable[[int], bytes]
 ) -> TokenLogprob:
     """The model's own distribution at this row (before penalties, grammar and temperature), as vLLM reports it."""
     row = np.ctypeslib.as_array(logits, shape=(n_vocab,))
-    peak = float(row.max())
-    lse = peak + float(np.log(np.exp(row - peak).sum()))
+    lse = _logsumexp(row)
     best: list[tuple[str, float, list[int]]] = []
     if top > 0:
         ids = np.argpartition(row, -top)[-top:]

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from twin import conditioning
-from twin.consensus import MAX_CANDIDATES
+from twin.consensus import MAX_CANDIDATES, RERANKS
 
 MAX_STOP = 4
 MAX_N = 8
@@ -358,8 +358,11 @@ def _sampling_fields(max_tokens: tuple[str, ...]) -> dict[str, Field]:
         # twin's own: added to the end-of-reply tokens' logits (below 0: longer replies); default: the twin's calibrated
         "end_bias": Num(-100.0, 100.0),
         "n": Int(1, MAX_N),
-        # twin's own: sample this many replies per choice and return the one closest to the others (twin.consensus)
+        # twin's own: sample this many replies per choice and return one of them, chosen by `rerank`: "mmi" (mutual
+        # information with the context) or "consensus" (closest to the others), twin.consensus; default: the
+        # model's (a built twin's [serve] candidates in twin.toml, else 1)
         "candidates": Int(1, MAX_CANDIDATES),
+        "rerank": Str(enum=RERANKS),
         "stream": Bool(),
         "stream_options": Obj({"include_usage": Bool()}),
         "user": Str(),
@@ -492,7 +495,8 @@ class SamplingParams:
     logprobs: bool = False
     top_logprobs: int = 0  # alternatives listed with each token's logprob
     grammar: str | None = None  # GBNF the output must follow (response_format json_object / json_schema)
-    candidates: int = 1  # sampled replies per choice, the consensus one returned (twin.consensus); greedy ignores it
+    candidates: int | None = None  # sampled replies per choice (twin.consensus); None: the model's; greedy draws one
+    rerank: str = "mmi"  # how the returned one is chosen: "mmi" or "consensus" (completions: always consensus)
 
 
 @dataclass
@@ -589,6 +593,7 @@ def sampling_params(body: dict[str, Any], max_tokens: int | None, chat: bool) ->
         top_logprobs=top_logprobs,
         grammar=_response_format(body),
         candidates=body.get("candidates", d.candidates),
+        rerank=body.get("rerank", d.rerank),
     )
 
 

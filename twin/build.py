@@ -188,6 +188,11 @@ def _build(config: BuildConfig, out: Callable[[str], None], events: Callable[[di
         events({"event": "calibrated", "end_bias": calibrated.end_bias, "words": calibrated.measured})
     else:
         out("      skipped (--calibration-samples 0): served without an end bias")
+    from twin import registry
+    from twin.consensus import TWIN_CANDIDATES
+
+    registry.update(config.name, "serve", {"candidates": TWIN_CANDIDATES})
+    out(f"      served sampling {TWIN_CANDIDATES} replies a turn, the one most tied to the conversation returned (MMI)")
 
     val_ppl = math.exp(trained.best_val_loss) if trained.best_val_loss is not None else None
     events(

@@ -74,6 +74,21 @@ def end_bias(name: str, data: dict[str, Any] | None = None) -> float:
     return float(bias)
 
 
+def candidates(name: str, data: dict[str, Any] | None = None) -> int:
+    """The sampled replies per choice the twin is served with by default (twin.toml [serve] candidates; 1 when
+    none): `twin build` writes twin.consensus.TWIN_CANDIDATES, reranked by mutual information."""
+    from twin.consensus import MAX_CANDIDATES
+
+    data = read(name) if data is None else data
+    k = data.get("serve", {}).get("candidates", 1)
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_CANDIDATES:
+        raise UserError(
+            f"twin {name!r}: [serve] candidates must be a whole number from 1 to {MAX_CANDIDATES}, got {k!r}: "
+            f"fix it in {toml_path(name)}"
+        )
+    return k
+
+
 class Unit:
     """New entries of a twin's folder (`unit.dir / "adapter"`, …) and the registry tables that go with them."""
 

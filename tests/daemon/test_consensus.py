@@ -1,4 +1,4 @@
-"""Consensus decoding in the daemon (`candidates`): the reply is the consensus of the draws of the same seeds."""
+"""Consensus decoding in the daemon (`candidates` with `rerank: "consensus"`): the consensus of the same seeds' draws."""
 
 from __future__ import annotations
 
@@ -17,16 +17,22 @@ def test_candidates_return_the_consensus_of_the_same_seeds_draws_streamed_or_not
     draws = client.chat.completions.create(**ASK, temperature=1.0, seed=41, n=4)
     texts = [c.message.content or "" for c in draws.choices]
     assert len(set(texts)) > 1, texts
-    chosen = client.chat.completions.create(**ASK, temperature=1.0, seed=41, extra_body={"candidates": 4})
+    chosen = client.chat.completions.create(
+        **ASK, temperature=1.0, seed=41, extra_body={"candidates": 4, "rerank": "consensus"}
+    )
     assert len(chosen.choices) == 1
     assert chosen.choices[0].message.content == texts[pick(texts)]
     assert chosen.usage.completion_tokens == draws.usage.completion_tokens  # every candidate was decoded
     assert chosen.usage.prompt_tokens == draws.usage.prompt_tokens
-    stream = client.chat.completions.create(**ASK, temperature=1.0, seed=41, stream=True, extra_body={"candidates": 4})
+    stream = client.chat.completions.create(
+        **ASK, temperature=1.0, seed=41, stream=True, extra_body={"candidates": 4, "rerank": "consensus"}
+    )
     streamed = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
     assert streamed == texts[pick(texts)]
     # two choices, each the consensus of its own four draws (seeds 41-44 and 45-48)
-    both = client.chat.completions.create(**ASK, temperature=1.0, seed=41, n=2, extra_body={"candidates": 4})
+    both = client.chat.completions.create(
+        **ASK, temperature=1.0, seed=41, n=2, extra_body={"candidates": 4, "rerank": "consensus"}
+    )
     second = client.chat.completions.create(**ASK, temperature=1.0, seed=45, n=4)
     others = [c.message.content or "" for c in second.choices]
     assert [c.message.content for c in both.choices] == [texts[pick(texts)], others[pick(others)]]
@@ -35,7 +41,9 @@ def test_candidates_return_the_consensus_of_the_same_seeds_draws_streamed_or_not
 def test_greedy_decoding_ignores_candidates(daemon) -> None:
     client = openai.OpenAI(base_url=daemon.url, api_key="x", max_retries=0)
     plain = client.chat.completions.create(**ASK, temperature=0)
-    with_candidates = client.chat.completions.create(**ASK, temperature=0, extra_body={"candidates": 4})
+    with_candidates = client.chat.completions.create(
+        **ASK, temperature=0, extra_body={"candidates": 4, "rerank": "consensus"}
+    )
     assert with_candidates.choices[0].message.content == plain.choices[0].message.content
     assert with_candidates.usage.completion_tokens == plain.usage.completion_tokens
 

@@ -88,6 +88,7 @@ def test_compare_with_a_missing_twin(
         (["--repetition-penalty", "0"], "twin: error: --repetition-penalty must be above 0"),
         (["--candidates", "0"], "twin: error: --candidates must be between 1 (one draw) and 8, got 0"),
         (["--candidates", "9"], "twin: error: --candidates must be between 1 (one draw) and 8, got 9"),
+        (["--rerank", "best"], "twin: error: --rerank must be one of mmi, consensus, got 'best'"),
         (["--name", "../x"], "twin: error: invalid twin name '../x'"),
         (["--url", "ftp://x"], "twin: error: setting url must start with http:// or https://"),
     ],

@@ -55,7 +55,8 @@ def test_the_evaluations_chat_default_is_the_daemons() -> None:
         daemon.min_p,
     )
     assert CHAT_DEFAULT.repetition_penalty == daemon.repetition_penalty
-    assert CHAT_DEFAULT.candidates == daemon.candidates
+    assert daemon.candidates is None and CHAT_DEFAULT.candidates == 1  # the daemon's: the model's own, else 1
+    assert CHAT_DEFAULT.rerank == daemon.rerank == "mmi"
 
 
 def test_sampled_replies_draw_independently_per_sample_and_repeat_per_run(daemon) -> None:

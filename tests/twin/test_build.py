@@ -12,6 +12,7 @@ import pytest
 
 from daemon.process import DaemonProcess
 from twin import registry
+from twin.consensus import TWIN_CANDIDATES
 from twin.demo import SAMPLE, pick_samples
 
 pytestmark = pytest.mark.slow  # training, conversion or a long generation: left out by `make test-fast`
@@ -43,7 +44,8 @@ def test_build_from_the_sample_export_to_a_served_twin(twin_home, base_in_cache)
 
     folder = twin_home / "twins" / "sam"
     data = registry.read("sam")
-    assert set(data) >= {"twin", "dataset", "train", "model", "persona", "decoding"}
+    assert set(data) >= {"twin", "dataset", "train", "model", "persona", "decoding", "serve"}
+    assert data["serve"] == {"candidates": TWIN_CANDIDATES}
     assert data["decoding"]["gguf"] == data["model"]["gguf"] and data["decoding"]["samples"] == 8
     assert (folder / data["model"]["gguf"]).is_file()
     assert data["model"]["lora"] == "model-adapter.lora.gguf" and (folder / data["model"]["lora"]).is_file()
@@ -60,6 +62,11 @@ def test_build_from_the_sample_export_to_a_served_twin(twin_home, base_in_cache)
         for model in ("sam", "sam-prompt"):
             reply = client.chat.completions.create(model=model, messages=context, max_tokens=8, seed=0)
             assert reply.model == model and reply.usage.completion_tokens >= 1
+            # the twin samples TWIN_CANDIDATES replies a turn by default (each one decoded), the persona one
+            two = client.chat.completions.create(
+                model=model, messages=context, max_tokens=2, seed=0, extra_body={"ignore_eos": True}
+            )
+            assert two.usage.completion_tokens == 2 * (TWIN_CANDIDATES if model == "sam" else 1), two.usage
         prompt_log = [line for line in d.log_path.read_text().splitlines() if "model=sam-prompt" in line]
         plain_log = [line for line in d.log_path.read_text().splitlines() if "model=sam " in line]
     # The persona variant carries its system prompt in front of the same context.

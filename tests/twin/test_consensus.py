@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from twin.consensus import pick
 
 
@@ -32,3 +34,32 @@ def test_a_longer_reply_that_holds_the_others_is_not_preferred_for_its_length() 
 def test_one_candidate_and_ties_keep_the_first_draw() -> None:
     assert pick(["only one"]) == 0
     assert pick(["same", "same", "same"]) == 0
+
+
+def test_mmi_prefers_the_reply_likely_here_over_the_one_likely_anywhere() -> None:
+    from twin.consensus import pick_mmi
+
+    # log p(r | context), log p(r | bare context): a stock line is likely in both, the fitting reply only here
+    given = [-4.0, -9.0, -7.0]  # "oh, im sorry.", the fitting reply, a stray line
+    bare = [-3.0, -20.0, -7.5]
+    assert pick_mmi(given, bare) == 1  # its information: 11 nats, against -1 and 0.5
+    assert pick_mmi(given, bare, weight=0.0) == 0  # without the bare term: the likeliest, the stock line
+    assert pick_mmi([-5.0, -5.0], [-6.0, -6.0]) == 0  # a tie: the first
+    with pytest.raises(ValueError, match="one bare score per candidate"):
+        pick_mmi([-1.0, -2.0], [-1.0])
+
+
+def test_the_bare_context_keeps_who_the_twin_is_and_to_whom_and_drops_the_conversation() -> None:
+    from twin.consensus import BARE_MESSAGE, bare_context
+
+    messages = [
+        {"role": "system", "content": "Chat: Family (group). Replying to Mom."},
+        {"role": "user", "content": "are you coming sunday?"},
+        {"role": "assistant", "content": "yes"},
+        {"role": "user", "content": "bring the cake"},
+    ]
+    bare = bare_context(messages)
+    assert bare == [messages[0], {"role": "user", "content": BARE_MESSAGE}]
+    assert bare_context(messages[1:]) == [{"role": "user", "content": BARE_MESSAGE}]
+    bare[0]["content"] = "changed"
+    assert messages[0]["content"].startswith("Chat: Family")  # copies, not the caller's dicts

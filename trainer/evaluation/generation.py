@@ -37,8 +37,9 @@ class Decoding:
     # added to the end-of-reply tokens' logits; None: the served model's default (a twin's calibrated bias, which
     # the evaluation passes to the transformers variant too)
     end_bias: float | None = None
-    # sampled replies per sample, the consensus one kept (twin.consensus, as the daemon's `candidates`); 1 = one draw
+    # sampled replies per sample, one kept by `rerank` (twin.consensus, as the daemon's `candidates`); 1 = one draw
     candidates: int = 1
+    rerank: str = "mmi"  # "mmi" (mutual information with the context) or "consensus", as the daemon's `rerank`
 
     def describe(self) -> str:
         how = (
@@ -51,7 +52,12 @@ class Decoding:
         )
         ending = f", end-of-reply bias {self.end_bias:+g}" if self.end_bias else ""
         if self.temperature > 0 and self.candidates > 1:
-            how += f", the consensus of {self.candidates} candidates (chrF β=1)"
+            if self.rerank == "mmi":
+                from twin.consensus import MMI_WEIGHT
+
+                how += f", the most mutually informative of {self.candidates} candidates (λ = {MMI_WEIGHT:g})"
+            else:
+                how += f", the consensus of {self.candidates} candidates (chrF β=1)"
         return (
             f"{how}, repetition penalty {self.repetition_penalty} over the last {PENALTY_LAST_N} generated tokens"
             f"{ending}, at most {self.max_new_tokens} new tokens"
@@ -122,25 +128,65 @@ def hf_generate(
 ) -> list[str]:
     """One reply per sample from a transformers model, in batches of similar length (left-padded).
 
-    With `decoding.candidates` k > 1 (and sampling), each sample is drawn k times in its batch and the consensus
-    reply (twin.consensus) is kept; a batch then holds `batch_size` samples' draws, at most MAX_CANDIDATE_ROWS rows.
+    With `decoding.candidates` k > 1 (and sampling), each sample is drawn k times in its batch and one reply is
+    kept by `decoding.rerank` (twin.consensus, as the daemon picks); a batch then holds `batch_size` samples'
+    draws, at most MAX_CANDIDATE_ROWS rows.
     """
     k = decoding.candidates if decoding.temperature > 0 else 1
-    if k > 1:
-        from twin.consensus import pick
+    if k == 1:
+        return [d.text for d in _hf_generate(model, tokenizer, samples, system_prompt, decoding, batch_size, advance)]
+    from twin.consensus import bare_context, pick, pick_mmi
 
-        drawn = _hf_generate(
-            model,
-            tokenizer,
-            [s for s in samples for _ in range(k)],
-            system_prompt,
-            decoding,
-            max(k, min(batch_size * k, MAX_CANDIDATE_ROWS) // k * k),
-            lambda n: advance(n // k),
-        )
-        groups = [drawn[i * k : (i + 1) * k] for i in range(len(samples))]
-        return [group[pick(group)] for group in groups]
-    return _hf_generate(model, tokenizer, samples, system_prompt, decoding, batch_size, advance)
+    drawn = _hf_generate(
+        model,
+        tokenizer,
+        [s for s in samples for _ in range(k)],
+        system_prompt,
+        decoding,
+        max(k, min(batch_size * k, MAX_CANDIDATE_ROWS) // k * k),
+        lambda n: advance(n // k),
+        track=decoding.rerank == "mmi",
+    )
+    kept = []
+    for i, sample in enumerate(samples):
+        group = drawn[i * k : (i + 1) * k]
+        if decoding.rerank == "mmi":
+            bare = _prompt_ids(tokenizer, bare_context(messages_for(sample, system_prompt)))
+            unconditional = reply_logprobs(model, bare, [d.ids for d in group])
+            kept.append(group[pick_mmi([d.logprob for d in group], unconditional)].text)
+        else:
+            kept.append(group[pick([d.text for d in group])].text)
+    return kept
+
+
+@dataclass
+class Drawn:
+    """One generated reply; tracked, its token ids (the end token included) and their summed log-probability."""
+
+    text: str
+    ids: list[int]
+    logprob: float
+
+
+def _prompt_ids(tokenizer: Any, messages: Messages) -> list[int]:
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def reply_logprobs(model: Any, prefix: list[int], replies: Sequence[list[int]]) -> list[float]:
+    """log p(reply | prefix) of each reply (token ids) under `model`, summed over its tokens, in one batch."""
+    import torch
+
+    longest = max(len(r) for r in replies)
+    ids = torch.tensor([prefix + r + [0] * (longest - len(r)) for r in replies])
+    with torch.inference_mode():
+        logits = model(input_ids=ids, logits_to_keep=longest + 1).logits[:, :-1].float()
+    logp = torch.log_softmax(logits, dim=-1)
+    out = []
+    for row, r in enumerate(replies):
+        picked = logp[row, torch.arange(len(r)), torch.tensor(r, dtype=torch.long)] if r else torch.zeros(0)
+        out.append(float(picked.sum()))
+    return out
 
 
 def _hf_generate(
@@ -151,7 +197,10 @@ def _hf_generate(
     decoding: Decoding,
     batch_size: int,
     advance: Callable[[int], None],
-) -> list[str]:
+    track: bool = False,
+) -> list[Drawn]:
+    """The replies of `samples`; with `track`, each with its token ids and their log-probability under the model's
+    own distribution (the raw logits, before penalties and sampling), as the daemon tracks its candidates."""
     import torch
     from transformers import LogitsProcessorList
 
@@ -160,7 +209,7 @@ def _hf_generate(
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     eos = _eos_ids(model, tokenizer)
-    replies: list[str] = [""] * len(samples)
+    replies: list[Drawn] = [Drawn("", [], 0.0)] * len(samples)
     model.eval()
     torch.manual_seed(decoding.seed)
     for start in range(0, len(order), batch_size):
@@ -188,10 +237,22 @@ def _hf_generate(
                 logits_processor=processors,
                 eos_token_id=eos,
                 pad_token_id=pad_id,
+                return_dict_in_generate=True,
+                output_logits=track,
                 **sampling,
             )
+        generated = out.sequences[:, longest:]
+        if track:
+            steps = torch.log_softmax(torch.stack(out.logits, dim=1).float(), dim=-1)  # rows × steps × vocab
+            chosen = steps.gather(2, generated[:, : steps.shape[1], None])[..., 0]
         for row, i in enumerate(idx):
-            replies[i] = clean_reply(tokenizer.decode(out[row, longest:], skip_special_tokens=True))
+            text = clean_reply(tokenizer.decode(generated[row], skip_special_tokens=True))
+            if not track:
+                replies[i] = Drawn(text, [], 0.0)
+                continue
+            ids = generated[row].tolist()
+            end = next((t + 1 for t, token in enumerate(ids) if token in eos), len(ids))
+            replies[i] = Drawn(text, ids[:end], float(chosen[row, :end].sum()))
         advance(len(idx))
     return replies
 
@@ -264,7 +325,9 @@ def daemon_generate(
                         "top_k": decoding.top_k,
                         "min_p": decoding.min_p,
                         **({} if decoding.end_bias is None else {"end_bias": decoding.end_bias}),
-                        **({} if decoding.candidates == 1 else {"candidates": decoding.candidates}),
+                        # always said: a built twin is served with several candidates by default
+                        **({} if decoding.temperature == 0 else {"candidates": decoding.candidates}),
+                        **({} if decoding.candidates == 1 else {"rerank": decoding.rerank}),
                     },
                 )
             except openai.BadRequestError as e:

@@ -55,7 +55,10 @@ class EvalConfig:
     batch_size: int = 8  # transformers generation batch
     threads: int = 0  # llama.cpp threads (the GGUF's perplexity, a daemon started here); 0 = their default
     sampled: bool = True  # also write the replies with the chat default (sampled, seeded) when decoding greedily
-    candidates: int = 1  # sampled replies: draws per sample, the consensus one kept (twin.consensus)
+    # sampled replies: draws per sample, one kept by `rerank` (twin.consensus); None: as the twin is served
+    # (twin.toml [serve] candidates, which `twin build` sets), so the figures are those of what people chat with
+    candidates: int | None = None
+    rerank: str = "mmi"
     progress: bool = True
     chat: ChatSettings = field(default_factory=ChatSettings)  # where a running daemon may already be
 
@@ -77,16 +80,25 @@ class EvalConfig:
         from twin.consensus import MAX_CANDIDATES
 
         _check(
-            1 <= self.candidates <= MAX_CANDIDATES,
+            self.candidates is None or 1 <= self.candidates <= MAX_CANDIDATES,
             "candidates",
             f"must be between 1 (one draw) and {MAX_CANDIDATES}",
             self.candidates,
         )
 
+        from twin.consensus import RERANKS
+
+        _check(self.rerank in RERANKS, "rerank", f"must be one of {', '.join(RERANKS)}", self.rerank)
+
     @property
     def decoding(self) -> Decoding:
         return Decoding(
-            self.max_new_tokens, self.temperature, self.repetition_penalty, self.seed, candidates=self.candidates
+            self.max_new_tokens,
+            self.temperature,
+            self.repetition_penalty,
+            self.seed,
+            candidates=self.candidates or 1,
+            rerank=self.rerank,
         )
 
     @property
@@ -95,7 +107,11 @@ class EvalConfig:
         if not self.sampled or self.temperature > 0:
             return None
         return dataclasses.replace(
-            CHAT_DEFAULT, max_new_tokens=self.max_new_tokens, seed=self.seed, candidates=self.candidates
+            CHAT_DEFAULT,
+            max_new_tokens=self.max_new_tokens,
+            seed=self.seed,
+            candidates=self.candidates or 1,
+            rerank=self.rerank,
         )
 
 
@@ -134,6 +150,8 @@ def check_twin(name: str | None, config: EvalConfig) -> tuple[str, list[EvalSamp
 def evaluate(config: EvalConfig) -> EvalResult:
     """Measure every available variant of the twin on its validation samples; write twins/<name>/eval/."""
     name, samples = check_twin(config.name, config)
+    if config.candidates is None:
+        config = dataclasses.replace(config, candidates=registry.candidates(name))
     variants = find_variants(name)
     decoding = config.decoding
     real = [s.real for s in samples]

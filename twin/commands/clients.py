@@ -75,11 +75,19 @@ def eval_cmd(
         ),
     ] = False,
     candidates: Annotated[
-        int,
+        int | None,
         typer.Option(
-            help="Sampled replies: draw this many per sample and keep the consensus one (the daemon's `candidates`)."
+            help="Sampled replies: draw this many per sample and keep one by --rerank (the daemon's `candidates`);"
+            " default: as the twin is served (twin.toml [serve] candidates; 6 after `twin build`, else 1)."
         ),
-    ] = 1,
+    ] = None,
+    rerank: Annotated[
+        str,
+        typer.Option(
+            help="How the kept candidate is chosen: mmi (mutual information with the context) or consensus"
+            " (closest to the others)."
+        ),
+    ] = "mmi",
 ) -> None:
     """Measure how much the twin sounds like you: perplexity, ROUGE-L, chrF, style, ratings; writes twins/NAME/eval/."""
     passive_for_torch()
@@ -100,6 +108,7 @@ def eval_cmd(
         threads=threads,
         sampled=not greedy_only,
         candidates=candidates,
+        rerank=rerank,
         chat=load(ChatSettings, {"url": url}),
     )
     setup_logging()
