@@ -4,8 +4,8 @@ Runs, each as the CLI a user would run, in a temporary TWIN_HOME:
 
 1. `twin build EXPORT --me WHO --split time --time-budget BUDGET` (ingest, train, convert, persona);
 2. `twin serve --model NAME` until its first reply: build + this = time_to_twin_s;
-3. `twin eval --limit N`: every variant greedy and with the chat default (sampled, seed 0; with
-   `--candidates K`, the consensus of K draws per sample).
+3. `twin eval --limit N`: every variant greedy and with the chat default (sampled, seed 0, as the twin
+   is served: the most mutually informative of its 6 candidates per sample; `--candidates K` overrides).
 
 and prints the figures of eval/report.json as name=value lines: per variant
 (prompt, lora, gguf) and decoding (greedy, sampled) ROUGE-L, chrF, style
@@ -89,6 +89,9 @@ def print_figures(report: dict, build_s: float, serve_s: float, train: dict, gen
     line("eval_samples", report["samples"])
     decoding = registry.read(NAME).get("decoding", {})
     line("end_bias", decoding.get("end_bias", 0.0))  # `twin calibrate`'s, served by default
+    sampled = report.get("sampled_decoding") or {}
+    line("sampled_candidates", sampled.get("candidates", 1))
+    line("sampled_rerank", sampled.get("rerank", "consensus") if sampled.get("candidates", 1) > 1 else "none")
     real = report["real"]["collapse"]
     line("person_words", real["words"])
     line("person_distinct_2", real["distinct_2"])
@@ -167,7 +170,9 @@ def main() -> None:
     parser.add_argument("--budget", default="15m", help="twin build --time-budget")
     parser.add_argument("--limit", type=int, default=150, help="validation samples evaluated")
     parser.add_argument(
-        "--candidates", type=int, default=1, help="twin eval --candidates: the sampled rows' consensus of K draws"
+        "--candidates",
+        type=int,
+        help="twin eval --candidates: the sampled rows' draws per sample (default: the twin's served default)",
     )
     parser.add_argument("--home", type=Path, help="TWIN_HOME to use and keep (default: a temporary one)")
     parser.add_argument("--skip-build", action="store_true", help="reuse the twin built in --home")
@@ -204,7 +209,8 @@ def main() -> None:
             os.environ["TWIN_HOME"] = str(home)
             print_build_figures(build_s, serve_s)
             return
-        twin(["eval", "--name", NAME, "--limit", str(args.limit), "--candidates", str(args.candidates)], env)
+        chosen = [] if args.candidates is None else ["--candidates", str(args.candidates)]
+        twin(["eval", "--name", NAME, "--limit", str(args.limit), *chosen], env)
         from twin import registry
 
         os.environ["TWIN_HOME"] = str(home)

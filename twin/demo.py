@@ -57,6 +57,8 @@ def run_demo(out=print, steps: int = STEPS, exchanges: int = 3) -> list[Exchange
     """Build the demo twin, start the daemon, ask both variants about `exchanges` validation contexts."""
     import openai
 
+    from twin.consensus import TWIN_CANDIDATES
+
     if not SAMPLE.is_file():
         raise UserError(
             f"the bundled sample export is missing ({SAMPLE}): run `twin demo` from a clone of the repository"
@@ -77,7 +79,7 @@ def run_demo(out=print, steps: int = STEPS, exchanges: int = 3) -> list[Exchange
 
             def ask(model: str, context: list[dict[str, str]], twin: dict[str, str]) -> str:
                 reply = client.chat.completions.create(  # type: ignore[call-overload]  # plain role/content dicts
-                    model=model, messages=context, extra_body={"twin": twin}, **DECODING
+                    model=model, messages=context, extra_body={"twin": twin, "candidates": TWIN_CANDIDATES}, **DECODING
                 )
                 return (reply.choices[0].message.content or "").strip()
 
@@ -86,7 +88,10 @@ def run_demo(out=print, steps: int = STEPS, exchanges: int = 3) -> list[Exchange
                 shown.append(Exchange(context, ask(f"{NAME}-prompt", context, twin), ask(NAME, context, twin), real))
             url = daemon.url
     _print_exchanges(shown, out)
-    out(f"\n(the daemon ran at {url} for the demo and has stopped; decoding: {DECODING})")
+    out(
+        f"\n(the daemon ran at {url} for the demo and has stopped; decoding: {DECODING}, for both variants the most"
+        f" mutually informative of {TWIN_CANDIDATES} candidates, as a built twin is served)"
+    )
     out("The embedded SmolLM2-135M is small and English-only; for your own Russian chats build on a multilingual")
     out(
         "base: `twin build result.json --base qwen2.5-0.5b` (download it once: `hf download Qwen/Qwen2.5-0.5B-Instruct`)."
