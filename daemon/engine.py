@@ -184,13 +184,14 @@ class Rerank:
     decoded. Cancelled candidates (the client left) take no part; all cancelled, the choice is too.
 
     By mutual information (`score` given): the candidates were tracked (their tokens and log p(r | context) came
-    with their ChoiceDone), `score(choice, replies)` reads each again after the bare context, and the scores
-    come back through `scored`; the request's END waits for the last choice to settle. By consensus (`score`
+    with their ChoiceDone), `score(choice, replies)` reads each again after the bare context (False: it cannot,
+    the choice is settled by consensus), and the scores come back through `scored`; the request's END waits
+    for the last choice to settle. By consensus (`score`
     None): the candidate closest to the others, at once.
     """
 
     def __init__(
-        self, k: int, deliver: Callable[[Any], None], score: Callable[[int, list[list[int]]], None] | None
+        self, k: int, deliver: Callable[[Any], None], score: Callable[[int, list[list[int]]], bool] | None
     ) -> None:
         self.k = k
         self._deliver = deliver
@@ -220,8 +221,9 @@ class Rerank:
         kept = [j for j, d in enumerate(done) if d.finish_reason != "cancelled"]
         if self._score is not None and len(kept) > 1:
             self._waiting[choice] = (kept, deltas, done, {})
-            self._score(choice, [done[j].tokens for j in kept])
-            return
+            if self._score(choice, [done[j].tokens for j in kept]):
+                return
+            del self._waiting[choice]  # not scored (too long for the context): by consensus
         from twin.consensus import pick
 
         texts = ["".join(d.text for d in deltas[j]) for j in kept]
@@ -324,15 +326,17 @@ class Generation:
             emitter(self._take), sum(len(t) for t in prompts), len(prompts) * self._n * k, submitted=self._arrived
         )
 
-        def score(choice: int, replies: list[list[int]]) -> None:
+        def score(choice: int, replies: list[list[int]]) -> bool:
             """Each candidate of `choice` read after the bare context: its log p(reply), to Rerank.scored."""
-            assert self._rerank is not None
+            assert self._rerank is not None and bare is not None
+            if len(bare) + max(len(r) for r in replies) > runner.n_ctx:
+                return False
             scoring = Ticket(
                 emitter(functools.partial(self._rerank.scored, choice)), 0, len(replies), ticket.cancel, started=True
             )
-            assert bare is not None
             jobs = [Job(scoring, i, bare + r, p, None, score_from=len(bare)) for i, r in enumerate(replies)]
             self._engine.worker.add(runner, jobs)
+            return True
 
         if k > 1:
             self._rerank = Rerank(k, self._deliver, score if mmi else None)

@@ -124,11 +124,13 @@ def test_a_bad_rerank_is_an_openai_shaped_400(daemon, extra: dict, needle: str) 
 class _Scores:
     """Stands in for the runner's scoring jobs in a Rerank: records what it was asked, answers when told."""
 
-    def __init__(self) -> None:
+    def __init__(self, answer: bool = True) -> None:
         self.asked: list[tuple[int, list[list[int]]]] = []
+        self.answer = answer
 
-    def __call__(self, choice: int, replies: list[list[int]]) -> None:
+    def __call__(self, choice: int, replies: list[list[int]]) -> bool:
         self.asked.append((choice, replies))
+        return self.answer
 
 
 def test_rerank_holds_the_request_end_until_every_choice_is_scored_and_drops_cancelled_candidates() -> None:
@@ -183,3 +185,17 @@ def test_a_twin_is_served_with_its_candidates_and_a_broken_value_names_the_fix(t
         registry.update("sam", "serve", {"candidates": bad})
         with pytest.raises(UserError, match=r"\[serve\] candidates must be a whole number from 1 to 8.*twin.toml"):
             twin_specs("sam")
+
+
+def test_candidates_too_long_to_score_are_settled_by_consensus_at_once() -> None:
+    from daemon.engine import Rerank
+    from twin.consensus import pick
+
+    out: list = []
+    texts = ["see you at seven", "see you at seven then", "the zebra flew"]
+    rerank = Rerank(3, out.append, _Scores(answer=False))
+    for i, text in enumerate(texts):
+        rerank.take(Delta(i, text))
+        rerank.take(ChoiceDone(i, "length", 4, 0.1, [i], -1.0))
+    rerank.take(END)
+    assert out[0].text == texts[pick(texts)] and out[1].finish_reason == "length" and out[2] is END
