@@ -45,7 +45,7 @@ def test_build_from_the_sample_export_to_a_served_twin(twin_home, base_in_cache)
     folder = twin_home / "twins" / "sam"
     data = registry.read("sam")
     assert set(data) >= {"twin", "dataset", "train", "model", "persona", "decoding", "serve"}
-    assert data["serve"] == {"candidates": TWIN_CANDIDATES}
+    assert data["serve"]["candidates"] == TWIN_CANDIDATES
     assert data["decoding"]["gguf"] == data["model"]["gguf"] and data["decoding"]["samples"] == 8
     assert (folder / data["model"]["gguf"]).is_file()
     assert data["model"]["lora"] == "model-adapter.lora.gguf" and (folder / data["model"]["lora"]).is_file()
