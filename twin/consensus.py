@@ -24,7 +24,7 @@ from collections.abc import Sequence
 
 MAX_CANDIDATES = 8  # per choice, in a request to the daemon and in `twin eval --candidates`
 RERANKS = ("mmi", "consensus")
-MMI_WEIGHT = 1.0  # λ: bench/mmi.py measured 0.5 to 1.5; above 1 the replies grow past the person's length, below 1 shrink
+MMI_WEIGHT = 1.0  # λ, of 0.5 to 1.5 in bench/mmi.py: above 1 replies outgrow the person's, below 1 shrink
 BARE_MESSAGE = "hey"  # the bare context's only user turn: a chat template needs one before the twin's reply
 TWIN_CANDIDATES = 6  # what `twin build` writes as a twin's served default ([serve] candidates in twin.toml)
 
