@@ -34,8 +34,7 @@ def draw_and_score(
 ) -> tuple[list[list[str]], Scores]:
     """k draws per sample, and per draw (−log p(r | context), −log p(r | bare context), reply tokens), as
     `twin eval --rerank mmi` scores them (trainer.evaluation.generation: tracked while sampling, then forced)."""
-    from trainer.evaluation.generation import _hf_generate, _prompt_ids, messages_for, reply_logprobs
-    from twin.consensus import bare_context
+    from trainer.evaluation.generation import _hf_generate, bare_logprobs
 
     started = time.perf_counter()
     rows = [s for s in samples for _ in range(k)]
@@ -46,8 +45,7 @@ def draw_and_score(
     scores: Scores = []
     for i, sample in enumerate(samples):
         group = drawn[i * k : (i + 1) * k]
-        bare = _prompt_ids(tokenizer, bare_context(messages_for(sample, variant.system_prompt)))
-        unconditional = reply_logprobs(model, bare, [d.ids for d in group])
+        unconditional = bare_logprobs(model, tokenizer, sample, variant.system_prompt, group)
         groups.append([d.text for d in group])
         scores.append([(-d.logprob, -u, len(d.ids)) for d, u in zip(group, unconditional, strict=True)])
     print(f"score_s={time.perf_counter() - started:.1f}", flush=True)

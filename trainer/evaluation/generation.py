@@ -135,7 +135,7 @@ def hf_generate(
     k = decoding.candidates if decoding.temperature > 0 else 1
     if k == 1:
         return [d.text for d in _hf_generate(model, tokenizer, samples, system_prompt, decoding, batch_size, advance)]
-    from twin.consensus import bare_context, pick, pick_mmi
+    from twin.consensus import pick, pick_mmi
 
     drawn = _hf_generate(
         model,
@@ -151,8 +151,7 @@ def hf_generate(
     for i, sample in enumerate(samples):
         group = drawn[i * k : (i + 1) * k]
         if decoding.rerank == "mmi":
-            bare = _prompt_ids(tokenizer, bare_context(messages_for(sample, system_prompt)))
-            unconditional = reply_logprobs(model, bare, [d.ids for d in group])
+            unconditional = bare_logprobs(model, tokenizer, sample, system_prompt, group)
             kept.append(group[pick_mmi([d.logprob for d in group], unconditional)].text)
         else:
             kept.append(group[pick([d.text for d in group])].text)
@@ -171,6 +170,16 @@ class Drawn:
 def _prompt_ids(tokenizer: Any, messages: Messages) -> list[int]:
     text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def bare_logprobs(
+    model: Any, tokenizer: Any, sample: EvalSample, system_prompt: str | None, group: Sequence[Drawn]
+) -> list[float]:
+    """log p(reply | bare context) of each tracked draw of `sample` (twin.consensus.bare_context): MMI's second term."""
+    from twin.consensus import bare_context
+
+    bare = _prompt_ids(tokenizer, bare_context(messages_for(sample, system_prompt)))
+    return reply_logprobs(model, bare, [d.ids for d in group])
 
 
 def reply_logprobs(model: Any, prefix: list[int], replies: Sequence[list[int]]) -> list[float]:
