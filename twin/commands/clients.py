@@ -78,7 +78,7 @@ def eval_cmd(
         int | None,
         typer.Option(
             help="Sampled replies: draw this many per sample and keep one by --rerank (the daemon's `candidates`);"
-            " default: as the twin is served (twin.toml [serve] candidates; 6 after `twin build`, else 1)."
+            " default: as the twin is served (twin.toml \\[serve] candidates; 6 after `twin build`, else 1)."
         ),
     ] = None,
     rerank: Annotated[
