@@ -3,6 +3,11 @@
 Same model (the embedded SmolLM2: the file the daemon decodes, its q8_0 copy with the
 default --parallel, see daemon/weights.py), prompt, greedy decoding, max_tokens and
 thread count on both sides; runs alternate so that machine noise hits both alike.
+
+Then what a twin's served default costs: a chat-sized reply (the chat default's sampling, at most
+REPLY_TOKENS tokens, a fresh seed each round) with one draw against `[serve] candidates` draws kept by
+MMI (each candidate also scored under the bare context, twin.consensus) and by consensus, alternating;
+reply_ms is the wall time of the whole reply, which a reranked reply streams only once it is picked.
 Prints name=value lines.
 """
 
@@ -19,9 +24,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from daemon.process import DaemonProcess
+from twin.consensus import TWIN_CANDIDATES
 from twin.embedded import MODEL_ID, embedded_gguf
 
 MESSAGES = [{"role": "user", "content": "Write a long story about a lighthouse keeper and a storm."}]
+CHAT = [
+    {"role": "system", "content": "You are Sam. Reply as Sam would, in one short message."},
+    {"role": "user", "content": "are you still coming tonight? we got pizza"},
+]
+REPLY_TOKENS = 32
 
 
 def served_run(client, max_tokens: int) -> tuple[int, float, float]:
@@ -45,6 +56,19 @@ def served_run(client, max_tokens: int) -> tuple[int, float, float]:
             tokens = chunk.usage.completion_tokens
     end = time.perf_counter()
     return tokens, end - start, (first or end) - start
+
+
+def reply_run(client, candidates: int, rerank: str, seed: int) -> tuple[float, int]:
+    """One sampled chat reply of `candidates` draws: (wall seconds, words of the reply kept)."""
+    start = time.perf_counter()
+    reply = client.chat.completions.create(
+        model=MODEL_ID,
+        messages=CHAT,
+        max_tokens=REPLY_TOKENS,
+        seed=seed,
+        extra_body={"candidates": candidates, "rerank": rerank},
+    )
+    return time.perf_counter() - start, len((reply.choices[0].message.content or "").split())
 
 
 def raw_run(llm, max_tokens: int) -> tuple[int, float, float]:
@@ -96,6 +120,14 @@ def main() -> None:
             counts.add((n, m))
         for _ in range(5):
             ttft.append(served_run(client, 1)[2] * 1000)
+        ways = [(1, "mmi"), (TWIN_CANDIDATES, "mmi"), (TWIN_CANDIDATES, "consensus")]
+        reply_s: dict[tuple[int, str], list[float]] = {way: [] for way in ways}
+        reply_words: dict[tuple[int, str], list[int]] = {way: [] for way in ways}
+        for round_ in range(args.rounds * 2):
+            for way in ways:
+                secs, n = reply_run(client, *way, seed=round_)
+                reply_s[way].append(secs)
+                reply_words[way].append(n)
 
     serve_tps = statistics.median(served)
     raw_tps = statistics.median(raw)
@@ -106,6 +138,14 @@ def main() -> None:
     print(f"max_tokens={args.max_tokens}")
     print(f"weights={'q8_0 copy' if decoded != embedded_gguf() else 'the file'}")
     print(f"tokens_per_run_serve_raw={'/'.join(map(str, sorted(counts)[0]))}")
+    one = statistics.median(reply_s[ways[0]])
+    for way in ways:
+        label = "one_draw" if way[0] == 1 else f"{way[1]}_{way[0]}"
+        print(
+            f"reply_ms_p50_{label}={statistics.median(reply_s[way]) * 1000:.0f}"
+            f" reply_words_mean_{label}={statistics.mean(reply_words[way]):.1f}"
+            + ("" if way[0] == 1 else f" reply_cost_ratio_{label}={statistics.median(reply_s[way]) / one:.2f}")
+        )
 
 
 if __name__ == "__main__":
