@@ -180,6 +180,12 @@ def _build(config: BuildConfig, out: Callable[[str], None], events: Callable[[di
     seconds["persona"] = time.perf_counter() - started
 
     started = stage(5, "fitting the reply length to mine")
+    from twin import registry
+    from twin.consensus import TWIN_CANDIDATES
+
+    # First: the calibration fits the length of the twin as served (trainer.evaluation.calibration.aim_words).
+    registry.update(config.name, "serve", {"candidates": TWIN_CANDIDATES})
+    out(f"      served sampling {TWIN_CANDIDATES} replies a turn, the one most tied to the conversation returned (MMI)")
     if config.calibration_samples:
         with progress_bars() as bars:
             calibrated = calibrate(config.name, config.calibration_samples, advance=bars_advance(bars))
@@ -188,11 +194,6 @@ def _build(config: BuildConfig, out: Callable[[str], None], events: Callable[[di
         events({"event": "calibrated", "end_bias": calibrated.end_bias, "words": calibrated.measured})
     else:
         out("      skipped (--calibration-samples 0): served without an end bias")
-    from twin import registry
-    from twin.consensus import TWIN_CANDIDATES
-
-    registry.update(config.name, "serve", {"candidates": TWIN_CANDIDATES})
-    out(f"      served sampling {TWIN_CANDIDATES} replies a turn, the one most tied to the conversation returned (MMI)")
 
     val_ppl = math.exp(trained.best_val_loss) if trained.best_val_loss is not None else None
     events(

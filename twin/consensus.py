@@ -27,6 +27,11 @@ RERANKS = ("mmi", "consensus")
 MMI_WEIGHT = 1.0  # λ, of 0.5 to 1.5 in bench/mmi.py: above 1 replies outgrow the person's, below 1 shrink
 BARE_MESSAGE = "hey"  # the bare context's only user turn: a chat template needs one before the twin's reply
 TWIN_CANDIDATES = 6  # what `twin build` writes as a twin's served default ([serve] candidates in twin.toml)
+# How much longer MMI's pick of several draws is than one draw, on the development corpus's twins: bench/mmi.py
+# 7.8 words a draw, 10.2 the pick; bench/style.py 7.8 and 9.9 (one twin), 10.1 expected of one draw and 12.1
+# served (another). The length calibration measures one draw a context (six would cost six times the decoding)
+# and aims it this much shorter than my replies when the twin is served reranked (trainer.evaluation.calibration).
+MMI_LENGTHENING = 1.25
 
 
 def bare_context(messages: Sequence[dict[str, str]]) -> list[dict[str, str]]:

@@ -14,6 +14,7 @@ from tests.eval.conftest import EXCHANGES, conversation
 from trainer.evaluation import calibration
 from trainer.evaluation.calibration import LIMIT, MAX_ROUNDS, between, fit, needs_check, solve, within
 from twin import registry
+from twin.consensus import MMI_LENGTHENING
 from twin.embedded import MODEL_ID
 
 QUESTION = [{"role": "user", "content": "What is the capital of France? Answer in one sentence."}]
@@ -109,7 +110,7 @@ def test_calibrate_measures_writes_and_the_daemon_serves_the_twin_with_it(short_
     assert "end bias -" in result.stdout
     decoding = registry.read(short_twin)["decoding"]
     assert decoding["gguf"] == registry.read(short_twin)["model"]["gguf"]
-    assert decoding["target_words"] == 60
+    assert decoding["target_words"] == decoding["aim_words"] == 60  # served one draw a reply: no rerank to allow for
     assert decoding["measured_biases"][0] == 0 and decoding["measured_biases"][1] < 0  # probed towards longer
     assert decoding["measured_words"][1] > decoding["measured_words"][0]
     assert -LIMIT <= decoding["end_bias"] < 0
@@ -123,6 +124,19 @@ def test_calibrate_measures_writes_and_the_daemon_serves_the_twin_with_it(short_
         plain = client.chat.completions.create(model=short_twin, **ask, extra_body={"end_bias": 0})
         assert plain.choices[0].finish_reason == "stop"
         assert client.chat.completions.create(model=MODEL_ID, **ask).choices[0].finish_reason == "stop"
+
+
+def test_a_twin_served_reranked_is_fitted_shorter_by_one_draw(short_twin):
+    # MMI's pick of several draws is longer than one draw: the rounds (one draw each) aim below my length.
+    assert calibration.aim_words(10.0, 1) == 10.0
+    assert calibration.aim_words(10.0, 6) == pytest.approx(10.0 / MMI_LENGTHENING)
+    registry.update(short_twin, "serve", {"candidates": 6})
+    result = twin_cli("calibrate", "--name", short_twin, "--samples", "8")
+    assert result.returncode == 0, result.stderr
+    decoding = registry.read(short_twin)["decoding"]
+    assert decoding["target_words"] == 60
+    assert decoding["aim_words"] == pytest.approx(60 / MMI_LENGTHENING, abs=1e-3)
+    assert f"one draw aimed at {60 / MMI_LENGTHENING:.1f}" in result.stdout
 
 
 def test_a_calibration_for_a_replaced_gguf_is_not_applied(short_twin, twin_home):

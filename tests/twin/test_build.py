@@ -12,7 +12,7 @@ import pytest
 
 from daemon.process import DaemonProcess
 from twin import registry
-from twin.consensus import TWIN_CANDIDATES
+from twin.consensus import MMI_LENGTHENING, TWIN_CANDIDATES
 from twin.demo import SAMPLE, pick_samples
 
 pytestmark = pytest.mark.slow  # training, conversion or a long generation: left out by `make test-fast`
@@ -47,6 +47,8 @@ def test_build_from_the_sample_export_to_a_served_twin(twin_home, base_in_cache)
     assert set(data) >= {"twin", "dataset", "train", "model", "persona", "decoding", "serve"}
     assert data["serve"]["candidates"] == TWIN_CANDIDATES
     assert data["decoding"]["gguf"] == data["model"]["gguf"] and data["decoding"]["samples"] == 8
+    # [serve] is written before the calibration, which fits one draw shorter than my replies for MMI's pick
+    assert data["decoding"]["aim_words"] == pytest.approx(data["decoding"]["target_words"] / MMI_LENGTHENING, abs=1e-3)
     assert (folder / data["model"]["gguf"]).is_file()
     assert data["model"]["lora"] == "model-adapter.lora.gguf" and (folder / data["model"]["lora"]).is_file()
     assert data["train"]["steps"] == 3

@@ -27,6 +27,11 @@ measured rounds place the bias that gives my mean length:
 newest sessions, the way I write now (on the development corpus 10.1 words,
 where the older training replies average 10.6).
 
+A twin served with several candidates reranked by MMI (twin.toml `[serve] candidates`, 6 after `twin build`)
+writes longer replies than one draw: the stock lines it drops are short. Measuring the served decoding would
+cost six times the decoding, so the rounds measure one draw a context and aim at my length divided by
+twin.consensus.MMI_LENGTHENING (on the development corpus an aim of 8.1 words for my 10.1).
+
 The replies come from the daemon, as a user gets them; the result goes to
 twin.toml `[decoding]` with the GGUF it was measured on, and the daemon
 applies it to that GGUF by default (a request's `end_bias` overrides it).
@@ -59,6 +64,7 @@ MAX_ROUNDS = 4  # rounds of replies at most (bias 0, the probe, and two checks)
 class Calibration:
     end_bias: float
     target_words: float  # my validation replies' mean
+    aim_words: float  # what one draw is fitted to: target_words, shorter for a twin served reranked (aim_words())
     measured: dict[float, float]  # bias -> the mean words of the replies at that bias
     samples: int
     gguf: str
@@ -135,6 +141,14 @@ def fit(target: float, replies_at: Callable[[float], list[int]], measured: dict[
     return bias
 
 
+def aim_words(target: float, candidates: int) -> float:
+    """The mean words one draw should have so that the twin as served, `candidates` draws a reply reranked by MMI,
+    writes `target` words."""
+    from twin.consensus import MMI_LENGTHENING
+
+    return target / MMI_LENGTHENING if candidates > 1 else target
+
+
 def my_mean_words(name: str) -> float:
     """The mean words of my replies in the twin's validation split: the length the twin should write."""
     path = dataset.val_path(name)
@@ -178,6 +192,7 @@ def _calibrate(name: str, samples: int, threads: int, advance: Callable[[str, in
             f"--samples must be at least {MIN_CALIBRATION_SAMPLES} (the mean length of fewer replies is noise), got {samples}"
         )
     target = my_mean_words(name)
+    aim = aim_words(target, registry.candidates(name, data))
     contexts = load_samples(name, samples, EvalConfig.max_context_chars, conditioned(name))
     measured: dict[float, float] = {}
     # A daemon of its own: one already running may still serve the GGUF this conversion replaced.
@@ -200,8 +215,8 @@ def _calibrate(name: str, samples: int, threads: int, advance: Callable[[str, in
             replies = daemon_generate(served.url, served.api_key, name, contexts, None, decoding, step)
             return [len(words(r)) for r in replies]
 
-        bias = fit(target, replies_at, measured)
-    result = Calibration(bias, round(target, 3), measured, len(contexts), gguf)
+        bias = fit(aim, replies_at, measured)
+    result = Calibration(bias, round(target, 3), round(aim, 3), measured, len(contexts), gguf)
     registry.update(
         name,
         "decoding",
@@ -209,6 +224,7 @@ def _calibrate(name: str, samples: int, threads: int, advance: Callable[[str, in
             "end_bias": result.end_bias,
             "gguf": gguf,
             "target_words": result.target_words,
+            "aim_words": result.aim_words,
             "samples": result.samples,
             "measured_biases": list(measured),
             "measured_words": list(measured.values()),
@@ -219,10 +235,12 @@ def _calibrate(name: str, samples: int, threads: int, advance: Callable[[str, in
 
 def describe(c: Calibration) -> str:
     points = ", ".join(f"{w:.1f} words at {b:+g}" for b, w in c.measured.items())
+    aim = "" if c.aim_words == c.target_words else f", one draw aimed at {c.aim_words:.1f} (MMI's pick is longer)"
     if c.end_bias == 0:
-        return f"end bias 0 (my replies: {c.target_words:.1f} words; the twin's: {points}, {c.samples} contexts)"
+        return f"end bias 0 (my replies: {c.target_words:.1f} words{aim}; the twin's: {points}, {c.samples} contexts)"
     return (
-        f"end bias {c.end_bias:+.2f} for {c.target_words:.1f} words a reply, as mine ({points}, {c.samples} contexts)"
+        f"end bias {c.end_bias:+.2f} for {c.target_words:.1f} words a reply, as mine{aim} "
+        f"({points}, {c.samples} contexts)"
     )
 
 
